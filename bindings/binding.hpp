@@ -1,0 +1,38 @@
+// What every Lua binding module shares: how it is opened, and what it may know about where it runs.
+//
+// A module is one file bindings/<name>.cpp defining `int open_<name>(lua_State* L)`, which pushes
+// the module table and returns 1 (the luaopen_* convention). bindings.cpp lists every module in
+// package.preload, so scripts load them with `local kv = require "kv"`.
+//
+// Errors: a binding raises Lua errors whose message names the function and the argument
+// ("kv.put: value must be a string or table"), converting C++ exceptions at this boundary.
+#pragma once
+
+#include <lua.hpp>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+namespace depot {
+
+class Worker;
+class Runtime;
+
+// Where a Lua state runs. Plain states (unit tests, tools) have no worker: bindings that need to
+// wait (yield) raise "<fn>: only available inside a request, timer or job" there.
+struct BindingContext {
+  std::filesystem::path data_dir = "data";
+  nlohmann::json config = nlohmann::json::object();  // the whole server config document
+  Worker* worker = nullptr;
+  Runtime* runtime = nullptr;  // the script generation this state belongs to
+};
+
+// Stores `context` (not owned; it must outlive the state) in the state's registry.
+void set_binding_context(lua_State* L, BindingContext* context);
+// The context of this state; raises a Lua error if none was set.
+BindingContext& binding_context(lua_State* L);
+
+// Registers every module in package.preload.
+void open_bindings(lua_State* L);
+
+}  // namespace depot

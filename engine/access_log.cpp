@@ -1,0 +1,70 @@
+// Per-request log lines, buffered per thread (see access_log.hpp).
+#include "engine/access_log.hpp"
+
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "engine/log.hpp"
+
+namespace depot::access_log {
+namespace {
+thread_local std::string buffer;
+
+void append_escaped(std::string& out, std::string_view text) {
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (byte < 0x20 || byte >= 0x7f) {
+      char escaped[8];
+      snprintf(escaped, sizeof escaped, "\\u%04x", byte);
+      out.append(escaped);
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+}  // namespace
+
+void write(const Exchange& exchange, uint64_t bytes, Clock::time_point now, const char* note) {
+  if (!log::enabled(log::Level::info)) return;
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  tm parts;
+  gmtime_r(&tv.tv_sec, &parts);
+  char stamp[48];
+  size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &parts);
+  snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", static_cast<long>(tv.tv_usec / 1000));
+  double ms = std::chrono::duration<double, std::milli>(now - exchange.started).count();
+  std::string& out = buffer;
+  out.append("{\"ts\":\"").append(stamp).append("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
+  append_escaped(out, exchange.id);
+  out.append("\",\"method\":\"");
+  append_escaped(out, exchange.head.method);
+  out.append("\",\"path\":\"");
+  append_escaped(out, exchange.head.path);
+  char numbers[128];
+  snprintf(numbers, sizeof numbers, "\",\"status\":%d,\"bytes\":%llu,\"ms\":%.3f,\"remote\":\"", exchange.status,
+           static_cast<unsigned long long>(bytes), ms);
+  out.append(numbers);
+  append_escaped(out, exchange.remote_address);
+  out.push_back('"');
+  if (note) {
+    out.append(",\"note\":\"");
+    append_escaped(out, note);
+    out.push_back('"');
+  }
+  out.append("}\n");
+  if (out.size() > 64 * 1024) flush();
+}
+
+void flush() {
+  if (buffer.empty()) return;
+  log::write_raw(buffer);
+  buffer.clear();
+}
+
+}  // namespace depot::access_log

@@ -1,0 +1,205 @@
+// Body reads for the Lua request API (see body_reader.hpp).
+#include "engine/body_reader.hpp"
+
+#include "engine/connection.hpp"
+#include "engine/exchange.hpp"
+#include "engine/multipart_reader.hpp"
+#include "engine/task.hpp"
+#include "engine/worker.hpp"
+
+namespace depot::body_reader {
+namespace {
+
+void notice_consumption(Worker& worker, const std::shared_ptr<Exchange>& exchange) {
+  if (exchange->consumption_noticed || exchange->connection == nullptr) return;
+  exchange->consumption_noticed = true;
+  worker.defer([exchange] {
+    exchange->consumption_noticed = false;
+    if (exchange->connection) exchange->connection->on_body_consumed();
+  });
+}
+
+int push_failure(lua_State* L, const Exchange& exchange) {
+  lua_pushnil(L);
+  lua_pushstring(L, exchange.body_error.empty() ? "request body failed" : exchange.body_error.c_str());
+  return 2;
+}
+
+int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange) {
+  std::string chunk;
+  if (exchange->take_chunk(chunk)) {
+    notice_consumption(worker, exchange);
+    lua_pushlstring(L, chunk.data(), chunk.size());
+    return 1;
+  }
+  switch (exchange->body_state) {
+    case Exchange::BodyState::complete: lua_pushnil(L); return 1;
+    case Exchange::BodyState::failed: return push_failure(L, *exchange);
+    case Exchange::BodyState::receiving: return -1;
+  }
+  return -1;
+}
+
+int read_whole(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange) {
+  Exchange& x = *exchange;
+  if (x.head.content_length && *x.head.content_length > x.body_limit) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "too large");
+    return 2;
+  }
+  std::string chunk;
+  bool consumed = false;
+  while (x.take_chunk(chunk)) {
+    consumed = true;
+    if (x.whole_body.size() + chunk.size() > x.body_limit) {
+      x.whole_body.clear();
+      lua_pushnil(L);
+      lua_pushliteral(L, "too large");
+      return 2;
+    }
+    x.whole_body.append(chunk);
+  }
+  if (consumed) notice_consumption(worker, exchange);
+  switch (x.body_state) {
+    case Exchange::BodyState::complete:
+      lua_pushlstring(L, x.whole_body.data(), x.whole_body.size());
+      x.whole_body = std::string();
+      return 1;
+    case Exchange::BodyState::failed: return push_failure(L, x);
+    case Exchange::BodyState::receiving: return -1;
+  }
+  return -1;
+}
+
+void push_part(lua_State* L, const MultipartPart& part) {
+  lua_createtable(L, 0, 5);
+  lua_pushlstring(L, part.name.data(), part.name.size());
+  lua_setfield(L, -2, "name");
+  if (part.has_filename) {
+    lua_pushlstring(L, part.filename.data(), part.filename.size());
+    lua_setfield(L, -2, "filename");
+  }
+  if (!part.content_type.empty()) {
+    lua_pushlstring(L, part.content_type.data(), part.content_type.size());
+    lua_setfield(L, -2, "content_type");
+  }
+  lua_createtable(L, 0, static_cast<int>(part.headers.size()));
+  for (const auto& [name, value] : part.headers) {
+    lua_pushlstring(L, value.data(), value.size());
+    lua_setfield(L, -2, name.c_str());
+  }
+  lua_setfield(L, -2, "headers");
+}
+
+// Feeds buffered body into the parser until it produced an event; false when it must wait.
+// Returns true with no events only at the end of the body.
+bool fill_events(Worker& worker, const std::shared_ptr<Exchange>& exchange, std::string& error) {
+  MultipartReader& reader = *exchange->multipart;
+  std::string chunk;
+  bool consumed = false;
+  while (reader.events().empty()) {
+    if (!exchange->take_chunk(chunk)) break;
+    consumed = true;
+    try {
+      reader.feed(chunk);
+    } catch (const MultipartError& e) {
+      error = e.what();
+      break;
+    }
+  }
+  if (consumed) notice_consumption(worker, exchange);
+  if (!error.empty() || !reader.events().empty()) return true;
+  if (exchange->body_state == Exchange::BodyState::failed) {
+    error = exchange->body_error;
+    return true;
+  }
+  if (exchange->body_state == Exchange::BodyState::complete) {
+    try {
+      reader.finish();
+    } catch (const MultipartError& e) {
+      error = e.what();
+    }
+    return true;
+  }
+  return false;
+}
+
+int read_multipart(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode) {
+  if (!exchange->multipart) {
+    const std::string* type = exchange->head.header("content-type");
+    std::string boundary = type ? MultipartParser::boundary_from_content_type(*type) : "";
+    if (boundary.empty()) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "the request is not multipart/form-data");
+      return 2;
+    }
+    exchange->multipart = std::make_unique<MultipartReader>(boundary);
+  }
+  MultipartReader& reader = *exchange->multipart;
+  for (;;) {
+    std::string error;
+    if (!fill_events(worker, exchange, error)) return -1;
+    if (!error.empty()) {
+      lua_pushnil(L);
+      lua_pushstring(L, error.c_str());
+      return 2;
+    }
+    if (reader.events().empty()) {  // the end of the body
+      lua_pushnil(L);
+      return 1;
+    }
+    MultipartReader::Event& event = reader.events().front();
+    if (mode == next_part) {
+      if (event.kind == MultipartReader::Event::Kind::part_begin) {
+        push_part(L, event.part);
+        reader.in_part = true;
+        reader.events().pop_front();
+        return 1;
+      }
+      reader.events().pop_front();  // the unread rest of the previous part
+      continue;
+    }
+    if (!reader.in_part || event.kind == MultipartReader::Event::Kind::part_begin) {
+      lua_pushnil(L);
+      return 1;
+    }
+    if (event.kind == MultipartReader::Event::Kind::part_end) {
+      reader.in_part = false;
+      reader.events().pop_front();
+      lua_pushnil(L);
+      return 1;
+    }
+    lua_pushlstring(L, event.data.data(), event.data.size());
+    reader.events().pop_front();
+    return 1;
+  }
+}
+
+}  // namespace
+
+int try_read(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode) {
+  if (exchange->connection) exchange->connection->send_continue_if_expected(*exchange);
+  switch (mode) {
+    case chunk: return read_chunk(L, worker, exchange);
+    case whole: return read_whole(L, worker, exchange);
+    default: return read_multipart(L, worker, exchange, mode);
+  }
+}
+
+}  // namespace depot::body_reader
+
+namespace depot {
+
+void wake_body_reader(Worker& worker, const std::shared_ptr<Exchange>& exchange) {
+  if (exchange->body_waiter == 0) return;
+  Task* task = worker.find_task(exchange->body_waiter);
+  if (task == nullptr || !task->suspended()) return;
+  int mode = exchange->body_wait_mode;
+  task->resume([&](lua_State* coroutine) {
+    int count = body_reader::try_read(coroutine, worker, exchange, mode);
+    if (count >= 0) exchange->body_waiter = 0;
+    return count;
+  });
+}
+
+}  // namespace depot

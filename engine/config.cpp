@@ -1,0 +1,160 @@
+// Options from config file, environment, .env and command line (see config.hpp).
+#include "engine/config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "engine/log.hpp"
+
+namespace depot {
+namespace {
+
+std::string trim(std::string text) {
+  size_t start = text.find_first_not_of(" \t\r\n");
+  size_t end = text.find_last_not_of(" \t\r\n");
+  return start == std::string::npos ? "" : text.substr(start, end - start + 1);
+}
+
+std::optional<std::string> env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  return std::string(value);
+}
+
+int parse_int(const std::string& text, const std::string& setting, int low, int high) {
+  try {
+    size_t used = 0;
+    int value = std::stoi(text, &used);
+    if (used != text.size() || value < low || value > high) throw std::out_of_range(text);
+    return value;
+  } catch (const std::exception&) {
+    throw ConfigError(setting + " must be a whole number from " + std::to_string(low) + " to " +
+                      std::to_string(high) + ", got '" + text + "'");
+  }
+}
+
+template <typename T>
+T json_get(const nlohmann::json& object, const char* key, T fallback, const std::string& where) {
+  if (!object.contains(key)) return fallback;
+  try {
+    return object.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw ConfigError(where + "." + key + " has the wrong type");
+  }
+}
+
+std::chrono::milliseconds seconds_setting(const nlohmann::json& limits, const char* key,
+                                          std::chrono::milliseconds fallback) {
+  double seconds = json_get<double>(limits, key, fallback.count() / 1000.0, "limits");
+  if (seconds < 0) throw ConfigError(std::string("limits.") + key + " must not be negative");
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+void read_limits(const nlohmann::json& document, Limits& limits) {
+  if (!document.contains("limits")) return;
+  const nlohmann::json& section = document["limits"];
+  if (!section.is_object()) throw ConfigError("limits must be an object");
+  limits.max_header_bytes = json_get<size_t>(section, "max_header_bytes", limits.max_header_bytes, "limits");
+  limits.max_header_count = json_get<size_t>(section, "max_header_count", limits.max_header_count, "limits");
+  limits.max_body_bytes = json_get<size_t>(section, "max_body_bytes", limits.max_body_bytes, "limits");
+  limits.header_timeout = seconds_setting(section, "header_timeout", limits.header_timeout);
+  limits.body_timeout = seconds_setting(section, "body_timeout", limits.body_timeout);
+  limits.keepalive_timeout = seconds_setting(section, "keepalive_timeout", limits.keepalive_timeout);
+  limits.send_timeout = seconds_setting(section, "send_timeout", limits.send_timeout);
+  limits.request_deadline = seconds_setting(section, "request_deadline", limits.request_deadline);
+  limits.instruction_budget = json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");
+}
+
+void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& services) {
+  if (!document.contains("services")) return;
+  const nlohmann::json& list = document["services"];
+  if (!list.is_array()) throw ConfigError("services must be a list");
+  for (const nlohmann::json& entry : list) {
+    if (!entry.is_object() || !entry.contains("name")) throw ConfigError("each service needs a name");
+    ServiceSpec spec;
+    spec.name = json_get<std::string>(entry, "name", "", "services[]");
+    if (json_get<bool>(entry, "enabled", true, "services." + spec.name) == false) continue;
+    spec.script = json_get<std::string>(entry, "script", spec.name, "services." + spec.name);
+    if (entry.contains("mount")) {
+      const nlohmann::json& mount = entry["mount"];
+      spec.mounts = mount.is_array() ? mount.get<std::vector<std::string>>()
+                                     : std::vector<std::string>{mount.get<std::string>()};
+    }
+    if (entry.contains("config")) spec.config = entry["config"];
+    services.push_back(std::move(spec));
+  }
+}
+
+}  // namespace
+
+void apply_dotenv(const std::string& path) {
+  std::ifstream file(path);
+  std::string line;
+  while (std::getline(file, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("export ", 0) == 0) line = trim(line.substr(7));
+    size_t equals = line.find('=');
+    if (equals == std::string::npos) continue;
+    std::string name = trim(line.substr(0, equals));
+    std::string value = trim(line.substr(equals + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (!name.empty()) setenv(name.c_str(), value.c_str(), 0);
+  }
+}
+
+Options load_options(const CommandLine& command_line) {
+  Options options;
+  options.threads = std::max(1u, std::thread::hardware_concurrency());
+  std::string config_file = command_line.config_file.value_or(env("DEPOT_CONFIG").value_or("config/depot.json"));
+  std::ifstream file(config_file);
+  if (!file) {
+    if (command_line.config_file || env("DEPOT_CONFIG")) throw ConfigError("cannot read config file " + config_file);
+  } else {
+    try {
+      options.config = nlohmann::json::parse(file, nullptr, true, true);  // comments allowed
+    } catch (const nlohmann::json::parse_error& e) {
+      throw ConfigError("config file " + config_file + ": " + e.what());
+    }
+    if (!options.config.is_object()) throw ConfigError("config file " + config_file + " must hold a JSON object");
+  }
+  const nlohmann::json& document = options.config;
+  options.host = json_get<std::string>(document, "host", options.host, "config");
+  options.port = static_cast<uint16_t>(json_get<int>(document, "port", options.port, "config"));
+  options.threads = json_get<size_t>(document, "threads", options.threads, "config");
+  options.data_dir = json_get<std::string>(document, "data_dir", options.data_dir, "config");
+  options.scripts_dir = json_get<std::string>(document, "scripts_dir", options.scripts_dir, "config");
+  options.watch_scripts = json_get<bool>(document, "watch_scripts", options.watch_scripts, "config");
+  options.drain_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(json_get<double>(document, "drain_timeout", 10.0, "config") * 1000));
+  std::string log_level = json_get<std::string>(document, "log_level", "info", "config");
+  read_limits(document, options.limits);
+  read_services(document, options.services);
+
+  if (auto value = env("DEPOT_HOST")) options.host = *value;
+  if (auto value = env("DEPOT_PORT")) options.port = static_cast<uint16_t>(parse_int(*value, "DEPOT_PORT", 0, 65535));
+  if (auto value = env("DEPOT_THREADS")) options.threads = static_cast<size_t>(parse_int(*value, "DEPOT_THREADS", 1, 256));
+  if (auto value = env("DEPOT_DATA_DIR")) options.data_dir = *value;
+  if (auto value = env("DEPOT_SCRIPTS")) options.scripts_dir = *value;
+  if (auto value = env("DEPOT_LOG_LEVEL")) log_level = *value;
+
+  if (command_line.host) options.host = *command_line.host;
+  if (command_line.port) options.port = static_cast<uint16_t>(parse_int(std::to_string(*command_line.port), "--port", 0, 65535));
+  if (command_line.threads) options.threads = static_cast<size_t>(parse_int(std::to_string(*command_line.threads), "--threads", 1, 256));
+  if (command_line.data_dir) options.data_dir = *command_line.data_dir;
+  if (command_line.scripts_dir) options.scripts_dir = *command_line.scripts_dir;
+  if (command_line.log_level) log_level = *command_line.log_level;
+  try {
+    log::set_level(log::parse_level(log_level));
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
+  if (options.threads == 0) throw ConfigError("threads must be at least 1");
+  return options;
+}
+
+}  // namespace depot

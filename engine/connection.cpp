@@ -1,0 +1,631 @@
+// HTTP/1.1 connection handling on a worker thread (see connection.hpp).
+#include "engine/connection.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <random>
+
+#include "engine/access_log.hpp"
+#include "engine/log.hpp"
+#include "engine/runtime.hpp"
+#include "engine/server_core.hpp"
+
+namespace depot {
+namespace {
+constexpr size_t kBodyHighWater = 256 * 1024;  // stop reading the socket above this
+constexpr size_t kOutputHighWater = 256 * 1024;
+constexpr uint64_t kDiscardableBody = 64 * 1024;  // unread body we drop to keep the connection
+
+std::string format_address(const sockaddr_storage& peer) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (peer.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(peer).sin_addr, text, sizeof text);
+  } else if (peer.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+// Request ids: a random per-process prefix and a per-thread counter; unique, cheap, not secret.
+std::string next_request_id(size_t worker) {
+  static const uint32_t prefix = std::random_device{}();
+  thread_local uint64_t counter = 0;
+  char text[40];
+  snprintf(text, sizeof text, "%08x-%zx-%llx", prefix, worker, static_cast<unsigned long long>(++counter));
+  return text;
+}
+
+// A client-supplied X-Request-Id is kept when it is short and plain, so traces join up.
+bool acceptable_request_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+bool is_engine_header(const std::string& lower_name) {
+  return lower_name == "content-length" || lower_name == "transfer-encoding" || lower_name == "connection" ||
+         lower_name == "date";
+}
+
+std::string error_body(int status, std::string_view message, const std::string& request_id) {
+  nlohmann::json body = {{"error", message}, {"status", status}};
+  if (!request_id.empty()) body["request_id"] = request_id;
+  return body.dump();
+}
+}  // namespace
+
+const http_parser_settings Connection::kParserSettings = [] {
+  http_parser_settings settings;
+  http_parser_settings_init(&settings);
+  settings.on_message_begin = &Connection::on_message_begin;
+  settings.on_url = &Connection::on_url;
+  settings.on_header_field = &Connection::on_header_field;
+  settings.on_header_value = &Connection::on_header_value;
+  settings.on_headers_complete = &Connection::on_headers_complete;
+  settings.on_body = &Connection::on_body;
+  settings.on_message_complete = &Connection::on_message_complete;
+  return settings;
+}();
+
+Connection::Connection(Worker& worker, int fd, const sockaddr_storage& peer)
+    : worker_(worker), fd_(fd), remote_address_(format_address(peer)), last_progress_(worker.now()) {
+  http_parser_init(&parser_, HTTP_REQUEST);
+  parser_.data = this;
+  worker_.watch(fd_, this, Interest::read);
+}
+
+Connection::~Connection() {
+  if (!closed_) {
+    ::close(fd_);
+    if (current_) current_->connection = nullptr;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+void Connection::on_ready(Readiness readiness) {
+  if (closed_) return;
+  if (readiness.failed) {
+    close();
+    return;
+  }
+  if (write_blocked_) {
+    pump();
+    return;
+  }
+  if (readiness.readable) read_input();
+  if (!closed_) pump();
+}
+
+void Connection::read_input() {
+  if (!can_parse() || !pending_.empty()) return;  // level-triggered: we will be asked again
+  ssize_t n = ::recv(fd_, worker_.read_buffer(), worker_.read_buffer_size(), 0);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) close();
+    return;
+  }
+  last_progress_ = worker_.now();
+  if (n == 0) {
+    peer_eof_ = true;
+    // A client may half-close after sending its request; it still gets the response.
+    bool waiting_for_response = current_ && current_->body_state == Exchange::BodyState::complete;
+    if (!waiting_for_response) {
+      if (current_ && current_->body_state == Exchange::BodyState::receiving) {
+        current_->body_state = Exchange::BodyState::failed;
+        current_->body_error = "client closed the connection";
+      }
+      close();
+    }
+    return;
+  }
+  parse(worker_.read_buffer(), static_cast<size_t>(n));
+}
+
+bool Connection::can_parse() const {
+  if (closed_ || close_after_flush_) return false;
+  if (!current_) return true;
+  if (current_->body_state != Exchange::BodyState::receiving) return false;
+  return discarding_body_ || current_->body_buffered < kBodyHighWater;
+}
+
+void Connection::parse(const char* data, size_t length) {
+  in_parse_ = true;
+  while (length > 0 && can_parse()) {
+    size_t consumed = http_parser_execute(&parser_, &kParserSettings, data, length);
+    data += consumed;
+    length -= consumed;
+    if (body_arrived_) deliver_body();
+    http_errno error = HTTP_PARSER_ERRNO(&parser_);
+    if (error == HPE_PAUSED) {
+      http_parser_pause(&parser_, 0);
+      Pause reason = pause_;
+      pause_ = Pause::none;
+      if (reason == Pause::headers) start_exchange();
+      if (reason == Pause::message) finish_message();
+      continue;
+    }
+    if (error != HPE_OK) {
+      if (current_ && current_->body_state == Exchange::BodyState::receiving) {
+        current_->body_state = Exchange::BodyState::failed;
+        current_->body_error = std::string("malformed request body: ") + http_errno_description(error);
+        close_after_flush_ = true;
+        deliver_body();
+      } else {
+        fail_request(head_error_ ? head_error_ : 400,
+                     head_error_ ? "request header fields too large" : http_errno_description(error));
+      }
+      length = 0;
+      break;
+    }
+    if (parser_.upgrade) {
+      fail_request(400, "protocol upgrades are not supported");
+      length = 0;
+      break;
+    }
+  }
+  in_parse_ = false;
+  if (closed_) return;
+  if (length > 0 && !close_after_flush_) {
+    // Only reachable from pending_ or the shared read buffer, never both at once.
+    if (data >= pending_.data() && data <= pending_.data() + pending_.size()) {
+      pending_.erase(0, static_cast<size_t>(data - pending_.data()));
+    } else {
+      pending_.assign(data, length);
+    }
+  } else {
+    pending_.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parser callbacks (they only record; the work happens in parse() once the parser paused)
+
+int Connection::on_message_begin(http_parser* parser) {
+  auto* self = static_cast<Connection*>(parser->data);
+  self->head_ = RequestHead{};
+  self->header_field_.clear();
+  self->header_value_.clear();
+  self->last_was_value_ = false;
+  self->header_bytes_ = 0;
+  self->head_error_ = 0;
+  self->head_started_ = true;
+  return 0;
+}
+
+bool Connection::add_header_bytes(size_t length) {
+  header_bytes_ += length;
+  if (header_bytes_ > worker_.core().options().limits.max_header_bytes) {
+    head_error_ = 431;
+    return false;
+  }
+  return true;
+}
+
+int Connection::on_url(http_parser* parser, const char* data, size_t length) {
+  auto* self = static_cast<Connection*>(parser->data);
+  if (!self->add_header_bytes(length)) return 1;
+  self->head_.target.append(data, length);
+  return 0;
+}
+
+int Connection::on_header_field(http_parser* parser, const char* data, size_t length) {
+  auto* self = static_cast<Connection*>(parser->data);
+  if (!self->add_header_bytes(length)) return 1;
+  if (self->last_was_value_) {
+    if (self->head_.headers.size() >= self->worker_.core().options().limits.max_header_count) {
+      self->head_error_ = 431;
+      return 1;
+    }
+    self->head_.headers.emplace_back(http::lowercase(self->header_field_), std::move(self->header_value_));
+    self->header_field_.clear();
+    self->header_value_.clear();
+    self->last_was_value_ = false;
+  }
+  self->header_field_.append(data, length);
+  return 0;
+}
+
+int Connection::on_header_value(http_parser* parser, const char* data, size_t length) {
+  auto* self = static_cast<Connection*>(parser->data);
+  if (!self->add_header_bytes(length)) return 1;
+  self->header_value_.append(data, length);
+  self->last_was_value_ = true;
+  return 0;
+}
+
+int Connection::on_headers_complete(http_parser* parser) {
+  auto* self = static_cast<Connection*>(parser->data);
+  RequestHead& head = self->head_;
+  if (!self->header_field_.empty()) {
+    if (head.headers.size() >= self->worker_.core().options().limits.max_header_count) {
+      self->head_error_ = 431;
+      return -1;
+    }
+    head.headers.emplace_back(http::lowercase(self->header_field_), std::move(self->header_value_));
+  }
+  head.method = http_method_str(static_cast<http_method>(parser->method));
+  head.http_major = parser->http_major;
+  head.http_minor = parser->http_minor;
+  head.keep_alive = http_should_keep_alive(parser) != 0;
+  head.chunked = (parser->flags & F_CHUNKED) != 0;
+  if (!head.chunked && parser->content_length != ULLONG_MAX) head.content_length = parser->content_length;
+  size_t question = head.target.find('?');
+  std::string_view raw_path = std::string_view(head.target).substr(0, question);
+  head.path = http::percent_decode(raw_path);
+  if (question != std::string::npos) head.query = head.target.substr(question + 1);
+  self->pause_ = Pause::headers;
+  http_parser_pause(parser, 1);
+  return 0;
+}
+
+int Connection::on_body(http_parser* parser, const char* data, size_t length) {
+  auto* self = static_cast<Connection*>(parser->data);
+  Exchange* exchange = self->current_.get();
+  if (exchange == nullptr || self->discarding_body_ || exchange->body_state != Exchange::BodyState::receiving) {
+    return 0;
+  }
+  exchange->body_chunks.emplace_back(data, length);
+  exchange->body_buffered += length;
+  exchange->body_received += length;
+  self->body_arrived_ = true;
+  if (exchange->body_buffered >= kBodyHighWater) {
+    self->pause_ = Pause::body_full;
+    http_parser_pause(parser, 1);
+  }
+  return 0;
+}
+
+int Connection::on_message_complete(http_parser* parser) {
+  auto* self = static_cast<Connection*>(parser->data);
+  self->pause_ = Pause::message;
+  http_parser_pause(parser, 1);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exchanges
+
+void Connection::start_exchange() {
+  head_started_ = false;
+  if (const std::string* expect = head_.header("expect")) {
+    if (!http::iequals(*expect, "100-continue")) {
+      fail_request(417, "unsupported Expect header");
+      return;
+    }
+    head_.expects_continue = head_.http_minor >= 1 && head_.has_body();
+  }
+  auto exchange = std::make_shared<Exchange>();
+  exchange->head = std::move(head_);
+  head_ = RequestHead{};
+  const std::string* client_id = exchange->head.header("x-request-id");
+  exchange->id = client_id && acceptable_request_id(*client_id) ? *client_id : next_request_id(worker_.index());
+  exchange->remote_address = remote_address_;
+  exchange->started = worker_.now();
+  exchange->connection = this;
+  if (!exchange->head.has_body()) exchange->body_state = Exchange::BodyState::complete;
+  if (draining_) exchange->head.keep_alive = false;
+  current_ = exchange;
+  discarding_body_ = false;
+  response_bytes_start_ = output_.bytes_sent() + output_.buffered_bytes();
+
+  Runtime* runtime = worker_.runtime();
+  if (runtime == nullptr) {
+    respond(*exchange, 503, {{"content-type", "application/json"}},
+            error_body(503, "no scripts are loaded", exchange->id));
+    on_task_finished(*exchange);
+    return;
+  }
+  runtime->start_request(exchange);
+}
+
+void Connection::finish_message() {
+  if (!current_) return;
+  if (current_->body_state == Exchange::BodyState::receiving) {
+    current_->body_state = Exchange::BodyState::complete;
+    body_arrived_ = true;
+  }
+  deliver_body();
+  maybe_complete_exchange();
+}
+
+void Connection::deliver_body() {
+  body_arrived_ = false;
+  if (current_ && current_->body_waiter) wake_body_reader(worker_, current_);
+}
+
+void Connection::on_body_consumed() {
+  if (in_parse_ || closed_ || !current_) return;
+  if (!pending_.empty() && can_parse()) {
+    std::string input;
+    input.swap(pending_);
+    parse(input.data(), input.size());
+  }
+  update_interest();
+}
+
+void Connection::on_task_finished(Exchange& exchange) {
+  exchange.task = 0;
+  if (closed_ || current_.get() != &exchange) return;
+  if (exchange.response_state == Exchange::ResponseState::none) {
+    respond(exchange, 500, {{"content-type", "application/json"}},
+            error_body(500, "the handler finished without a response", exchange.id));
+  } else if (exchange.response_state == Exchange::ResponseState::streaming) {
+    finish_stream(exchange);
+  }
+  if (exchange.body_state == Exchange::BodyState::receiving) {
+    bool small_rest = exchange.head.content_length &&
+                      *exchange.head.content_length - exchange.body_received <= kDiscardableBody &&
+                      !(exchange.head.expects_continue && !exchange.continue_sent);
+    if (small_rest) {
+      discarding_body_ = true;
+      exchange.body_chunks.clear();
+      exchange.body_buffered = 0;
+    } else {
+      close_after_flush_ = true;  // reading a large unwanted body is worse than reconnecting
+    }
+  }
+  maybe_complete_exchange();
+  if (!in_parse_) pump();
+}
+
+void Connection::maybe_complete_exchange() {
+  if (!current_ || current_->task != 0 || current_->response_state != Exchange::ResponseState::done) return;
+  if (current_->body_state == Exchange::BodyState::receiving && !close_after_flush_) return;
+  Exchange& exchange = *current_;
+  access_log::write(exchange, output_.bytes_sent() + output_.buffered_bytes() - response_bytes_start_,
+                    worker_.now());
+  if (!exchange.head.keep_alive) close_after_flush_ = true;
+  exchange.connection = nullptr;
+  current_.reset();
+  discarding_body_ = false;
+  if (in_parse_) return;  // the parse loop goes on with the next pipelined request
+  if (!pending_.empty() && can_parse()) {
+    std::string input;
+    input.swap(pending_);
+    parse(input.data(), input.size());
+  }
+}
+
+void Connection::fail_request(int status, std::string_view message) {
+  // A request that never reached a handler: answer and close (the stream may be out of sync).
+  close_after_flush_ = true;
+  auto exchange = current_ ? current_ : std::make_shared<Exchange>();
+  if (!current_) {
+    exchange->head = std::move(head_);
+    exchange->head.keep_alive = false;
+    exchange->id = next_request_id(worker_.index());
+    exchange->remote_address = remote_address_;
+    exchange->started = worker_.now();
+    if (exchange->head.method.empty()) exchange->head.method = "-";
+  }
+  exchange->head.keep_alive = false;
+  if (!exchange->response_started()) {
+    respond(*exchange, status, {{"content-type", "application/json"}}, error_body(status, message, exchange->id));
+  }
+  if (!current_) access_log::write(*exchange, output_.buffered_bytes(), worker_.now());
+  pending_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+void Connection::write_head(Exchange& exchange, int status, const http::Headers& headers,
+                            const std::string* content_length) {
+  exchange.status = status;
+  if (draining_ || close_after_flush_) exchange.head.keep_alive = false;
+  std::string head;
+  head.reserve(256);
+  head.append(exchange.head.http_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  head.append(std::to_string(status));
+  head.push_back(' ');
+  head.append(http::reason_phrase(status));
+  head.append("\r\nDate: ");
+  head.append(http::date_header(time(nullptr)));
+  auto add = [&head](std::string_view name, std::string_view value) {
+    head.append("\r\n");
+    head.append(name);
+    head.append(": ");
+    head.append(value);
+  };
+  for (const auto& [name, value] : exchange.response_headers) {
+    if (!is_engine_header(name)) add(name, value);
+  }
+  for (const auto& [name, value] : headers) {
+    if (!is_engine_header(http::lowercase(name))) add(name, value);
+  }
+  add("X-Request-Id", exchange.id);
+  bool bodiless_status = status < 200 || status == 204 || status == 304;
+  if (content_length == nullptr) {
+    if (!bodiless_status) add("Transfer-Encoding", "chunked");
+  } else if (!bodiless_status) {
+    add("Content-Length", *content_length);
+  }
+  if (!exchange.head.keep_alive) {
+    add("Connection", "close");
+  } else if (exchange.head.http_minor == 0) {
+    add("Connection", "keep-alive");
+  }
+  head.append("\r\n\r\n");
+  output_.append(std::move(head));
+}
+
+void Connection::respond(Exchange& exchange, int status, const http::Headers& headers, std::string_view body) {
+  std::string length = std::to_string(body.size());
+  write_head(exchange, status, headers, &length);
+  bool bodiless = exchange.head.method == "HEAD" || status < 200 || status == 204 || status == 304;
+  if (!bodiless) output_.append(body);
+  exchange.response_state = Exchange::ResponseState::done;
+  if (!in_parse_) pump();
+}
+
+void Connection::start_stream(Exchange& exchange, int status, const http::Headers& headers) {
+  write_head(exchange, status, headers, nullptr);
+  exchange.response_state = Exchange::ResponseState::streaming;
+}
+
+void Connection::write_chunk(Exchange& exchange, std::string_view data) {
+  if (data.empty() || exchange.head.method == "HEAD") return;
+  char size_line[24];
+  int n = snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+  output_.append(std::string_view(size_line, static_cast<size_t>(n)));
+  output_.append(data);
+  output_.append(std::string_view("\r\n", 2));
+  if (!in_parse_) pump();
+}
+
+void Connection::finish_stream(Exchange& exchange) {
+  if (exchange.head.method != "HEAD" && exchange.status >= 200 && exchange.status != 204 && exchange.status != 304) {
+    output_.append(std::string_view("0\r\n\r\n", 5));
+  }
+  exchange.response_state = Exchange::ResponseState::done;
+  if (!in_parse_) pump();
+}
+
+void Connection::respond_file(Exchange& exchange, int status, const http::Headers& headers, int fd, off_t offset,
+                              uint64_t length) {
+  std::string text = std::to_string(length);
+  write_head(exchange, status, headers, &text);
+  if (exchange.head.method == "HEAD" || status == 304) {
+    ::close(fd);
+  } else {
+    output_.append_file(fd, offset, length);
+  }
+  exchange.response_state = Exchange::ResponseState::done;
+  if (!in_parse_) pump();
+}
+
+void Connection::send_continue_if_expected(Exchange& exchange) {
+  if (!exchange.head.expects_continue || exchange.continue_sent || exchange.response_started()) return;
+  exchange.continue_sent = true;
+  output_.append(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
+  if (!in_parse_) pump();
+}
+
+bool Connection::output_congested() const { return output_.buffered_bytes() > kOutputHighWater; }
+
+// ---------------------------------------------------------------------------------------------
+// Output, interest, lifecycle
+
+void Connection::pump() {
+  if (closed_) return;
+  if (!output_.empty()) {
+    uint64_t before = output_.bytes_sent();
+    OutputQueue::FlushResult result = output_.flush(fd_);
+    if (output_.bytes_sent() != before) last_progress_ = worker_.now();
+    if (result == OutputQueue::FlushResult::failed) {
+      close();
+      return;
+    }
+    write_blocked_ = result == OutputQueue::FlushResult::blocked;
+  } else {
+    write_blocked_ = false;
+  }
+  if (current_ && current_->drain_waiter && !output_congested()) {
+    wake_drain_waiter(worker_, current_);
+    if (closed_) return;
+  }
+  if (output_.empty() && close_after_flush_ && !current_) {
+    close();
+    return;
+  }
+  if (output_.empty() && close_after_flush_ && current_ && current_->response_state == Exchange::ResponseState::done &&
+      current_->task == 0) {
+    maybe_complete_exchange();
+    close();
+    return;
+  }
+  if (!write_blocked_ && !pending_.empty() && can_parse()) {
+    std::string input;
+    input.swap(pending_);
+    parse(input.data(), input.size());
+    if (closed_) return;
+    if (!output_.empty()) {
+      pump();
+      return;
+    }
+  }
+  update_interest();
+}
+
+void Connection::update_interest() {
+  if (closed_) return;
+  Interest wanted = Interest::none;
+  if (write_blocked_) {
+    wanted = Interest::write;
+  } else if (!peer_eof_ && pending_.empty() && can_parse()) {
+    wanted = Interest::read;
+  }
+  if (wanted != interest_) {
+    interest_ = wanted;
+    worker_.rewatch(fd_, this, wanted);
+  }
+}
+
+void Connection::check_timeouts(Clock::time_point now) {
+  if (closed_) return;
+  const Limits& limits = worker_.core().options().limits;
+  auto idle = now - last_progress_;
+  if (write_blocked_) {
+    if (idle > limits.send_timeout) close();
+    return;
+  }
+  if (!current_) {
+    if (head_started_ || !pending_.empty()) {
+      if (idle > limits.header_timeout) fail_request(408, "timed out reading the request head"), pump();
+    } else if (output_.empty() && idle > limits.keepalive_timeout) {
+      close();
+    }
+    return;
+  }
+  if (current_->body_state == Exchange::BodyState::receiving && interest_ == Interest::read &&
+      idle > limits.body_timeout) {
+    current_->body_state = Exchange::BodyState::failed;
+    current_->body_error = "timed out reading the request body";
+    close_after_flush_ = true;
+    if (!current_->response_started()) {
+      current_->head.keep_alive = false;
+      respond(*current_, 408, {{"content-type", "application/json"}},
+              error_body(408, current_->body_error, current_->id));
+    }
+    if (current_->body_waiter) wake_body_reader(worker_, current_);
+    pump();
+  }
+}
+
+void Connection::begin_drain() {
+  draining_ = true;
+  if (!current_ && output_.empty() && !head_started_) {
+    close();
+    return;
+  }
+  if (!current_) close_after_flush_ = true;
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  ::close(fd_);
+  output_.clear();
+  if (current_) {
+    std::shared_ptr<Exchange> exchange = std::move(current_);
+    exchange->connection = nullptr;
+    if (exchange->body_state == Exchange::BodyState::receiving) {
+      exchange->body_state = Exchange::BodyState::failed;
+      exchange->body_error = "client closed the connection";
+    }
+    if (exchange->task != 0) access_log::write(*exchange, 0, worker_.now(), "client closed");
+    wake_body_reader(worker_, exchange);
+    wake_drain_waiter(worker_, exchange);
+  }
+  worker_.retire_connection(this);
+}
+
+}  // namespace depot

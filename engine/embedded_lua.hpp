@@ -1,0 +1,8 @@
+// Lua sources compiled into the engine (engine/lua/*.lua), looked up by file name without ".lua".
+#pragma once
+#include <string_view>
+
+namespace depot {
+// Returns an empty view when no embedded file has that name.
+std::string_view embedded_lua(const char* name);
+}  // namespace depot

@@ -1,0 +1,24 @@
+// One version of the route scripts and the configuration they run with. Every reload builds a
+// new generation; each worker runs it in a fresh Lua state (a Runtime) while requests that
+// started on the previous generation finish there.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "engine/options.hpp"
+
+namespace depot {
+
+struct Generation {
+  uint64_t number = 0;
+  std::vector<ServiceSpec> services;
+  std::filesystem::path scripts_dir;
+  std::filesystem::path data_dir;
+  nlohmann::json config;
+  Limits limits;
+};
+
+}  // namespace depot

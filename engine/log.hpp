@@ -1,0 +1,33 @@
+// Structured logging: one JSON object per line on stderr, with a level.
+// Thread-safe; each line is written with a single write(2) so lines from threads never interleave.
+// Never pass secrets (tokens, Authorization values, passwords) as fields: nothing here redacts them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+namespace depot::log {
+
+enum class Level { debug = 0, info = 1, warn = 2, error = 3 };
+
+void set_level(Level level);
+Level level();
+// Parses "debug" / "info" / "warn" / "error"; throws std::invalid_argument otherwise.
+Level parse_level(std::string_view name);
+std::string_view level_name(Level level);
+
+// Captures log lines for tests instead of writing them to stderr (nullptr restores stderr).
+using Sink = void (*)(const std::string& line);
+void set_sink(Sink sink);
+
+bool enabled(Level level);
+// Writes complete, already formatted lines (each ending in '\n') to the sink or stderr.
+void write_raw(std::string_view lines);
+void write(Level level, std::string_view message, nlohmann::json fields = nlohmann::json::object());
+
+inline void debug(std::string_view m, nlohmann::json f = nlohmann::json::object()) { if (enabled(Level::debug)) write(Level::debug, m, std::move(f)); }
+inline void info(std::string_view m, nlohmann::json f = nlohmann::json::object()) { if (enabled(Level::info)) write(Level::info, m, std::move(f)); }
+inline void warn(std::string_view m, nlohmann::json f = nlohmann::json::object()) { if (enabled(Level::warn)) write(Level::warn, m, std::move(f)); }
+inline void error(std::string_view m, nlohmann::json f = nlohmann::json::object()) { if (enabled(Level::error)) write(Level::error, m, std::move(f)); }
+
+}  // namespace depot::log

@@ -1,0 +1,25 @@
+// The engine's Lua surface: the primitives the prelude builds requests and responses on
+// (lua_exchange.cpp) and the `depot` module scripts require (lua_depot_module.cpp).
+#pragma once
+
+#include <lua.hpp>
+
+#include <memory>
+
+#include "engine/http_util.hpp"
+#include "engine/options.hpp"
+
+namespace depot {
+
+class Exchange;
+
+// Pushes the table of request/response primitives handed to the prelude.
+void push_exchange_api(lua_State* L, const Limits& limits);
+// Pushes a userdata holding a reference to `exchange`.
+void push_exchange(lua_State* L, const std::shared_ptr<Exchange>& exchange);
+// Reads a Lua table of header name → value (nil or absent table: none).
+http::Headers headers_from_table(lua_State* L, int index);
+// Registers the `depot` module in package.preload; `prelude_ref` is the prelude's table.
+void register_depot_module(lua_State* L, int prelude_ref);
+
+}  // namespace depot

@@ -1,0 +1,132 @@
+// Lua module `depot`: what a script asks of the engine itself.
+//
+//   depot.sleep(seconds)          waits without holding the worker (inside a task)
+//   depot.now()                   wall-clock seconds since the epoch, with fractions
+//   depot.monotonic()             seconds on a clock that never jumps (for durations)
+//   depot.wait(name [, timeout])  waits until depot.notify(name) (true) or the timeout (false)
+//   depot.notify(name)            wakes every task waiting on name, on every worker; returns the count
+//   depot.fail(status, message [, headers])  ends the request with an error answer
+//   depot.worker_id, depot.workers, depot.generation
+//
+// Documented in docs/lua-api.md.
+#include <sys/time.h>
+
+#include "bindings/binding.hpp"
+#include "engine/lua_api.hpp"
+#include "engine/runtime.hpp"
+#include "engine/server_core.hpp"
+#include "engine/task.hpp"
+#include "engine/worker.hpp"
+
+namespace depot {
+namespace {
+
+std::chrono::nanoseconds seconds_argument(lua_State* L, int index, const char* function) {
+  double seconds = luaL_checknumber(L, index);
+  if (!(seconds >= 0) || seconds > 1e9) luaL_error(L, "%s: seconds must be a number >= 0", function);
+  return std::chrono::nanoseconds(static_cast<int64_t>(seconds * 1e9));
+}
+
+int sleep(lua_State* L) {
+  auto delay = seconds_argument(L, 1, "depot.sleep");
+  Task& task = Task::require(L, "depot.sleep");
+  Worker& worker = task.runtime().worker();
+  uint64_t id = task.id();
+  worker.add_timer(delay, [&worker, id] {
+    if (Task* sleeping = worker.find_task(id)) sleeping->resume([](lua_State*) { return 0; });
+  });
+  return task.suspend(L);
+}
+
+int now(lua_State* L) {
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  lua_pushnumber(L, static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6);
+  return 1;
+}
+
+int monotonic(lua_State* L) {
+  lua_pushnumber(L, std::chrono::duration<double>(Clock::now().time_since_epoch()).count());
+  return 1;
+}
+
+void resume_waiter(Worker& worker, uint64_t task_id, bool notified, TimerQueue::Id timer) {
+  Task* task = worker.find_task(task_id);
+  if (task == nullptr) return;
+  if (notified && timer) worker.cancel_timer(timer);
+  task->resume([notified](lua_State* co) {
+    lua_pushboolean(co, notified);
+    return 1;
+  });
+}
+
+int wait(lua_State* L) {
+  std::string name = luaL_checkstring(L, 1);
+  Task& task = Task::require(L, "depot.wait");
+  Worker& worker = task.runtime().worker();
+  NamedEvents& events = worker.core().events();
+  uint64_t id = task.id();
+  uint64_t token = events.add(name, &worker, id);
+  if (!lua_isnoneornil(L, 2)) {
+    auto timeout = seconds_argument(L, 2, "depot.wait");
+    worker.add_timer(timeout, [&worker, &events, name, token, id] {
+      if (events.remove(name, token)) resume_waiter(worker, id, false, 0);
+    });
+  }
+  return task.suspend(L);
+}
+
+int notify(lua_State* L) {
+  std::string name = luaL_checkstring(L, 1);
+  Worker* here = binding_context(L).worker;
+  if (here == nullptr) luaL_error(L, "depot.notify: only available in a running server");
+  auto waiters = here->core().events().take_all(name);
+  for (const NamedEvents::Waiter& waiter : waiters) {
+    Worker* target = waiter.worker;
+    uint64_t task = waiter.task;
+    auto wake = [target, task] { resume_waiter(*target, task, true, 0); };
+    if (target == here) {
+      here->defer(wake);
+    } else {
+      target->post(wake);
+    }
+  }
+  lua_pushinteger(L, static_cast<lua_Integer>(waiters.size()));
+  return 1;
+}
+
+int open_depot(lua_State* L) {
+  const luaL_Reg functions[] = {
+      {"sleep", sleep}, {"now", now}, {"monotonic", monotonic}, {"wait", wait}, {"notify", notify}, {nullptr, nullptr},
+  };
+  lua_newtable(L);
+  luaL_register(L, nullptr, functions);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, static_cast<int>(lua_tointeger(L, lua_upvalueindex(1))));
+  lua_getfield(L, -1, "fail");
+  lua_setfield(L, -3, "fail");
+  lua_pop(L, 1);
+  BindingContext& context = binding_context(L);
+  if (context.worker != nullptr) {
+    lua_pushinteger(L, static_cast<lua_Integer>(context.worker->index()));
+    lua_setfield(L, -2, "worker_id");
+    lua_pushinteger(L, static_cast<lua_Integer>(context.worker->core().workers().size()));
+    lua_setfield(L, -2, "workers");
+  }
+  if (context.runtime != nullptr) {
+    lua_pushinteger(L, static_cast<lua_Integer>(context.runtime->generation().number));
+    lua_setfield(L, -2, "generation");
+  }
+  return 1;
+}
+}  // namespace
+
+void register_depot_module(lua_State* L, int prelude_ref) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushinteger(L, prelude_ref);
+  lua_pushcclosure(L, open_depot, 1);
+  lua_setfield(L, -2, "depot");
+  lua_pop(L, 2);
+}
+
+}  // namespace depot

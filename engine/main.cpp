@@ -1,0 +1,106 @@
+// The `depot` command: `depot serve` runs the server; `depot help` says how.
+#include <signal.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "engine/config.hpp"
+#include "engine/log.hpp"
+#include "engine/server.hpp"
+
+namespace {
+
+const char* const kUsage = R"(usage: depot serve [options]
+
+Runs the Depot HTTP server with the route scripts named in the config file.
+
+options (each also from the environment, and from ./.env):
+  --config FILE      config file (DEPOT_CONFIG; default config/depot.json)
+  --host HOST        listen address (DEPOT_HOST; default 0.0.0.0)
+  --port N           listen port, 0 picks a free one (DEPOT_PORT; default 8000)
+  --data-dir DIR     data directory (DEPOT_DATA_DIR; default ./data)
+  --scripts DIR      route scripts directory (DEPOT_SCRIPTS; default ./scripts)
+  --threads N        reactor threads (DEPOT_THREADS; default: one per core)
+  --log-level LEVEL  debug, info, warn or error (DEPOT_LOG_LEVEL; default info)
+
+signals: SIGHUP reloads the scripts; SIGTERM and SIGINT stop gracefully.
+)";
+
+int parse_number(const std::string& option, const char* text) {
+  try {
+    size_t used = 0;
+    int value = std::stoi(text, &used);
+    if (used == strlen(text)) return value;
+  } catch (const std::exception&) {
+  }
+  throw depot::ConfigError(option + " needs a number, got '" + text + "'");
+}
+
+depot::CommandLine parse_serve_options(int argc, char** argv) {
+  depot::CommandLine command_line;
+  for (int i = 2; i < argc; ++i) {
+    std::string option = argv[i];
+    if (i + 1 >= argc) throw depot::ConfigError(option + " needs a value (see depot help)");
+    const char* value = argv[++i];
+    if (option == "--config") command_line.config_file = value;
+    else if (option == "--host") command_line.host = value;
+    else if (option == "--port") command_line.port = parse_number(option, value);
+    else if (option == "--data-dir") command_line.data_dir = value;
+    else if (option == "--scripts") command_line.scripts_dir = value;
+    else if (option == "--threads") command_line.threads = parse_number(option, value);
+    else if (option == "--log-level") command_line.log_level = value;
+    else throw depot::ConfigError("unknown option " + option + " (see depot help)");
+  }
+  return command_line;
+}
+
+int serve(int argc, char** argv) {
+  depot::apply_dotenv(".env");
+  depot::Options options = depot::load_options(parse_serve_options(argc, argv));
+
+  // Reactor threads inherit this mask, so only the main thread's sigwait sees these signals.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // sendfile has no MSG_NOSIGNAL
+
+  depot::Server server(options);
+  server.start();
+  for (;;) {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    if (signal_number == SIGHUP) {
+      depot::log::info("reload requested", {{"signal", "SIGHUP"}});
+      server.reload();
+      continue;
+    }
+    depot::log::info("stopping", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    server.stop();
+    return 0;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string command = argc > 1 ? argv[1] : "help";
+  try {
+    if (command == "serve") return serve(argc, argv);
+    if (command == "help" || command == "--help" || command == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::cerr << "depot: unknown command '" << command << "'\n" << kUsage;
+    return 2;
+  } catch (const depot::ConfigError& e) {
+    depot::log::error("configuration error", {{"error", e.what()}});
+    return 2;
+  } catch (const std::exception& e) {
+    depot::log::error("fatal", {{"error", e.what()}});
+    return 1;
+  }
+}

@@ -1,0 +1,51 @@
+// Everything a Depot server is configured with. The `depot` binary fills it from the config file,
+// environment, .env and command line (config.cpp); embedders fill it directly.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace depot {
+
+using namespace std::chrono_literals;
+
+struct Limits {
+  size_t max_header_bytes = 16 * 1024;  // request line + headers → 431
+  size_t max_header_count = 100;        // → 431
+  size_t max_body_bytes = 1024 * 1024;  // default cap for req:body() (buffered) → 413; routes may raise it
+  std::chrono::milliseconds header_timeout = 30s;     // idle while reading the head → 408
+  std::chrono::milliseconds body_timeout = 60s;       // idle while reading the body → 408
+  std::chrono::milliseconds keepalive_timeout = 75s;  // idle between requests → close
+  std::chrono::milliseconds send_timeout = 60s;       // no write progress to a blocked client → close
+  std::chrono::milliseconds request_deadline = 300s;  // wall clock per request task → 503 (0 = none)
+  uint64_t instruction_budget = 0;                    // Lua VM instructions per request → 500 (0 = none)
+};
+
+// A route script mounted at one or more URL prefixes.
+struct ServiceSpec {
+  std::string name;
+  // A directory with init.lua, or a .lua file; relative paths are under the scripts dir.
+  std::filesystem::path script;
+  std::vector<std::string> mounts = {"/"};
+  nlohmann::json config = nlohmann::json::object();  // the service's own section
+};
+
+struct Options {
+  std::string host = "0.0.0.0";
+  uint16_t port = 8000;  // 0 picks a free port; Server::port() tells which
+  size_t threads = 2;
+  std::filesystem::path data_dir = "data";
+  std::filesystem::path scripts_dir = "scripts";
+  std::vector<ServiceSpec> services;
+  Limits limits;
+  bool watch_scripts = true;  // reload when a file under scripts_dir (or a service script) changes
+  std::chrono::milliseconds drain_timeout = 10s;  // SIGTERM / stop(): in-flight requests get this long
+  size_t blocking_threads = 4;                    // thread pool for disk and other blocking work
+  nlohmann::json config = nlohmann::json::object();  // the whole config document
+};
+
+}  // namespace depot

@@ -1,0 +1,103 @@
+// Connection output: memory and file segments (see output_queue.hpp).
+#include "engine/output_queue.hpp"
+
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace depot {
+namespace {
+constexpr size_t kCoalesceLimit = 64 * 1024;
+constexpr size_t kSendfileBudget = 4 * 1024 * 1024;
+}  // namespace
+
+OutputQueue::~OutputQueue() { clear(); }
+
+void OutputQueue::clear() {
+  for (Segment& segment : segments_) {
+    if (segment.fd >= 0) ::close(segment.fd);
+  }
+  segments_.clear();
+  buffered_ = 0;
+}
+
+void OutputQueue::append(std::string_view bytes) {
+  if (bytes.empty()) return;
+  buffered_ += bytes.size();
+  if (!segments_.empty()) {
+    Segment& last = segments_.back();
+    if (last.fd < 0 && last.data.size() - last.data_offset + bytes.size() <= kCoalesceLimit) {
+      last.data.append(bytes);
+      return;
+    }
+  }
+  Segment segment;
+  segment.data.assign(bytes);
+  segments_.push_back(std::move(segment));
+}
+
+void OutputQueue::append(std::string&& bytes) {
+  if (bytes.size() <= kCoalesceLimit) {
+    append(std::string_view(bytes));
+    return;
+  }
+  buffered_ += bytes.size();
+  Segment segment;
+  segment.data = std::move(bytes);
+  segments_.push_back(std::move(segment));
+}
+
+void OutputQueue::append_file(int fd, off_t offset, size_t length) {
+  if (length == 0) {
+    ::close(fd);
+    return;
+  }
+  Segment segment;
+  segment.fd = fd;
+  segment.file_offset = offset;
+  segment.file_left = length;
+  segments_.push_back(std::move(segment));
+}
+
+OutputQueue::FlushResult OutputQueue::flush(int socket) {
+  size_t sendfile_budget = kSendfileBudget;
+  while (!segments_.empty()) {
+    Segment& segment = segments_.front();
+    if (segment.fd < 0) {
+      bool more = segments_.size() > 1;
+      size_t left = segment.data.size() - segment.data_offset;
+      ssize_t n = ::send(socket, segment.data.data() + segment.data_offset, left,
+                         MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? FlushResult::blocked : FlushResult::failed;
+      }
+      sent_ += static_cast<uint64_t>(n);
+      buffered_ -= static_cast<size_t>(n);
+      segment.data_offset += static_cast<size_t>(n);
+      if (static_cast<size_t>(n) < left) return FlushResult::blocked;
+      segments_.pop_front();
+      continue;
+    }
+    if (sendfile_budget == 0) return FlushResult::blocked;
+    size_t chunk = std::min(segment.file_left, sendfile_budget);
+    ssize_t n = ::sendfile(socket, segment.fd, &segment.file_offset, chunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return (errno == EAGAIN || errno == EWOULDBLOCK) ? FlushResult::blocked : FlushResult::failed;
+    }
+    if (n == 0) return FlushResult::failed;  // the file shrank under us: the response cannot be completed
+    sent_ += static_cast<uint64_t>(n);
+    sendfile_budget -= static_cast<size_t>(n);
+    segment.file_left -= static_cast<size_t>(n);
+    if (segment.file_left == 0) {
+      ::close(segment.fd);
+      segments_.pop_front();
+    }
+  }
+  return FlushResult::done;
+}
+
+}  // namespace depot

@@ -1,0 +1,305 @@
+// A generation's Lua state on one worker (see runtime.hpp).
+#include "engine/runtime.hpp"
+
+#include "engine/connection.hpp"
+#include "engine/embedded_lua.hpp"
+#include "engine/exchange.hpp"
+#include "engine/log.hpp"
+#include "engine/lua_api.hpp"
+#include "engine/worker.hpp"
+
+namespace depot {
+namespace {
+const char* const kRuntimeKey = "depot.runtime";
+constexpr int kHookInterval = 10000;  // instructions between budget checks
+
+int traceback(lua_State* L) {
+  const char* message = lua_tostring(L, 1);
+  luaL_traceback(L, L, message ? message : "(error object is not a string)", 1);
+  return 1;
+}
+
+// Counts instructions of the running task; only installed when a budget is configured, because
+// LuaJIT records no new traces while a count hook is set.
+void budget_hook(lua_State* L, lua_Debug*) {
+  Task* task = Task::of_state(L);
+  if (task == nullptr) return;
+  task->instructions += kHookInterval;
+  const Limits& limits = task->runtime().generation().limits;
+  if (task->instructions > limits.instruction_budget) {
+    luaL_error(L, "instruction budget of %llu exceeded", static_cast<unsigned long long>(limits.instruction_budget));
+  }
+  if (Clock::now() > task->deadline) luaL_error(L, "request deadline exceeded");
+}
+
+std::filesystem::path script_file(const Generation& generation, const ServiceSpec& spec) {
+  std::filesystem::path path = spec.script.is_absolute() ? spec.script : generation.scripts_dir / spec.script;
+  if (std::filesystem::is_directory(path)) path /= "init.lua";
+  return path;
+}
+
+void push_json(lua_State* L, const nlohmann::json& value);
+
+void push_json_object(lua_State* L, const nlohmann::json& value) {
+  lua_createtable(L, 0, static_cast<int>(value.size()));
+  for (auto& [key, item] : value.items()) {
+    push_json(L, item);
+    lua_setfield(L, -2, key.c_str());
+  }
+}
+
+// Service config sections reach Lua as plain tables (null becomes nil).
+void push_json(lua_State* L, const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::object: push_json_object(L, value); break;
+    case nlohmann::json::value_t::array: {
+      lua_createtable(L, static_cast<int>(value.size()), 0);
+      int index = 1;
+      for (const auto& item : value) {
+        push_json(L, item);
+        lua_rawseti(L, -2, index++);
+      }
+      break;
+    }
+    case nlohmann::json::value_t::string: {
+      const auto& text = value.get_ref<const std::string&>();
+      lua_pushlstring(L, text.data(), text.size());
+      break;
+    }
+    case nlohmann::json::value_t::boolean: lua_pushboolean(L, value.get<bool>()); break;
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+    case nlohmann::json::value_t::number_float: lua_pushnumber(L, value.get<double>()); break;
+    default: lua_pushnil(L); break;
+  }
+}
+}  // namespace
+
+Runtime::Runtime(Worker& worker, std::shared_ptr<const Generation> generation)
+    : worker_(worker), generation_(std::move(generation)), L_(luaL_newstate()) {
+  if (L_ == nullptr) throw std::runtime_error("cannot create a Lua state (out of memory)");
+  try {
+    luaL_openlibs(L_);
+    context_.data_dir = generation_->data_dir;
+    context_.config = generation_->config;
+    context_.worker = &worker_;
+    context_.runtime = this;
+    set_binding_context(L_, &context_);
+    lua_pushlightuserdata(L_, this);
+    lua_setfield(L_, LUA_REGISTRYINDEX, kRuntimeKey);
+    open_bindings(L_);
+
+    const std::string scripts = generation_->scripts_dir.string();
+    lua_getglobal(L_, "package");
+    std::string path = scripts + "/lib/?.lua;" + scripts + "/lib/?/init.lua;" + scripts + "/?.lua;" + scripts +
+                       "/?/init.lua;";
+    lua_getfield(L_, -1, "path");
+    path += lua_tostring(L_, -1);
+    lua_pop(L_, 1);
+    lua_pushstring(L_, path.c_str());
+    lua_setfield(L_, -2, "path");
+    lua_pop(L_, 1);
+
+    std::string_view prelude = embedded_lua("prelude");
+    lua_pushcfunction(L_, traceback);
+    if (luaL_loadbuffer(L_, prelude.data(), prelude.size(), "=prelude") != 0) {
+      throw std::runtime_error(std::string("prelude: ") + lua_tostring(L_, -1));
+    }
+    push_exchange_api(L_, generation_->limits);
+    if (lua_pcall(L_, 1, 1, -3) != 0) throw std::runtime_error(std::string("prelude: ") + lua_tostring(L_, -1));
+    prelude_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+    lua_pop(L_, 1);
+    register_depot_module(L_, prelude_ref_);
+    dispatch_ref_ = prelude_function("dispatch");
+    render_error_ref_ = prelude_function("render_error");
+
+    load_services();
+    build_router();
+    if (generation_->limits.instruction_budget > 0) lua_sethook(L_, budget_hook, LUA_MASKCOUNT, kHookInterval);
+  } catch (...) {
+    lua_close(L_);
+    throw;
+  }
+}
+
+Runtime::~Runtime() { lua_close(L_); }
+
+Runtime& Runtime::of_state(lua_State* L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, kRuntimeKey);
+  auto* runtime = static_cast<Runtime*>(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  if (runtime == nullptr) luaL_error(L, "depot: this Lua state is not a Depot runtime");
+  return *runtime;
+}
+
+int Runtime::prelude_function(const char* name) {
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
+  lua_getfield(L_, -1, name);
+  int ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  lua_pop(L_, 1);
+  return ref;
+}
+
+void Runtime::load_services() {
+  for (const ServiceSpec& spec : generation_->services) {
+    std::filesystem::path file = script_file(*generation_, spec);
+    lua_settop(L_, 0);
+    lua_pushcfunction(L_, traceback);
+    if (luaL_loadfile(L_, file.c_str()) != 0) {
+      throw std::runtime_error("service " + spec.name + ": " + lua_tostring(L_, -1));
+    }
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
+    lua_getfield(L_, -1, "new_service");
+    lua_remove(L_, -2);
+    lua_pushstring(L_, spec.name.c_str());
+    push_json(L_, spec.config);
+    lua_createtable(L_, static_cast<int>(spec.mounts.size()), 0);
+    for (size_t i = 0; i < spec.mounts.size(); ++i) {
+      lua_pushstring(L_, spec.mounts[i].c_str());
+      lua_rawseti(L_, -2, static_cast<int>(i + 1));
+    }
+    lua_call(L_, 3, 1);  // the service object, passed to the script as `...`
+    if (lua_pcall(L_, 1, 0, 1) != 0) throw std::runtime_error("service " + spec.name + ": " + lua_tostring(L_, -1));
+    service_names_.push_back(spec.name);
+  }
+  lua_settop(L_, 0);
+}
+
+void Runtime::build_router() {
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
+  lua_getfield(L_, -1, "services");
+  lua_call(L_, 0, 1);
+  size_t service_count = lua_objlen(L_, -1);
+  for (size_t s = 0; s < service_count; ++s) {
+    const ServiceSpec& spec = generation_->services[s];
+    lua_rawgeti(L_, -1, static_cast<int>(s + 1));
+    lua_getfield(L_, -1, "routes");
+    size_t route_count = lua_objlen(L_, -1);
+    for (size_t r = 0; r < route_count; ++r) {
+      lua_rawgeti(L_, -1, static_cast<int>(r + 1));
+      lua_getfield(L_, -1, "method");
+      std::string method = lua_tostring(L_, -1);
+      lua_getfield(L_, -2, "pattern");
+      std::string pattern = lua_tostring(L_, -1);
+      lua_pop(L_, 3);
+      for (const std::string& mount : spec.mounts) {
+        std::string full = Router::join(mount, pattern);
+        router_.add(method, full, RouteTarget{static_cast<uint32_t>(s), static_cast<uint32_t>(r)},
+                    spec.name + ": " + method + " " + full);
+      }
+    }
+    lua_pop(L_, 2);
+    for (const std::string& mount : spec.mounts) router_.add_mount(mount, static_cast<uint32_t>(s));
+  }
+  lua_settop(L_, 0);
+}
+
+void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
+  RouteMatch match = router_.match(exchange->head.method, exchange->head.path);
+  exchange->service = match.service;
+  if (match.kind != RouteMatch::Kind::found) {
+    bool not_allowed = match.kind == RouteMatch::Kind::method_not_allowed;
+    respond_error(*exchange, not_allowed ? 405 : 404, not_allowed ? "method not allowed" : "not found",
+                  not_allowed ? match.allowed.c_str() : nullptr);
+    exchange->connection->on_task_finished(*exchange);
+    return;
+  }
+  auto owned = std::make_unique<Task>(*this, Task::Kind::request, exchange);
+  Task* task = owned.get();
+  worker_.add_task(std::move(owned));
+  if (generation_->limits.request_deadline.count() > 0) task->set_deadline(generation_->limits.request_deadline);
+  task->start([&](lua_State* co) {
+    lua_rawgeti(co, LUA_REGISTRYINDEX, dispatch_ref_);
+    lua_pushinteger(co, match.target.service + 1);
+    lua_pushinteger(co, match.target.route + 1);
+    push_exchange(co, exchange);
+    lua_pushlstring(co, exchange->head.method.data(), exchange->head.method.size());
+    lua_pushlstring(co, exchange->head.path.data(), exchange->head.path.size());
+    lua_pushlstring(co, exchange->id.data(), exchange->id.size());
+    lua_createtable(co, 0, static_cast<int>(match.params.size()));
+    for (const auto& [name, value] : match.params) {
+      lua_pushlstring(co, value.data(), value.size());
+      lua_setfield(co, -2, name.c_str());
+    }
+    return 8;
+  });
+}
+
+void Runtime::respond_error(Exchange& exchange, int status, const std::string& message, const char* allowed) {
+  if (exchange.connection == nullptr) return;
+  int top = lua_gettop(L_);
+  lua_pushcfunction(L_, traceback);
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, render_error_ref_);
+  if (exchange.service >= 0) {
+    lua_pushinteger(L_, exchange.service + 1);
+  } else {
+    lua_pushnil(L_);
+  }
+  lua_pushinteger(L_, status);
+  lua_pushlstring(L_, message.data(), message.size());
+  lua_pushlstring(L_, exchange.id.data(), exchange.id.size());
+  if (allowed) {
+    lua_pushstring(L_, allowed);
+  } else {
+    lua_pushnil(L_);
+  }
+  http::Headers headers;
+  std::string body;
+  int out_status = status;
+  if (lua_pcall(L_, 5, 3, top + 1) == 0) {
+    out_status = static_cast<int>(lua_tointeger(L_, -3));
+    size_t length;
+    const char* text = lua_tolstring(L_, -2, &length);
+    body.assign(text ? text : "", text ? length : 0);
+    headers = headers_from_table(L_, lua_gettop(L_));
+  } else {
+    log::error("error handler failed", {{"request_id", exchange.id}, {"error", lua_tostring(L_, -1)}});
+    headers = {{"Content-Type", "application/json"}};
+    body = nlohmann::json{{"error", message}, {"status", status}, {"request_id", exchange.id}}.dump();
+  }
+  lua_settop(L_, top);
+  exchange.connection->respond(exchange, out_status, headers, body);
+}
+
+Task* Runtime::spawn(Task::Kind kind, const Task::Pusher& push_call) {
+  auto owned = std::make_unique<Task>(*this, kind, nullptr);
+  Task* task = owned.get();
+  uint64_t id = task->id();
+  worker_.add_task(std::move(owned));
+  task->start(push_call);
+  return worker_.find_task(id);
+}
+
+void Runtime::activate() {
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
+  lua_getfield(L_, -1, "start_hooks");
+  lua_pushinteger(L_, static_cast<lua_Integer>(worker_.index()));
+  lua_call(L_, 1, 1);
+  size_t count = lua_objlen(L_, -1);
+  std::vector<int> hooks;
+  for (size_t i = 1; i <= count; ++i) {
+    lua_rawgeti(L_, -1, static_cast<int>(i));
+    hooks.push_back(luaL_ref(L_, LUA_REGISTRYINDEX));
+  }
+  lua_pop(L_, 2);
+  for (int hook : hooks) {
+    spawn(Task::Kind::job, [this, hook](lua_State* co) {
+      lua_rawgeti(co, LUA_REGISTRYINDEX, prelude_ref_);
+      lua_getfield(co, -1, "run_logged");
+      lua_remove(co, -2);
+      lua_pushliteral(co, "on_start hook");
+      lua_rawgeti(co, LUA_REGISTRYINDEX, hook);
+      return 3;
+    });
+    luaL_unref(L_, LUA_REGISTRYINDEX, hook);
+  }
+}
+
+void Runtime::retire() {
+  if (retired_) return;
+  retired_ = true;
+  auto callbacks = std::move(retire_callbacks_);
+  for (auto& callback : callbacks) callback();
+}
+
+}  // namespace depot

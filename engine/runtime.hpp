@@ -1,0 +1,74 @@
+// One Lua state running one generation of the scripts on one worker: it loads the prelude and
+// every service script, builds the router from their routes (refusing conflicts), and starts
+// tasks (request handlers, timers, start hooks) in it. A runtime retired by a reload keeps
+// running its in-flight tasks and is closed when the last one ends.
+#pragma once
+
+#include <lua.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bindings/binding.hpp"
+#include "engine/generation.hpp"
+#include "engine/router.hpp"
+#include "engine/task.hpp"
+
+namespace depot {
+
+class Worker;
+class Exchange;
+
+class Runtime {
+ public:
+  // Throws std::runtime_error saying which script failed and why.
+  Runtime(Worker& worker, std::shared_ptr<const Generation> generation);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  lua_State* state() const { return L_; }
+  Worker& worker() { return worker_; }
+  const Generation& generation() const { return *generation_; }
+  static Runtime& of_state(lua_State* L);
+
+  void start_request(const std::shared_ptr<Exchange>& exchange);
+  // Answers with the exchange's service's error shape (no handler runs; never yields).
+  void respond_error(Exchange& exchange, int status, const std::string& message, const char* allowed = nullptr);
+  // Runs a background task in this runtime; `push_call` pushes the function and its arguments.
+  Task* spawn(Task::Kind kind, const Task::Pusher& push_call);
+
+  // Starts serving: runs the services' on_start hooks.
+  void activate();
+  // A newer generation took over (or the server is stopping): run the retire callbacks
+  // (timers are told they were cut short) and start nothing new.
+  void retire();
+  bool retired() const { return retired_; }
+  void on_retire(std::function<void()> callback) { retire_callbacks_.push_back(std::move(callback)); }
+
+  size_t task_count() const { return tasks_; }
+  void task_started() { ++tasks_; }
+  void task_ended() { --tasks_; }
+
+ private:
+  void load_services();
+  void build_router();
+  int prelude_function(const char* name);
+
+  Worker& worker_;
+  std::shared_ptr<const Generation> generation_;
+  lua_State* L_;
+  BindingContext context_;
+  Router router_;
+  std::vector<std::string> service_names_;
+  int prelude_ref_ = LUA_NOREF;
+  int dispatch_ref_ = LUA_NOREF;
+  int render_error_ref_ = LUA_NOREF;
+  size_t tasks_ = 0;
+  bool retired_ = false;
+  std::vector<std::function<void()>> retire_callbacks_;
+};
+
+}  // namespace depot

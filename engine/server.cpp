@@ -1,0 +1,211 @@
+// Server lifecycle: sockets, reactor threads, script generations, hot reload, graceful stop.
+#include "engine/server.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <pistache/reactor.h>
+
+#include "engine/generation.hpp"
+#include "engine/log.hpp"
+#include "engine/reload_watcher.hpp"
+#include "engine/server_core.hpp"
+#include "engine/worker.hpp"
+
+namespace depot {
+namespace {
+
+int bind_listener(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  std::string service = std::to_string(port);
+  int status = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
+  if (status != 0) throw std::runtime_error("cannot resolve listen address " + host + ": " + gai_strerror(status));
+  std::string last_error = "no address";
+  for (addrinfo* address = found; address != nullptr; address = address->ai_next) {
+    int fd = ::socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (::bind(fd, address->ai_addr, address->ai_addrlen) == 0 && ::listen(fd, 1024) == 0) {
+      freeaddrinfo(found);
+      return fd;
+    }
+    last_error = strerror(errno);
+    ::close(fd);
+  }
+  freeaddrinfo(found);
+  throw std::runtime_error("cannot listen on " + host + ":" + service + ": " + last_error);
+}
+
+uint16_t bound_port(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  if (address.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6&>(address).sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in&>(address).sin_port);
+}
+
+// Runs `work` on every worker and waits for all of them.
+template <typename Result>
+std::vector<Result> on_every_worker(ServerCore& core, std::function<Result(Worker&)> work) {
+  std::vector<std::future<Result>> futures;
+  for (Worker* worker : core.workers()) {
+    auto promise = std::make_shared<std::promise<Result>>();
+    futures.push_back(promise->get_future());
+    worker->post([worker, promise, work] { promise->set_value(work(*worker)); });
+  }
+  std::vector<Result> results;
+  for (auto& future : futures) results.push_back(future.get());
+  return results;
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  explicit Impl(Options options) : options_(std::move(options)) {}
+
+  void start() {
+    if (core_) throw std::logic_error("Server::start: already running");
+    if (options_.threads == 0) options_.threads = 1;
+    std::filesystem::create_directories(options_.data_dir);
+    std::vector<int> fds;
+    try {
+      fds.push_back(bind_listener(options_.host, options_.port));
+      port_ = bound_port(fds.front());
+      for (size_t i = 1; i < options_.threads; ++i) fds.push_back(bind_listener(options_.host, port_));
+    } catch (...) {
+      for (int fd : fds) ::close(fd);
+      throw;
+    }
+    core_ = std::make_unique<ServerCore>(options_, fds);
+    reactor_ = Pistache::Aio::Reactor::create();
+    reactor_->init(Pistache::Aio::AsyncContext(options_.threads, "depot-worker"));
+    reactor_->addHandler(std::make_shared<Worker>(*core_, 0));  // a prototype: each thread runs a clone
+    reactor_->run();
+    std::string error = reload();
+    if (!error.empty()) {
+      shutdown_reactor();
+      throw std::runtime_error("scripts failed to load: " + error);
+    }
+    if (options_.watch_scripts) {
+      std::vector<std::filesystem::path> roots = {options_.scripts_dir};
+      for (const ServiceSpec& spec : options_.services) {
+        if (spec.script.is_absolute()) roots.push_back(spec.script);
+      }
+      watcher_ = std::make_unique<ReloadWatcher>(roots, [this] { reload(); });
+    }
+    log::info("listening", {{"host", options_.host}, {"port", port_}, {"threads", options_.threads},
+                            {"generation", generation_}});
+  }
+
+  std::string reload() {
+    std::lock_guard<std::mutex> lock(reload_mutex_);
+    if (!core_) return "the server is not running";
+    auto generation = std::make_shared<Generation>();
+    generation->number = generation_ + 1;
+    generation->services = options_.services;
+    generation->scripts_dir = std::filesystem::absolute(options_.scripts_dir);
+    generation->data_dir = std::filesystem::absolute(options_.data_dir);
+    generation->config = options_.config;
+    generation->limits = options_.limits;
+    auto started = Clock::now();
+    std::shared_ptr<const Generation> shared = generation;
+    auto errors = on_every_worker<std::string>(*core_, [shared](Worker& worker) {
+      return worker.stage_generation(shared);
+    });
+    for (const std::string& error : errors) {
+      if (error.empty()) continue;
+      on_every_worker<bool>(*core_, [](Worker& worker) {
+        worker.discard_staged();
+        return true;
+      });
+      log::error("scripts refused; the previous generation keeps serving",
+                 {{"generation", generation->number}, {"error", error}});
+      return error;
+    }
+    on_every_worker<bool>(*core_, [](Worker& worker) {
+      worker.activate_staged();
+      return true;
+    });
+    generation_ = generation->number;
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+    log::info("scripts loaded", {{"generation", generation_}, {"services", options_.services.size()}, {"ms", ms}});
+    return "";
+  }
+
+  void stop() {
+    if (!core_) return;
+    watcher_.reset();
+    std::unique_lock<std::mutex> lock(reload_mutex_);
+    auto drained = std::make_shared<std::promise<void>>();
+    auto remaining = std::make_shared<std::atomic<size_t>>(core_->workers().size());
+    for (Worker* worker : core_->workers()) {
+      worker->post([worker, drained, remaining] {
+        worker->begin_drain([drained, remaining] {
+          if (--*remaining == 0) drained->set_value();
+        });
+      });
+    }
+    auto result = drained->get_future().wait_for(options_.drain_timeout);
+    if (result != std::future_status::ready) {
+      log::warn("drain deadline passed; closing the remaining connections",
+                {{"timeout_ms", options_.drain_timeout.count()}});
+      on_every_worker<bool>(*core_, [](Worker& worker) {
+        worker.close_all();
+        return true;
+      });
+    }
+    shutdown_reactor();
+    log::info("stopped", {{"port", port_}});
+  }
+
+  size_t runtime_count() {
+    if (!core_) return 0;
+    auto counts = on_every_worker<size_t>(*core_, [](Worker& worker) {
+      worker.collect_retired_runtimes();
+      return worker.runtime_count();
+    });
+    size_t total = 0;
+    for (size_t count : counts) total += count;
+    return total;
+  }
+
+  void shutdown_reactor() {
+    reactor_->shutdown();
+    reactor_.reset();  // joins the worker threads, then destroys the workers here
+    core_.reset();
+  }
+
+  Options options_;
+  uint16_t port_ = 0;
+  uint64_t generation_ = 0;
+  std::mutex reload_mutex_;
+  std::unique_ptr<ServerCore> core_;
+  std::shared_ptr<Pistache::Aio::Reactor> reactor_;
+  std::unique_ptr<ReloadWatcher> watcher_;
+};
+
+Server::Server(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Server::~Server() { stop(); }
+void Server::start() { impl_->start(); }
+uint16_t Server::port() const { return impl_->port_; }
+std::string Server::reload() { return impl_->reload(); }
+void Server::stop() { impl_->stop(); }
+bool Server::running() const { return impl_->core_ != nullptr; }
+uint64_t Server::generation() const { return impl_->generation_; }
+size_t Server::runtime_count() { return impl_->runtime_count(); }
+
+}  // namespace depot

@@ -1,0 +1,46 @@
+// The embedding API: a Depot server in a C++ program (the `depot` binary, the tests, or your own
+// test harness). Start it on port 0 and ask port(); reload scripts; stop it gracefully.
+//
+//   depot::Options options;
+//   options.port = 0;
+//   options.services.push_back({"hello", "/path/to/hello.lua", {"/"}});
+//   depot::Server server(options);
+//   server.start();                // throws if it cannot bind or a script fails to load
+//   ... http://127.0.0.1:<server.port()>/ ...
+//   server.stop();                 // in-flight requests finish (up to drain_timeout)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/options.hpp"
+
+namespace depot {
+
+class Server {
+ public:
+  explicit Server(Options options);
+  ~Server();  // stops the server if it runs
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  void start();
+  uint16_t port() const;
+  // Loads the scripts again. On success the new generation serves new requests while in-flight
+  // ones finish on the old; returns "". Otherwise the old generation keeps serving and the
+  // reason is returned (and logged).
+  std::string reload();
+  // Stops accepting, lets in-flight requests finish up to options.drain_timeout, then stops.
+  void stop();
+  bool running() const;
+  uint64_t generation() const;
+  // Lua states alive across all workers (active plus retired ones still finishing requests).
+  size_t runtime_count();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace depot

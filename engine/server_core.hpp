@@ -1,0 +1,40 @@
+// State shared by all workers of one server: options, listening sockets, the workers themselves,
+// named events and the blocking-work pool. Created by Server before the reactor starts.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "engine/named_events.hpp"
+#include "engine/options.hpp"
+#include "engine/thread_pool.hpp"
+
+namespace depot {
+
+class Worker;
+
+class ServerCore {
+ public:
+  ServerCore(Options options, std::vector<int> listen_fds);
+  ~ServerCore();
+
+  const Options& options() const { return options_; }
+  int listen_fd(size_t worker_index) const { return listen_fds_.at(worker_index); }
+  size_t next_worker_index() { return next_worker_index_++; }
+  void register_worker(size_t index, Worker* worker);
+  const std::vector<Worker*>& workers() const { return workers_; }
+
+  NamedEvents& events() { return events_; }
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  Options options_;
+  std::vector<int> listen_fds_;
+  std::atomic<size_t> next_worker_index_{0};
+  std::vector<Worker*> workers_;
+  NamedEvents events_;
+  ThreadPool pool_;
+};
+
+}  // namespace depot

@@ -1,0 +1,156 @@
+// Coroutines run by the engine (see task.hpp).
+#include "engine/task.hpp"
+
+#include "bindings/binding.hpp"
+#include "engine/connection.hpp"
+#include "engine/exchange.hpp"
+#include "engine/log.hpp"
+#include "engine/runtime.hpp"
+#include "engine/worker.hpp"
+
+namespace depot {
+namespace {
+uint64_t next_task_id() {
+  thread_local uint64_t counter = 0;
+  return ++counter;
+}
+const std::string kNoRequestId;
+}  // namespace
+
+Task::Task(Runtime& runtime, Kind kind, std::shared_ptr<Exchange> exchange)
+    : runtime_(runtime), kind_(kind), exchange_(std::move(exchange)), id_(next_task_id()) {
+  lua_State* L = runtime_.state();
+  coroutine_ = lua_newthread(L);
+  coroutine_ref_ = luaL_ref(L, LUA_REGISTRYINDEX);  // anchors the coroutine while it runs
+  runtime_.task_started();
+  if (exchange_) exchange_->task = id_;
+}
+
+// An unfinished task is only destroyed with its worker, whose Lua states close right after.
+Task::~Task() = default;
+
+void Task::set_deadline(Clock::duration budget) {
+  deadline = Clock::now() + budget;
+  uint64_t id = id_;
+  Worker& worker = runtime_.worker();
+  deadline_timer_ = worker.add_timer(budget, [&worker, id] {
+    Task* task = worker.find_task(id);
+    if (task == nullptr) return;
+    task->deadline_timer_ = 0;
+    if (task->suspended()) task->abort(503, "request deadline exceeded");
+  });
+}
+
+const std::string& Task::request_id() const { return exchange_ ? exchange_->id : kNoRequestId; }
+
+Task* Task::of_state(lua_State* L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "depot.binding_context");
+  auto* context = static_cast<BindingContext*>(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  if (context == nullptr || context->worker == nullptr) return nullptr;
+  Task* task = context->worker->running_task();
+  return task != nullptr && task->coroutine_ == L ? task : nullptr;
+}
+
+Task& Task::require(lua_State* L, const char* function) {
+  Task* task = of_state(L);
+  if (task == nullptr) {
+    luaL_error(L,
+               "%s: can only wait inside a request handler, timer or job, and not inside a "
+               "coroutine the script created itself",
+               function);
+  }
+  return *task;
+}
+
+void Task::start(const Pusher& push_call) {
+  int count = push_call(coroutine_);
+  run(count - 1);
+}
+
+int Task::suspend(lua_State* L) {
+  suspended_ = true;
+  return lua_yield(L, 0);
+}
+
+void Task::resume(const Pusher& push) {
+  if (finished_ || !suspended_) return;
+  if (runtime_.worker().running_task() != nullptr) {
+    // Never resume one coroutine from inside another: do it once the running one yields.
+    uint64_t id = id_;
+    Worker& worker = runtime_.worker();
+    worker.defer([&worker, id, push] {
+      if (Task* task = worker.find_task(id)) task->resume(push);
+    });
+    return;
+  }
+  int count = push(coroutine_);
+  if (count < 0) return;  // what it waits for has not happened yet
+  suspended_ = false;
+  run(count);
+}
+
+void Task::run(int argument_count) {
+  Worker& worker = runtime_.worker();
+  Task* outer = worker.running_task();
+  worker.set_running_task(this);
+  int status = lua_resume(coroutine_, argument_count);
+  worker.set_running_task(outer);
+  if (status == LUA_YIELD) {
+    if (!suspended_) {
+      finish("the script yielded outside a Depot call (coroutine.yield at the top of a handler?)");
+    }
+    return;
+  }
+  if (status == 0) {
+    finish(nullptr);
+    return;
+  }
+  const char* message = lua_tostring(coroutine_, -1);
+  luaL_traceback(runtime_.state(), coroutine_, message ? message : "(error object is not a string)", 0);
+  std::string text = lua_tostring(runtime_.state(), -1);
+  lua_pop(runtime_.state(), 1);
+  finish(text.c_str());
+}
+
+void Task::abort(int status, const std::string& message) {
+  if (finished_) return;
+  if (exchange_ && exchange_->connection) {
+    Exchange& exchange = *exchange_;
+    if (!exchange.response_started()) {
+      runtime_.respond_error(exchange, status, message);
+    } else {
+      exchange.connection->close();
+    }
+  }
+  log::warn("task aborted", {{"request_id", request_id()}, {"status", status}, {"reason", message}});
+  finish(nullptr);
+}
+
+void Task::finish(const char* error) {
+  if (finished_) return;
+  finished_ = true;
+  suspended_ = false;
+  if (error != nullptr) {
+    log::error("lua error", {{"request_id", request_id()}, {"error", error}});
+    if (exchange_ && exchange_->connection && !exchange_->response_started()) {
+      runtime_.respond_error(*exchange_, 500, "internal server error");
+    }
+  }
+  if (deadline_timer_) runtime_.worker().cancel_timer(deadline_timer_);
+  luaL_unref(runtime_.state(), LUA_REGISTRYINDEX, coroutine_ref_);
+  coroutine_ref_ = LUA_NOREF;
+  runtime_.task_ended();
+  if (exchange_) {
+    exchange_->body_waiter = 0;
+    exchange_->drain_waiter = 0;
+    if (exchange_->connection) {
+      exchange_->connection->on_task_finished(*exchange_);
+    } else {
+      exchange_->task = 0;
+    }
+  }
+  runtime_.worker().remove_task(id_);
+}
+
+}  // namespace depot

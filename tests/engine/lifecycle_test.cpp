@@ -1,0 +1,124 @@
+// The depot binary: config from flags and env, the listening line, SIGTERM drain, SIGHUP reload.
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/test_server.hpp"
+
+using depot::testing::http_request;
+using namespace std::chrono_literals;
+
+namespace {
+// Runs `depot serve` in `directory` with stderr to a file; reads the bound port from its log.
+struct DepotProcess {
+  pid_t pid = -1;
+  std::filesystem::path log;
+  uint16_t port = 0;
+
+  DepotProcess(const std::filesystem::path& directory, std::vector<std::string> arguments) {
+    log = directory / "depot.log";
+    pid = fork();
+    if (pid == 0) {
+      if (chdir(directory.c_str()) != 0) _exit(127);
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 2);
+      std::vector<char*> argv = {const_cast<char*>(DEPOT_BINARY), const_cast<char*>("serve")};
+      for (auto& argument : arguments) argv.push_back(argument.data());
+      argv.push_back(nullptr);
+      execv(DEPOT_BINARY, argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 100 && port == 0; ++i) {
+      std::this_thread::sleep_for(50ms);
+      std::ifstream lines(log);
+      std::string line;
+      while (std::getline(lines, line)) {
+        auto entry = nlohmann::json::parse(line, nullptr, false);
+        if (entry.is_object() && entry.value("msg", "") == "listening") port = entry["port"].get<uint16_t>();
+      }
+    }
+  }
+
+  int wait_exit() {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  ~DepotProcess() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+std::filesystem::path prepare_directory() {
+  auto directory = depot::testing::make_temp_dir("depot-cli-");
+  std::filesystem::create_directories(directory / "scripts" / "app");
+  std::ofstream(directory / "scripts" / "app" / "init.lua") << R"LUA(
+local depot = require "depot"
+local service = ...
+service:get("/hello", function() return "hello\n" end)
+service:get("/slow", function() depot.sleep(1); return "finished\n" end)
+)LUA";
+  std::ofstream(directory / "depot.json") << R"({"services": [{"name": "app", "mount": "/"}], "threads": 1, "watch_scripts": false})";
+  return directory;
+}
+}  // namespace
+
+TEST_CASE("depot serve logs the bound port, drains on SIGTERM and exits 0", "[lifecycle]") {
+  auto directory = prepare_directory();
+  DepotProcess depot(directory, {"--config", "depot.json", "--port", "0", "--host", "127.0.0.1"});
+  REQUIRE(depot.port != 0);
+  CHECK(http_request(depot.port, "GET", "/hello").body == "hello\n");
+  std::string slow_body;
+  std::thread slow([&] { slow_body = http_request(depot.port, "GET", "/slow").body; });
+  std::this_thread::sleep_for(300ms);
+  kill(depot.pid, SIGTERM);
+  slow.join();
+  CHECK(slow_body == "finished\n");
+  CHECK(depot.wait_exit() == 0);
+
+  std::ifstream lines(depot.log);
+  std::string line;
+  bool access_line = false;
+  while (std::getline(lines, line)) {
+    auto entry = nlohmann::json::parse(line);  // every line is one JSON object
+    CHECK(entry.contains("level"));
+    if (entry.value("msg", "") == "request" && entry.value("path", "") == "/slow") access_line = true;
+  }
+  CHECK(access_line);
+  std::filesystem::remove_all(directory);
+}
+
+TEST_CASE("depot serve reads its port from the environment and .env, and reloads on SIGHUP", "[lifecycle]") {
+  auto directory = prepare_directory();
+  std::ofstream(directory / ".env") << "# test settings\nDEPOT_HOST=127.0.0.1\nDEPOT_CONFIG=\"depot.json\"\n";
+  setenv("DEPOT_PORT", "0", 1);
+  DepotProcess depot(directory, {});
+  unsetenv("DEPOT_PORT");
+  REQUIRE(depot.port != 0);
+  std::ofstream(directory / "scripts" / "app" / "init.lua") << R"LUA(
+local service = ...
+service:get("/hello", function() return "reloaded\n" end)
+)LUA";
+  kill(depot.pid, SIGHUP);
+  std::string body;
+  for (int i = 0; i < 40 && body != "reloaded\n"; ++i) {
+    std::this_thread::sleep_for(50ms);
+    body = http_request(depot.port, "GET", "/hello").body;
+  }
+  CHECK(body == "reloaded\n");
+  kill(depot.pid, SIGINT);
+  CHECK(depot.wait_exit() == 0);
+  std::filesystem::remove_all(directory);
+}
