@@ -1,6 +1,8 @@
 // A generation's Lua state on one worker (see runtime.hpp).
 #include "engine/runtime.hpp"
 
+#include <luajit.h>
+
 #include "engine/connection.hpp"
 #include "engine/embedded_lua.hpp"
 #include "engine/exchange.hpp"
@@ -19,8 +21,8 @@ int traceback(lua_State* L) {
   return 1;
 }
 
-// Counts instructions of the running task; only installed when a budget is configured, because
-// LuaJIT records no new traces while a count hook is set.
+// Counts instructions of the running task. Only installed when a budget is configured, because it
+// needs the JIT off (LuaJIT's compiled loops never call hooks).
 void budget_hook(lua_State* L, lua_Debug*) {
   Task* task = Task::of_state(L);
   if (task == nullptr) return;
@@ -115,7 +117,11 @@ Runtime::Runtime(Worker& worker, std::shared_ptr<const Generation> generation)
 
     load_services();
     build_router();
-    if (generation_->limits.instruction_budget > 0) lua_sethook(L_, budget_hook, LUA_MASKCOUNT, kHookInterval);
+    if (generation_->limits.instruction_budget > 0) {
+      // Compiled traces never call hooks: a budget that holds needs the interpreter.
+      luaJIT_setmode(L_, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+      lua_sethook(L_, budget_hook, LUA_MASKCOUNT, kHookInterval);
+    }
   } catch (...) {
     lua_close(L_);
     throw;
