@@ -579,7 +579,10 @@ void Connection::check_timeouts(Clock::time_point now) {
   }
   if (!current_) {
     if (head_started_ || !pending_.empty()) {
-      if (idle > limits.header_timeout) fail_request(408, "timed out reading the request head"), pump();
+      if (idle > limits.header_timeout) {
+        fail_request(408, "timed out reading the request head");
+        pump();
+      }
     } else if (output_.empty() && idle > limits.keepalive_timeout) {
       close();
     }
