@@ -1,5 +1,8 @@
 // The list of Lua modules Depot provides, registered in package.preload (see binding.hpp).
 #include "bindings/binding.hpp"
+#include "engine/embedded_lua.hpp"
+
+#include <string>
 
 namespace depot {
 
@@ -35,12 +38,29 @@ BindingContext& binding_context(lua_State* L) {
   return *context;
 }
 
+namespace {
+// package.preload loader of a Lua-written module; upvalue 1 is its name.
+int load_embedded_module(lua_State* L) {
+  const char* name = lua_tostring(L, lua_upvalueindex(1));
+  std::string_view source = embedded_lua(name);
+  std::string chunk_name = std::string("=") + name;
+  if (luaL_loadbuffer(L, source.data(), source.size(), chunk_name.c_str()) != 0) lua_error(L);
+  lua_call(L, 0, 1);
+  return 1;
+}
+}  // namespace
+
 void open_bindings(lua_State* L) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");
   for (const Module& module : kModules) {
     lua_pushcfunction(L, module.open);
     lua_setfield(L, -2, module.name);
+  }
+  for (const char* name : embedded_lua_modules()) {
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, load_embedded_module, 1);
+    lua_setfield(L, -2, name);
   }
   lua_pop(L, 2);
 }

@@ -1,12 +1,19 @@
-# Writes OUTPUT: a C++ file defining depot::embedded_lua(name) for each Lua file in INPUTS.
+# Writes OUTPUT: a C++ file defining depot::embedded_lua(name) for each Lua file in INPUTS, and
+# depot::embedded_lua_modules() listing those under bindings/ (the Lua-written modules).
+string(REPLACE "|" ";" INPUTS "${INPUTS}")
 set(body "#include \"engine/embedded_lua.hpp\"\n#include <cstring>\nnamespace depot {\n")
 set(table "")
+set(modules "")
 foreach(input ${INPUTS})
   get_filename_component(name ${input} NAME_WE)
   file(READ ${input} content)
   string(APPEND body "static const char k_${name}[] = R\"DEPOTLUA(${content})DEPOTLUA\";\n")
   string(APPEND table "  if (std::strcmp(name, \"${name}\") == 0) return {k_${name}, sizeof(k_${name}) - 1};\n")
+  if(input MATCHES "/bindings/")
+    string(APPEND modules "\"${name}\", ")
+  endif()
 endforeach()
-string(APPEND body "std::string_view embedded_lua(const char* name) {\n${table}  return {};\n}\n}  // namespace depot\n")
+string(APPEND body "std::string_view embedded_lua(const char* name) {\n${table}  return {};\n}\n")
+string(APPEND body "std::vector<const char*> embedded_lua_modules() { return {${modules}}; }\n}  // namespace depot\n")
 file(WRITE ${OUTPUT}.tmp "${body}")
 file(COPY_FILE ${OUTPUT}.tmp ${OUTPUT} ONLY_IF_DIFFERENT)

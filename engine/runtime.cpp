@@ -16,6 +16,12 @@ const char* const kRuntimeKey = "depot.runtime";
 constexpr int kHookInterval = 10000;  // instructions between budget checks
 
 int traceback(lua_State* L) {
+  if (lua_istable(L, 1)) {  // a configuration error (see bindings/config.lua) keeps its shape
+    lua_getfield(L, 1, "config_error");
+    bool config_error = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (config_error) return 1;
+  }
   const char* message = lua_tostring(L, 1);
   luaL_traceback(L, L, message ? message : "(error object is not a string)", 1);
   return 1;
@@ -165,8 +171,16 @@ void Runtime::load_services() {
       lua_rawseti(L_, -2, static_cast<int>(i + 1));
     }
     lua_call(L_, 3, 1);  // the service object, passed to the script as `...`
-    if (lua_pcall(L_, 1, 0, 1) != 0) throw std::runtime_error("service " + spec.name + ": " + lua_tostring(L_, -1));
-    service_names_.push_back(spec.name);
+    lua_pushvalue(L_, -1);
+    lua_insert(L_, 1);  // keep the service object below the traceback function
+    if (lua_pcall(L_, 1, 0, 2) != 0) {
+      if (!lua_istable(L_, -1)) throw std::runtime_error("service " + spec.name + ": " + lua_tostring(L_, -1));
+      lua_getfield(L_, -1, "message");
+      std::string reason = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "configuration error";
+      lua_pushboolean(L_, 1);
+      lua_setfield(L_, 1, "disabled");
+      if (worker_.index() == 0) log::warn("service not mounted", {{"service", spec.name}, {"reason", reason}});
+    }
   }
   lua_settop(L_, 0);
 }
@@ -179,6 +193,13 @@ void Runtime::build_router() {
   for (size_t s = 0; s < service_count; ++s) {
     const ServiceSpec& spec = generation_->services[s];
     lua_rawgeti(L_, -1, static_cast<int>(s + 1));
+    lua_getfield(L_, -1, "disabled");
+    bool disabled = lua_toboolean(L_, -1);
+    lua_pop(L_, 1);
+    if (disabled) {
+      lua_pop(L_, 1);
+      continue;
+    }
     lua_getfield(L_, -1, "routes");
     size_t route_count = lua_objlen(L_, -1);
     for (size_t r = 0; r < route_count; ++r) {

@@ -62,7 +62,6 @@ class Runtime {
   lua_State* L_;
   BindingContext context_;
   Router router_;
-  std::vector<std::string> service_names_;
   int prelude_ref_ = LUA_NOREF;
   int dispatch_ref_ = LUA_NOREF;
   int render_error_ref_ = LUA_NOREF;

@@ -15,6 +15,7 @@ std::filesystem::path fresh_directory() {
 }
 
 int traceback(lua_State* L) {
+  if (!lua_isstring(L, 1) && luaL_callmeta(L, 1, "__tostring")) lua_replace(L, 1);
   const char* message = lua_tostring(L, 1);
   luaL_traceback(L, L, message ? message : "(error object is not a string)", 1);
   return 1;
