@@ -9,6 +9,7 @@ namespace depot {
 int open_crypto(lua_State* L);
 int open_log(lua_State* L);
 int open_json(lua_State* L);
+int open_jobs(lua_State* L);
 
 namespace {
 const char* const kContextKey = "depot.binding_context";
@@ -22,6 +23,7 @@ const Module kModules[] = {
     {"crypto", open_crypto},
     {"log", open_log},
     {"json", open_json},
+    {"jobs", open_jobs},
 };
 }  // namespace
 

@@ -297,6 +297,16 @@ Task* Runtime::spawn(Task::Kind kind, const Task::Pusher& push_call) {
   return worker_.find_task(id);
 }
 
+Task* Runtime::spawn_logged(Task::Kind kind, const char* what, const Task::Pusher& push_call) {
+  return spawn(kind, [&](lua_State* co) {
+    lua_rawgeti(co, LUA_REGISTRYINDEX, prelude_ref_);
+    lua_getfield(co, -1, "run_logged");
+    lua_remove(co, -2);
+    lua_pushstring(co, what);
+    return push_call(co) + 2;
+  });
+}
+
 void Runtime::activate() {
   lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
   lua_getfield(L_, -1, "start_hooks");
@@ -310,13 +320,9 @@ void Runtime::activate() {
   }
   lua_pop(L_, 2);
   for (int hook : hooks) {
-    spawn(Task::Kind::job, [this, hook](lua_State* co) {
-      lua_rawgeti(co, LUA_REGISTRYINDEX, prelude_ref_);
-      lua_getfield(co, -1, "run_logged");
-      lua_remove(co, -2);
-      lua_pushliteral(co, "on_start hook");
+    spawn_logged(Task::Kind::job, "on_start hook", [hook](lua_State* co) {
       lua_rawgeti(co, LUA_REGISTRYINDEX, hook);
-      return 3;
+      return 1;
     });
     luaL_unref(L_, LUA_REGISTRYINDEX, hook);
   }

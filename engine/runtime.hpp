@@ -39,6 +39,8 @@ class Runtime {
   void respond_error(Exchange& exchange, int status, const std::string& message, const char* allowed = nullptr);
   // Runs a background task in this runtime; `push_call` pushes the function and its arguments.
   Task* spawn(Task::Kind kind, const Task::Pusher& push_call);
+  // Like spawn, but errors raised by the function are logged with `what` instead of failing.
+  Task* spawn_logged(Task::Kind kind, const char* what, const Task::Pusher& push_call);
 
   // Starts serving: runs the services' on_start hooks.
   void activate();
