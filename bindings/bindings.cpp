@@ -10,6 +10,7 @@ int open_crypto(lua_State* L);
 int open_log(lua_State* L);
 int open_json(lua_State* L);
 int open_jobs(lua_State* L);
+int open_kv(lua_State* L);
 
 namespace {
 const char* const kContextKey = "depot.binding_context";
@@ -24,6 +25,7 @@ const Module kModules[] = {
     {"log", open_log},
     {"json", open_json},
     {"jobs", open_jobs},
+    {"kv", open_kv},
 };
 }  // namespace
 

@@ -22,9 +22,10 @@ int traceback(lua_State* L) {
 }
 }  // namespace
 
-LuaFixture::LuaFixture() : L_(luaL_newstate()) {
+LuaFixture::LuaFixture(nlohmann::json config) : L_(luaL_newstate()) {
   luaL_openlibs(L_);
   context_.data_dir = fresh_directory();
+  context_.config = std::move(config);
   set_binding_context(L_, &context_);
   open_bindings(L_);
 }

@@ -14,7 +14,8 @@ namespace depot::testing {
 
 class LuaFixture {
  public:
-  LuaFixture();
+  // `config`: the server config document bindings see (e.g. {"kv": {"map_size": ...}}).
+  explicit LuaFixture(nlohmann::json config = nlohmann::json::object());
   ~LuaFixture();
   LuaFixture(const LuaFixture&) = delete;
   LuaFixture& operator=(const LuaFixture&) = delete;

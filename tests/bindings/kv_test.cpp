@@ -1,0 +1,125 @@
+// kv: LMDB storage from Lua — values, iteration, atomic updates that cannot span a yield,
+// durable and batched writes, map growth, sharing between states.
+#include <catch2/catch.hpp>
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/lua_fixture.hpp"
+#include "tests/support/test_server.hpp"
+
+using depot::testing::LuaFixture;
+
+TEST_CASE("kv stores strings and tables and reads them back", "[kv]") {
+  LuaFixture lua;
+  CHECK(lua.run(R"LUA(
+    local kv = require "kv"
+    local json = require "json"
+    local db = kv.open("things")
+    assert(db:get("missing") == nil)
+    db:put("a", "plain \0 bytes")
+    assert(db:get("a") == "plain \0 bytes")
+    db:put("t", { name = "x", list = { 1, 2, 3 }, empty = {}, nothing = json.null })
+    local t = db:get("t")
+    assert(t.name == "x" and t.list[3] == 3 and next(t.empty) == nil and t.nothing == json.null)
+    db:put("n", 42)
+    assert(db:get("n") == 42)
+    assert(db:exists("n") and not db:exists("zz"))
+    assert(db:delete("n") == true and db:delete("n") == false)
+    assert(db:count() == 2)
+    local ok, err = pcall(db.put, db, "k", function() end)
+    assert(not ok and err:find("kv.put: value must be"), err)
+    ok, err = pcall(db.put, db, string.rep("k", 600), "v")
+    assert(not ok and err:find("key must be 1..511 bytes"), err)
+  )LUA") == "");
+}
+
+TEST_CASE("kv iterates by prefix and range, forwards and backwards, with limits", "[kv]") {
+  LuaFixture lua;
+  CHECK(lua.run(R"LUA(
+    local db = require("kv").open("ordered")
+    for _, k in ipairs({ "a1", "a2", "a3", "b1", "b2", "c" }) do db:put(k, k:upper()) end
+    local function keys(list) local out = {} for i, p in ipairs(list) do out[i] = p.key end return table.concat(out, ",") end
+    assert(keys(db:iter({ prefix = "a" })) == "a1,a2,a3")
+    assert(db:iter({ prefix = "a" })[2].value == "A2")
+    assert(keys(db:iter({ prefix = "a", reverse = true })) == "a3,a2,a1")
+    assert(keys(db:iter({ from = "a2", to = "b2" })) == "a2,a3,b1")
+    assert(keys(db:iter({ from = "a2", to = "b2", reverse = true })) == "b1,a3,a2")
+    assert(keys(db:iter({ limit = 2 })) == "a1,a2")
+    assert(keys(db:iter({ reverse = true, limit = 2 })) == "c,b2")
+    assert(db:count("b") == 2)
+  )LUA") == "");
+}
+
+TEST_CASE("kv update commits atomically, aborts on error, and refuses to yield", "[kv]") {
+  LuaFixture lua;
+  CHECK(lua.run(R"LUA(
+    local kv = require "kv"
+    local db = kv.open("counters")
+    local result = db:update(function(tx)
+      tx:put("n", (tx:get("n") or 0) + 1)
+      tx:db("audit"):put("last", "n")
+      return "done", 7
+    end)
+    assert(result == "done")
+    assert(db:get("n") == 1 and kv.open("audit"):get("last") == "n")
+
+    local ok, err = pcall(db.update, db, function(tx) tx:put("n", 100); error("changed my mind") end)
+    assert(not ok and err:find("changed my mind"))
+    assert(db:get("n") == 1, "aborted write must not land")
+
+    local leaked
+    local co = coroutine.create(function()
+      return db:update(function(tx) leaked = tx; tx:put("n", 200); coroutine.yield() end)
+    end)
+    local resumed, message = coroutine.resume(co)
+    assert(not resumed and message:find("yield across"), tostring(message))
+    assert(db:get("n") == 1, "a yield inside update aborts it")
+    local used, closed = pcall(leaked.get, leaked, "n")
+    assert(not used and closed:find("transaction is closed"))
+  )LUA") == "");
+}
+
+TEST_CASE("two Lua states on one data dir share the store; batched writes persist after sync", "[kv]") {
+  LuaFixture first;
+  lua_State* second = luaL_newstate();
+  luaL_openlibs(second);
+  depot::BindingContext context;
+  context.data_dir = first.data_dir();
+  depot::set_binding_context(second, &context);
+  depot::open_bindings(second);
+  CHECK(first.run(R"(local db = require("kv").open("shared", { durable = false }); db:put("k", "from first"); require("kv").sync())") == "");
+  REQUIRE(luaL_dostring(second, R"(return require("kv").open("shared"):get("k"))") == 0);
+  CHECK(std::string(lua_tostring(second, -1)) == "from first");
+  lua_close(second);
+}
+
+TEST_CASE("the map grows by itself when full", "[kv]") {
+  LuaFixture lua(nlohmann::json{{"kv", {{"map_size", 1 << 20}}}});
+  CHECK(lua.run(R"LUA(
+    local db = require("kv").open("big", { durable = false })
+    local value = string.rep("v", 100000)
+    for i = 1, 200 do db:put("key" .. i, value) end   -- 20 MB into a 1 MiB map
+    assert(#db:get("key200") == 100000)
+  )LUA") == "");
+}
+
+TEST_CASE("durable writes from request handlers wait for the disk without blocking the worker", "[kv]") {
+  depot::testing::TestServer server("app", R"LUA(
+local kv = require "kv"
+local service = ...
+local db = kv.open("visits")
+service:post("/visit/:name", function(req)
+  local count = db:update(function(tx)
+    local n = (tx:get(req.params.name) or 0) + 1
+    tx:put(req.params.name, n)
+    return n
+  end)
+  return { count = count }
+end)
+service:get("/visit/:name", function(req) return { count = db:get(req.params.name) or 0 } end)
+)LUA");
+  for (int i = 1; i <= 5; ++i) {
+    auto response = depot::testing::http_request(server.port(), "POST", "/visit/ada");
+    CHECK(response.body == "{\"count\":" + std::to_string(i) + "}");
+  }
+  CHECK(depot::testing::http_request(server.port(), "GET", "/visit/ada").body == R"({"count":5})");
+}
