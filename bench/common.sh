@@ -1,0 +1,172 @@
+# Shared helpers for the bench scripts (sourced, not run): tool checks, a scratch directory,
+# starting and stopping Depot, /proc counters, and the results file every script writes.
+# The scripts stay reproducible by never depending on the caller's environment: Depot runs from
+# the scratch directory (so a developer's ./.env is not read) and without DEPOT_* variables.
+# shellcheck shell=bash disable=SC2034  # the globals set here are read by the sourcing scripts
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_DIR")
+DEPOT_BINARY=${DEPOT_BINARY:-$REPO_DIR/build/depot}
+CLOCK_TICKS_PER_SECOND=$(getconf CLK_TCK)
+BENCH_NAME=$(basename "$0" .sh)
+
+# Progress goes to stderr; results go through report() to stdout and the results file.
+log() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+require_command() { # command debian-package
+  command -v "$1" >/dev/null 2>&1 ||
+    die "'$1' not found: install the Debian package $2 (./setup.sh --bench installs every bench tool)"
+}
+
+require_file() { # path debian-package
+  [ -e "$1" ] || die "$1 not found: install the Debian package $2 (./setup.sh --bench installs every bench tool)"
+}
+
+# What every bench needs: curl to talk to Depot, python3 for free ports and JSON, and the binary.
+require_depot_tools() {
+  require_command curl curl
+  require_command python3 python3
+  require_depot_binary
+}
+
+require_depot_binary() {
+  [ -x "$DEPOT_BINARY" ] ||
+    die "no Depot binary at $DEPOT_BINARY: build it with
+  cd $REPO_DIR && cmake -S . -B build && cmake --build build -j2 --target depot
+or point DEPOT_BINARY at one"
+}
+
+# Starts a run: a scratch directory for everything it creates (configs, logs, nginx prefix,
+# upload target), the results file, and the exit trap that stops every server and removes the
+# scratch directory (unless KEEP_WORK_DIR=1, to read the server logs after a failure).
+# Scripts that start other servers add their stop functions to STOP_ON_EXIT.
+STOP_ON_EXIT=(stop_depot)
+
+begin_run() {
+  WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/depot-bench.XXXXXX")
+  mkdir -p "$WORK_DIR/data"
+  trap end_run EXIT
+  trap 'exit 130' INT TERM
+  open_results_file
+}
+
+end_run() {
+  local status=$? stop
+  for stop in "${STOP_ON_EXIT[@]}"; do "$stop"; done
+  # A partial report must not pass for a finished one.
+  if [ "$status" -ne 0 ] && [ -n "${RESULTS_FILE:-}" ]; then
+    echo "INCOMPLETE: the run stopped early (exit status $status)" >>"$RESULTS_FILE"
+  fi
+  if [ "${KEEP_WORK_DIR:-0}" = 1 ]; then
+    log "kept $WORK_DIR"
+  else
+    rm -rf "$WORK_DIR"
+  fi
+}
+
+# A port the kernel considers free right now. Depot is started with a fixed port rather than
+# port 0 because at --log-level warn it does not print the "listening" line that names the port.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Results: one file per run under bench/results/ (gitignored), named <bench>-<timestamp>.txt.
+open_results_file() {
+  mkdir -p "$BENCH_DIR/results"
+  RESULTS_FILE="$BENCH_DIR/results/$BENCH_NAME-$(date +%Y%m%d-%H%M%S).txt"
+  : >"$RESULTS_FILE"
+}
+
+report() { printf '%s\n' "$*" | tee -a "$RESULTS_FILE"; }
+
+report_environment() {
+  local cpu_model commit build_type
+  cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  commit=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
+  # The optimisation level moves every figure, so say which build was measured.
+  build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$(dirname "$DEPOT_BINARY")/CMakeCache.txt" 2>/dev/null || true)
+  report "date:     $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  report "machine:  $(uname -srm), $(nproc) CPUs (${cpu_model:-unknown model})"
+  report "binary:   $DEPOT_BINARY (${build_type:-unknown} build of $(date -u -r "$DEPOT_BINARY" +%Y-%m-%dT%H:%M:%SZ)), repo HEAD $commit"
+  report "load avg: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
+}
+
+# Starts Depot in the background on 127.0.0.1 with 2 reactor threads and sets DEPOT_PID.
+# Its JSON log goes to $WORK_DIR/depot.log. Returns once it answers HTTP.
+start_depot() { # config-file scripts-dir port log-level
+  local config=$1 scripts=$2 port=$3 level=$4 binary=$DEPOT_BINARY
+  (
+    cd "$WORK_DIR" || exit
+    while read -r name; do unset "$name"; done < <(compgen -e | grep '^DEPOT_' || true)
+    exec "$binary" serve --config "$config" --port "$port" --host 127.0.0.1 --threads 2 \
+      --scripts "$scripts" --data-dir "$WORK_DIR/data" --log-level "$level"
+  ) 2>"$WORK_DIR/depot.log" &
+  DEPOT_PID=$!
+  wait_until_answering "$port" "$DEPOT_PID" "$WORK_DIR/depot.log"
+}
+
+stop_depot() {
+  [ -n "${DEPOT_PID:-}" ] || return 0
+  stop_process "$DEPOT_PID"
+  DEPOT_PID=""
+}
+
+# Any HTTP answer counts: the server has bound its port and runs its event loop.
+wait_until_answering() { # port pid log-file
+  local port=$1 pid=$2 log_file=$3
+  for _ in $(seq 100); do
+    if ! process_alive "$pid"; then
+      tail -n 20 "$log_file" >&2 || true
+      die "the server (pid $pid) exited during startup; its log is above"
+    fi
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && return 0
+    sleep 0.1
+  done
+  tail -n 20 "$log_file" >&2 || true
+  die "the server (pid $pid) did not answer on port $port within 10 s"
+}
+
+# A zombie (our exited but not yet reaped child) still passes `kill -0`, so look at its state.
+process_alive() { # pid
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat:0:1}" != Z ]
+}
+
+# SIGTERM (graceful stop for both Depot and nginx), then SIGKILL after 10 s.
+stop_process() { # pid
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    process_alive "$pid" || break
+    sleep 0.1
+  done
+  if process_alive "$pid"; then
+    log "pid $pid ignored SIGTERM for 10 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true # reaps it if it is our child
+}
+
+# utime + stime in clock ticks, summed over the given processes (each total covers all threads).
+cpu_ticks() { # pid...
+  local total=0 pid stat fields
+  for pid in "$@"; do
+    stat=$(<"/proc/$pid/stat")
+    read -r -a fields <<<"${stat##*) }" # fields[0] is field 3 (state): utime is 14, stime 15
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+
+# A memory figure from /proc/PID/status (VmRSS, VmHWM, …) in kB.
+memory_kb() { # pid field
+  awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status"
+}
+
+seconds_now() { date +%s.%N; }
