@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -20,5 +21,8 @@ struct Generation {
   nlohmann::json config;
   Limits limits;
 };
+
+// The generation `number` of the scripts and settings in `options`.
+std::shared_ptr<Generation> make_generation(const Options& options, uint64_t number);
 
 }  // namespace depot

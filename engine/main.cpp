@@ -6,14 +6,19 @@
 #include <string>
 
 #include "engine/config.hpp"
+#include "engine/generation.hpp"
 #include "engine/log.hpp"
+#include "engine/runtime.hpp"
 #include "engine/server.hpp"
 
 namespace {
 
 const char* const kUsage = R"(usage: depot serve [options]
+       depot admin [options] COMMAND [ARGUMENTS...]
 
-Runs the Depot HTTP server with the route scripts named in the config file.
+serve: runs the Depot HTTP server with the route scripts named in the config file.
+admin: runs a service's admin command (e.g. expire-all) against the same data dir, safely
+       while the server runs.
 
 options (each also from the environment, and from ./.env):
   --config FILE      config file (DEPOT_CONFIG; default config/depot.json)
@@ -37,10 +42,16 @@ int parse_number(const std::string& option, const char* text) {
   throw depot::ConfigError(option + " needs a number, got '" + text + "'");
 }
 
-depot::CommandLine parse_serve_options(int argc, char** argv) {
+// Parses options from argv[2]; stops at the first argument that is not an option and returns
+// its index in `rest` (admin's command).
+depot::CommandLine parse_options(int argc, char** argv, int* rest = nullptr) {
   depot::CommandLine command_line;
   for (int i = 2; i < argc; ++i) {
     std::string option = argv[i];
+    if (rest != nullptr && option.rfind("--", 0) != 0) {
+      *rest = i;
+      return command_line;
+    }
     if (i + 1 >= argc) throw depot::ConfigError(option + " needs a value (see depot help)");
     const char* value = argv[++i];
     if (option == "--config") command_line.config_file = value;
@@ -52,12 +63,13 @@ depot::CommandLine parse_serve_options(int argc, char** argv) {
     else if (option == "--log-level") command_line.log_level = value;
     else throw depot::ConfigError("unknown option " + option + " (see depot help)");
   }
+  if (rest != nullptr) *rest = argc;
   return command_line;
 }
 
 int serve(int argc, char** argv) {
   depot::apply_dotenv(".env");
-  depot::Options options = depot::load_options(parse_serve_options(argc, argv));
+  depot::Options options = depot::load_options(parse_options(argc, argv));
 
   // Reactor threads inherit this mask, so only the main thread's sigwait sees these signals.
   sigset_t signals;
@@ -84,12 +96,26 @@ int serve(int argc, char** argv) {
   }
 }
 
+int admin(int argc, char** argv) {
+  depot::apply_dotenv(".env");
+  int rest = argc;
+  depot::Options options = depot::load_options(parse_options(argc, argv, &rest));
+  if (rest >= argc) throw depot::ConfigError("admin needs a command (see depot help)");
+  std::string command = argv[rest];
+  std::vector<std::string> arguments(argv + rest + 1, argv + argc);
+  depot::Runtime runtime(nullptr, depot::make_generation(options, 0));
+  int ran = runtime.run_command(command, arguments);
+  if (ran == 0) throw depot::ConfigError("no service defines the admin command '" + command + "'");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string command = argc > 1 ? argv[1] : "help";
   try {
     if (command == "serve") return serve(argc, argv);
+    if (command == "admin") return admin(argc, argv);
     if (command == "help" || command == "--help" || command == "-h") {
       std::cout << kUsage;
       return 0;

@@ -83,14 +83,14 @@ void push_json(lua_State* L, const nlohmann::json& value) {
 }
 }  // namespace
 
-Runtime::Runtime(Worker& worker, std::shared_ptr<const Generation> generation)
+Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
     : worker_(worker), generation_(std::move(generation)), L_(luaL_newstate()) {
   if (L_ == nullptr) throw std::runtime_error("cannot create a Lua state (out of memory)");
   try {
     luaL_openlibs(L_);
     context_.data_dir = generation_->data_dir;
     context_.config = generation_->config;
-    context_.worker = &worker_;
+    context_.worker = worker_;
     context_.runtime = this;
     set_binding_context(L_, &context_);
     lua_pushlightuserdata(L_, this);
@@ -179,7 +179,7 @@ void Runtime::load_services() {
       std::string reason = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "configuration error";
       lua_pushboolean(L_, 1);
       lua_setfield(L_, 1, "disabled");
-      if (worker_.index() == 0) log::warn("service not mounted", {{"service", spec.name}, {"reason", reason}});
+      if (worker_ == nullptr || worker_->index() == 0) log::warn("service not mounted", {{"service", spec.name}, {"reason", reason}});
     }
   }
   lua_settop(L_, 0);
@@ -233,7 +233,7 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
   }
   auto owned = std::make_unique<Task>(*this, Task::Kind::request, exchange);
   Task* task = owned.get();
-  worker_.add_task(std::move(owned));
+  worker_->add_task(std::move(owned));
   if (generation_->limits.request_deadline.count() > 0) task->set_deadline(generation_->limits.request_deadline);
   task->start([&](lua_State* co) {
     lua_rawgeti(co, LUA_REGISTRYINDEX, dispatch_ref_);
@@ -292,9 +292,27 @@ Task* Runtime::spawn(Task::Kind kind, const Task::Pusher& push_call) {
   auto owned = std::make_unique<Task>(*this, kind, nullptr);
   Task* task = owned.get();
   uint64_t id = task->id();
-  worker_.add_task(std::move(owned));
+  worker_->add_task(std::move(owned));
   task->start(push_call);
-  return worker_.find_task(id);
+  return worker_->find_task(id);
+}
+
+int Runtime::run_command(const std::string& name, const std::vector<std::string>& arguments) {
+  lua_settop(L_, 0);
+  lua_pushcfunction(L_, traceback);
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
+  lua_getfield(L_, -1, "run_command");
+  lua_remove(L_, -2);
+  lua_pushstring(L_, name.c_str());
+  lua_createtable(L_, static_cast<int>(arguments.size()), 0);
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    lua_pushstring(L_, arguments[i].c_str());
+    lua_rawseti(L_, -2, static_cast<int>(i + 1));
+  }
+  if (lua_pcall(L_, 2, 1, 1) != 0) throw std::runtime_error(lua_tostring(L_, -1));
+  int count = static_cast<int>(lua_tointeger(L_, -1));
+  lua_settop(L_, 0);
+  return count;
 }
 
 Task* Runtime::spawn_logged(Task::Kind kind, const char* what, const Task::Pusher& push_call) {
@@ -310,7 +328,7 @@ Task* Runtime::spawn_logged(Task::Kind kind, const char* what, const Task::Pushe
 void Runtime::activate() {
   lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
   lua_getfield(L_, -1, "start_hooks");
-  lua_pushinteger(L_, static_cast<lua_Integer>(worker_.index()));
+  lua_pushinteger(L_, static_cast<lua_Integer>(worker_->index()));
   lua_call(L_, 1, 1);
   size_t count = lua_objlen(L_, -1);
   std::vector<int> hooks;

@@ -23,14 +23,15 @@ class Exchange;
 
 class Runtime {
  public:
-  // Throws std::runtime_error saying which script failed and why.
-  Runtime(Worker& worker, std::shared_ptr<const Generation> generation);
+  // Throws std::runtime_error saying which script failed and why. Without a worker the runtime
+  // is offline (admin commands): it serves nothing and its bindings block instead of waiting.
+  Runtime(Worker* worker, std::shared_ptr<const Generation> generation);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
   lua_State* state() const { return L_; }
-  Worker& worker() { return worker_; }
+  Worker& worker() { return *worker_; }
   const Generation& generation() const { return *generation_; }
   static Runtime& of_state(lua_State* L);
 
@@ -41,6 +42,10 @@ class Runtime {
   Task* spawn(Task::Kind kind, const Task::Pusher& push_call);
   // Like spawn, but errors raised by the function are logged with `what` instead of failing.
   Task* spawn_logged(Task::Kind kind, const char* what, const Task::Pusher& push_call);
+
+  // Runs the admin command `name` of every service that defines it (service:command), in this
+  // (offline) state. Returns how many services ran it; throws with the error of a failing one.
+  int run_command(const std::string& name, const std::vector<std::string>& arguments);
 
   // Starts serving: runs the services' on_start hooks.
   void activate();
@@ -59,7 +64,7 @@ class Runtime {
   void build_router();
   int prelude_function(const char* name);
 
-  Worker& worker_;
+  Worker* worker_;
   std::shared_ptr<const Generation> generation_;
   lua_State* L_;
   BindingContext context_;

@@ -114,13 +114,7 @@ class Server::Impl {
   std::string reload() {
     std::lock_guard<std::mutex> lock(reload_mutex_);
     if (!core_) return "the server is not running";
-    auto generation = std::make_shared<Generation>();
-    generation->number = generation_ + 1;
-    generation->services = options_.services;
-    generation->scripts_dir = std::filesystem::absolute(options_.scripts_dir);
-    generation->data_dir = std::filesystem::absolute(options_.data_dir);
-    generation->config = options_.config;
-    generation->limits = options_.limits;
+    auto generation = make_generation(options_, generation_ + 1);
     auto started = Clock::now();
     std::shared_ptr<const Generation> shared = generation;
     auto errors = on_every_worker<std::string>(*core_, [shared](Worker& worker) {

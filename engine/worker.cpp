@@ -273,7 +273,7 @@ void Worker::retire_connection(Connection* connection) {
 
 std::string Worker::stage_generation(const std::shared_ptr<const Generation>& generation) {
   try {
-    staged_ = std::make_unique<Runtime>(*this, generation);
+    staged_ = std::make_unique<Runtime>(this, generation);
     return "";
   } catch (const std::exception& e) {
     staged_.reset();

@@ -222,10 +222,15 @@ function Service:on_start(fn, options)
   self.start_hooks[#self.start_hooks + 1] = { fn = fn, all_workers = options and options.all_workers }
 end
 
+-- fn(arguments) runs for `depot admin <name> [arguments...]`, in a Lua state of its own (no
+-- server: bindings block instead of waiting), against the same data dir as a running server.
+-- It reports with print(); raising an error makes the command exit non-zero.
+function Service:command(name, fn) self.commands[name] = fn end
+
 function M.new_service(name, config, mounts)
   local service = setmetatable({
     name = name, config = config, mounts = mounts,
-    routes = {}, filters = {}, start_hooks = {},
+    routes = {}, filters = {}, start_hooks = {}, commands = {},
   }, Service)
   services[#services + 1] = service
   return service, #services
@@ -305,6 +310,19 @@ function M.start_hooks(worker_index)
     end
   end
   return hooks
+end
+
+-- Runs the admin command `name` of every service defining it; returns how many did.
+function M.run_command(name, arguments)
+  local ran = 0
+  for _, service in ipairs(services) do
+    local command = not service.disabled and service.commands[name]
+    if command then
+      command(arguments)
+      ran = ran + 1
+    end
+  end
+  return ran
 end
 
 -- Runs fn(...) and logs an error with its traceback instead of raising (timer and hook tasks).

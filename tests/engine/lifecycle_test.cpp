@@ -122,3 +122,25 @@ service:get("/hello", function() return "reloaded\n" end)
   CHECK(depot.wait_exit() == 0);
   std::filesystem::remove_all(directory);
 }
+
+TEST_CASE("depot admin runs a service's command against the data dir, and fails for unknown ones", "[lifecycle]") {
+  auto directory = prepare_directory();
+  std::ofstream(directory / "scripts" / "app" / "init.lua", std::ios::app) << R"LUA(
+service:command("count-args", function(arguments)
+  local kv = require "kv"
+  kv.open("admin"):put("last", table.concat(arguments, "+"))
+  print("Total arguments: " .. #arguments)
+end)
+)LUA";
+  std::string command = "cd " + directory.string() + " && " + DEPOT_BINARY +
+                        " admin --config depot.json count-args a b 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[256] = "";
+  std::string output;
+  while (fgets(buffer, sizeof buffer, pipe)) output += buffer;
+  CHECK(pclose(pipe) == 0);
+  CHECK(output == "Total arguments: 2\n");
+  std::string unknown = "cd " + directory.string() + " && " + DEPOT_BINARY + " admin --config depot.json nope 2>/dev/null";
+  CHECK(WEXITSTATUS(system(unknown.c_str())) == 2);
+  std::filesystem::remove_all(directory);
+}
