@@ -1,0 +1,133 @@
+-- Lua module `queue`: durable jobs. Recorded in kv (LMDB) when pushed, run at least once,
+-- retried with exponential backoff, and still there after a restart.
+--
+--   local queue = require "queue"
+--   local mail = queue.open("mail", { attempts = 5, backoff = 1, max_pending = 10000, timeout = 60 })
+--   mail:handler(function(payload, job) ... end)   -- at load time; raise to make the job retry
+--   service:on_start(function() mail:start() end)  -- one runner per queue (worker 0)
+--   mail:push({ to = "a@b" }, { delay = 0 })        → job id, or nil, "queue mail is full"
+--   mail:stats()                                    → { pending = n, dead = n }
+--
+-- A job is claimed under a lease (`timeout` seconds): if the process dies while it runs, the
+-- lease expires and the job runs again — handlers must tolerate running twice. After `attempts`
+-- failures a job moves to the dead-letter list (`mail:dead()` lists them). The runner polls every
+-- `poll` seconds (default 0.2) and runs due jobs as tasks (they may wait: http, fs, sleep).
+-- push may be called anywhere kv may (handlers, timers, admin commands); handler and start at
+-- load time and in on_start. On reload the runner stops (its timer fires prematurely) and the
+-- new generation's on_start starts the next one; a job running at that moment finishes.
+local kv = require "kv"
+local jobs = require "jobs"
+local depot_ok, depot = pcall(require, "depot")
+
+local M = {}
+local Queue = {}
+Queue.__index = Queue
+
+local function now()
+  return depot_ok and depot.now() or os.time()
+end
+
+-- Keys sort by due time, so the runner reads only the jobs that are due.
+local function due_key(at, id) return string.format("%017.6f|%s", at, id) end
+
+function M.open(name, options)
+  options = options or {}
+  assert(type(name) == "string" and name ~= "", "queue.open: name must be a non-empty string")
+  return setmetatable({
+    name = name,
+    attempts = options.attempts or 5,
+    backoff = options.backoff or 1,
+    max_pending = options.max_pending or 10000,
+    timeout = options.timeout or 60,
+    poll = options.poll or 0.2,
+    batch = options.batch or 16,
+    db = kv.open("queue:" .. name),
+    dead_db = kv.open("queue:" .. name .. ":dead"),
+  }, Queue)
+end
+
+function Queue:handler(fn)
+  assert(type(fn) == "function", "queue:handler: fn must be a function")
+  self.run = fn
+end
+
+-- Records a job; returns its id, or nil and a reason when the queue holds max_pending jobs.
+function Queue:push(payload, options)
+  local delay = options and options.delay or 0
+  local id = string.format("%x%06x", math.floor(now() * 1000), math.random(0, 0xffffff))
+  return self.db:update(function(tx)
+    local count = tx:get("#count") or 0
+    if count >= self.max_pending then return nil, "queue " .. self.name .. " is full" end
+    tx:put("#count", count + 1)
+    tx:put(due_key(now() + delay, id), { id = id, payload = payload, attempt = 0 })
+    return id
+  end)
+end
+
+function Queue:stats()
+  return { pending = self.db:get("#count") or 0, dead = self.dead_db:count() }
+end
+
+function Queue:dead(limit)
+  local list = {}
+  for i, pair in ipairs(self.dead_db:iter({ limit = limit or 100 })) do list[i] = pair.value end
+  return list
+end
+
+-- Takes up to `batch` due jobs, moving each to a lease `timeout` seconds ahead (so a crash
+-- while it runs makes it due again).
+function Queue:claim()
+  local time = now()
+  return self.db:update(function(tx)
+    local claimed = {}
+    for _, pair in ipairs(tx:iter({ to = due_key(time, "~"), limit = self.batch })) do
+      if pair.key:sub(1, 1) ~= "#" then
+        local job = pair.value
+        job.attempt = job.attempt + 1
+        job.lease = due_key(time + self.timeout, job.id)
+        tx:delete(pair.key)
+        tx:put(job.lease, job)
+        claimed[#claimed + 1] = job
+      end
+    end
+    return claimed
+  end)
+end
+
+function Queue:settle(job, ok, err)
+  self.db:update(function(tx)
+    tx:delete(job.lease)
+    if ok or job.attempt >= self.attempts then
+      tx:put("#count", math.max(0, (tx:get("#count") or 1) - 1))
+    end
+    if ok then return end
+    if job.attempt >= self.attempts then
+      job.error = tostring(err)
+      tx:db("queue:" .. self.name .. ":dead"):put(job.id, job)
+    else
+      local retry_at = now() + self.backoff * 2 ^ (job.attempt - 1)
+      tx:put(due_key(retry_at, job.id), { id = job.id, payload = job.payload, attempt = job.attempt })
+    end
+  end)
+end
+
+-- Starts polling (call it from service:on_start). Each due job runs as its own task.
+function Queue:start()
+  assert(self.run, "queue:start: no handler for queue " .. self.name)
+  self.ticker = jobs.every(self.poll, function(premature)
+    if premature then return end
+    for _, job in ipairs(self:claim()) do
+      jobs.after(0, function(premature)
+        if premature then return end -- stopping: the lease runs out and the job runs again later
+        local ok, err = pcall(self.run, job.payload, job)
+        self:settle(job, ok, err)
+      end)
+    end
+  end)
+end
+
+function Queue:stop()
+  if self.ticker then self.ticker:cancel() end
+end
+
+return M
