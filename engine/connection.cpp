@@ -31,13 +31,28 @@ std::string format_address(const sockaddr_storage& peer) {
   return text;
 }
 
+void append_hex(std::string& out, uint64_t value) {
+  char digits[16];
+  int count = 0;
+  do {
+    digits[count++] = "0123456789abcdef"[value & 0xf];
+    value >>= 4;
+  } while (value != 0);
+  while (count > 0) out.push_back(digits[--count]);
+}
+
 // Request ids: a random per-process prefix and a per-thread counter; unique, cheap, not secret.
+// Short enough to stay in std::string's inline buffer for the first million requests.
 std::string next_request_id(size_t worker) {
-  static const uint32_t prefix = std::random_device{}();
+  static const uint32_t prefix = std::random_device{}() & 0xffffff;
   thread_local uint64_t counter = 0;
-  char text[40];
-  snprintf(text, sizeof text, "%08x-%zx-%llx", prefix, worker, static_cast<unsigned long long>(++counter));
-  return text;
+  std::string id;
+  append_hex(id, prefix);
+  id.push_back('-');
+  append_hex(id, worker);
+  id.push_back('-');
+  append_hex(id, ++counter);
+  return id;
 }
 
 // A client-supplied X-Request-Id is kept when it is short and plain, so traces join up.
@@ -49,9 +64,9 @@ bool acceptable_request_id(const std::string& id) {
   return true;
 }
 
-bool is_engine_header(const std::string& lower_name) {
-  return lower_name == "content-length" || lower_name == "transfer-encoding" || lower_name == "connection" ||
-         lower_name == "date";
+bool is_engine_header(std::string_view name) {
+  return http::iequals(name, "content-length") || http::iequals(name, "transfer-encoding") ||
+         http::iequals(name, "connection") || http::iequals(name, "date");
 }
 
 std::string error_body(int status, std::string_view message, const std::string& request_id) {
@@ -191,6 +206,7 @@ void Connection::parse(const char* data, size_t length) {
 int Connection::on_message_begin(http_parser* parser) {
   auto* self = static_cast<Connection*>(parser->data);
   self->head_ = RequestHead{};
+  self->head_.headers.reserve(16);
   self->header_field_.clear();
   self->header_value_.clear();
   self->last_was_value_ = false;
@@ -422,10 +438,11 @@ void Connection::write_head(Exchange& exchange, int status, const http::Headers&
   exchange.status = status;
   if (draining_ || close_after_flush_) exchange.head.keep_alive = false;
   std::string head;
-  head.reserve(256);
+  head.reserve(512);
   head.append(exchange.head.http_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  head.append(std::to_string(status));
-  head.push_back(' ');
+  char digits[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
+                    static_cast<char>('0' + status % 10), ' '};
+  head.append(digits, 4);
   head.append(http::reason_phrase(status));
   head.append("\r\nDate: ");
   head.append(http::date_header(time(nullptr)));
@@ -439,7 +456,7 @@ void Connection::write_head(Exchange& exchange, int status, const http::Headers&
     if (!is_engine_header(name)) add(name, value);
   }
   for (const auto& [name, value] : headers) {
-    if (!is_engine_header(http::lowercase(name))) add(name, value);
+    if (!is_engine_header(name)) add(name, value);
   }
   add("X-Request-Id", exchange.id);
   bool bodiless_status = status < 200 || status == 204 || status == 304;

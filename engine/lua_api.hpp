@@ -12,11 +12,11 @@
 namespace depot {
 
 class Exchange;
+class Worker;
 
-// Pushes the table of request/response primitives handed to the prelude.
-void push_exchange_api(lua_State* L, const Limits& limits);
-// Pushes a userdata holding a reference to `exchange`.
-void push_exchange(lua_State* L, const std::shared_ptr<Exchange>& exchange);
+// Pushes the table of request/response primitives handed to the prelude. Scripts refer to an
+// exchange by its request task's id; `worker` (null offline) resolves it.
+void push_exchange_api(lua_State* L, const Limits& limits, Worker* worker);
 // Reads a Lua table of header name → value (nil or absent table: none).
 http::Headers headers_from_table(lua_State* L, int index);
 // Registers the `depot` module in package.preload; `prelude_ref` is the prelude's table.

@@ -18,15 +18,17 @@
 
 namespace depot {
 namespace {
-const char* const kExchangeType = "depot.exchange";
-
 using ExchangePtr = std::shared_ptr<Exchange>;
 
-ExchangePtr& check_exchange(lua_State* L) { return *static_cast<ExchangePtr*>(luaL_checkudata(L, 1, kExchangeType)); }
-
-int exchange_gc(lua_State* L) {
-  static_cast<ExchangePtr*>(luaL_checkudata(L, 1, kExchangeType))->~ExchangePtr();
-  return 0;
+// Scripts hold an exchange as the id of its request task (a number), resolved through the worker
+// (upvalue 1 of every function here): no per-request userdata for the GC, and a `req` kept past
+// its request fails cleanly instead of touching freed memory.
+const ExchangePtr& check_exchange(lua_State* L) {
+  auto* worker = static_cast<Worker*>(lua_touserdata(L, lua_upvalueindex(1)));
+  auto handle = static_cast<uint64_t>(luaL_checknumber(L, 1));
+  Task* task = worker ? worker->find_task(handle) : nullptr;
+  if (task == nullptr || task->exchange() == nullptr) luaL_error(L, "depot: the request has finished");
+  return task->exchange_pointer();
 }
 
 Worker& worker_of(lua_State* L) {
@@ -112,7 +114,7 @@ int headers(lua_State* L) {
 }
 
 int header(lua_State* L) {
-  ExchangePtr& exchange = check_exchange(L);
+  const ExchangePtr& exchange = check_exchange(L);
   size_t length;
   const char* name = luaL_checklstring(L, 2, &length);
   const std::string* value = exchange->head.header(http::lowercase(std::string_view(name, length)));
@@ -141,12 +143,17 @@ int next_part(lua_State* L) { return read_body(L, body_reader::next_part, "req:p
 int read_part(lua_State* L) { return read_body(L, body_reader::part_data, "part:read"); }
 
 int send(lua_State* L) {
-  ExchangePtr& exchange = check_exchange(L);
+  const ExchangePtr& exchange = check_exchange(L);
   int status = static_cast<int>(luaL_checkinteger(L, 2));
   if (status < 100 || status > 999) luaL_error(L, "res:send: status must be 100..999, got %d", status);
   http::Headers headers = headers_from_table(L, 3);
   size_t length;
   const char* body = luaL_optlstring(L, 4, "", &length);
+  if (const char* content_type = lua_tostring(L, 5)) {  // the default when the headers name none
+    bool named = false;
+    for (const auto& [name, value] : headers) named = named || http::iequals(name, "content-type");
+    if (!named) headers.emplace_back("Content-Type", content_type);
+  }
   if (exchange->response_started()) luaL_error(L, "res:send: the response was already started");
   if (Connection* connection = exchange->connection) {
     connection->respond(*exchange, status, headers, std::string_view(body, length));
@@ -157,7 +164,7 @@ int send(lua_State* L) {
 }
 
 int set_header(lua_State* L) {
-  ExchangePtr& exchange = check_exchange(L);
+  const ExchangePtr& exchange = check_exchange(L);
   const char* name = luaL_checkstring(L, 2);
   const char* value = luaL_checkstring(L, 3);
   if (exchange->response_started()) luaL_error(L, "res:header: the response was already started");
@@ -166,7 +173,7 @@ int set_header(lua_State* L) {
 }
 
 int start(lua_State* L) {
-  ExchangePtr& exchange = check_exchange(L);
+  const ExchangePtr& exchange = check_exchange(L);
   int status = static_cast<int>(luaL_checkinteger(L, 2));
   http::Headers headers = headers_from_table(L, 3);
   if (exchange->response_started()) luaL_error(L, "res:start: the response was already started");
@@ -202,7 +209,7 @@ int write(lua_State* L) {
 }
 
 int finish(lua_State* L) {
-  ExchangePtr& exchange = check_exchange(L);
+  const ExchangePtr& exchange = check_exchange(L);
   if (exchange->response_state != Exchange::ResponseState::streaming) return 0;
   if (Connection* connection = exchange->connection) {
     connection->finish_stream(*exchange);
@@ -346,24 +353,6 @@ int abort_response(lua_State* L) {
   return 0;
 }
 
-int has_header_in(lua_State* L) {
-  if (!lua_istable(L, 1)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  std::string wanted = luaL_checkstring(L, 2);
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {
-    if (lua_type(L, -2) == LUA_TSTRING && http::iequals(lua_tostring(L, -2), wanted)) {
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-    lua_pop(L, 1);
-  }
-  lua_pushboolean(L, 0);
-  return 1;
-}
-
 int log_error(lua_State* L) {
   nlohmann::json fields = nlohmann::json::object();
   if (lua_isstring(L, 1)) fields["request_id"] = lua_tostring(L, 1);
@@ -397,17 +386,7 @@ http::Headers headers_from_table(lua_State* L, int index) {
   return headers;
 }
 
-void push_exchange(lua_State* L, const std::shared_ptr<Exchange>& exchange) {
-  new (lua_newuserdata(L, sizeof(ExchangePtr))) ExchangePtr(exchange);
-  luaL_getmetatable(L, kExchangeType);
-  lua_setmetatable(L, -2);
-}
-
-void push_exchange_api(lua_State* L, const Limits& limits) {
-  luaL_newmetatable(L, kExchangeType);
-  lua_pushcfunction(L, exchange_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+void push_exchange_api(lua_State* L, const Limits& limits, Worker* worker) {
   const luaL_Reg functions[] = {
       {"parse_query", parse_query},
       {"query_string", query_string},
@@ -430,12 +409,12 @@ void push_exchange_api(lua_State* L, const Limits& limits) {
       {"response_streaming", response_streaming},
       {"client_gone", client_gone},
       {"abort_response", abort_response},
-      {"has_header_in", has_header_in},
       {"log_error", log_error},
       {nullptr, nullptr},
   };
   lua_newtable(L);
-  luaL_register(L, nullptr, functions);
+  lua_pushlightuserdata(L, worker);
+  luaL_openlib(L, nullptr, functions, 1);
   lua_pushnumber(L, static_cast<lua_Number>(limits.max_body_bytes));
   lua_setfield(L, -2, "max_body_bytes");
 }

@@ -39,7 +39,9 @@ void OutputQueue::append(std::string_view bytes) {
 }
 
 void OutputQueue::append(std::string&& bytes) {
-  if (bytes.size() <= kCoalesceLimit) {
+  bool can_coalesce = !segments_.empty() && segments_.back().fd < 0 &&
+                      segments_.back().data.size() + bytes.size() <= kCoalesceLimit;
+  if (can_coalesce) {
     append(std::string_view(bytes));
     return;
   }
@@ -78,7 +80,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
       buffered_ -= static_cast<size_t>(n);
       segment.data_offset += static_cast<size_t>(n);
       if (static_cast<size_t>(n) < left) return FlushResult::blocked;
-      segments_.pop_front();
+      segments_.erase(segments_.begin());
       continue;
     }
     if (sendfile_budget == 0) return FlushResult::blocked;
@@ -94,7 +96,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
     segment.file_left -= static_cast<size_t>(n);
     if (segment.file_left == 0) {
       ::close(segment.fd);
-      segments_.pop_front();
+      segments_.erase(segments_.begin());
     }
   }
   return FlushResult::done;

@@ -5,7 +5,7 @@
 
 #include <sys/types.h>
 
-#include <deque>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -42,7 +42,7 @@ class OutputQueue {
     off_t file_offset = 0;
     size_t file_left = 0;
   };
-  std::deque<Segment> segments_;
+  std::vector<Segment> segments_;  // few at a time; a vector keeps its buffer between requests
   size_t buffered_ = 0;
   uint64_t sent_ = 0;
 };

@@ -113,7 +113,7 @@ Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
     if (luaL_loadbuffer(L_, prelude.data(), prelude.size(), "=prelude") != 0) {
       throw std::runtime_error(std::string("prelude: ") + lua_tostring(L_, -1));
     }
-    push_exchange_api(L_, generation_->limits);
+    push_exchange_api(L_, generation_->limits, worker_);
     if (lua_pcall(L_, 1, 1, -3) != 0) throw std::runtime_error(std::string("prelude: ") + lua_tostring(L_, -1));
     prelude_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
     lua_pop(L_, 1);
@@ -234,12 +234,14 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
   auto owned = std::make_unique<Task>(*this, Task::Kind::request, exchange);
   Task* task = owned.get();
   worker_->add_task(std::move(owned));
-  if (generation_->limits.request_deadline.count() > 0) task->set_deadline(generation_->limits.request_deadline);
+  if (generation_->limits.request_deadline.count() > 0) {
+    task->deadline = worker_->now() + generation_->limits.request_deadline;
+  }
   task->start([&](lua_State* co) {
-    lua_rawgeti(co, LUA_REGISTRYINDEX, dispatch_ref_);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, dispatch_ref_);  // dispatch(service, route, exchange, ...)
     lua_pushinteger(co, match.target.service + 1);
     lua_pushinteger(co, match.target.route + 1);
-    push_exchange(co, exchange);
+    lua_pushnumber(co, static_cast<lua_Number>(task->id()));
     lua_pushlstring(co, exchange->head.method.data(), exchange->head.method.size());
     lua_pushlstring(co, exchange->head.path.data(), exchange->head.path.size());
     lua_pushlstring(co, exchange->id.data(), exchange->id.size());

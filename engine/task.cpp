@@ -29,18 +29,6 @@ Task::Task(Runtime& runtime, Kind kind, std::shared_ptr<Exchange> exchange)
 // An unfinished task is only destroyed with its worker, whose Lua states close right after.
 Task::~Task() = default;
 
-void Task::set_deadline(Clock::duration budget) {
-  deadline = Clock::now() + budget;
-  uint64_t id = id_;
-  Worker& worker = runtime_.worker();
-  deadline_timer_ = worker.add_timer(budget, [&worker, id] {
-    Task* task = worker.find_task(id);
-    if (task == nullptr) return;
-    task->deadline_timer_ = 0;
-    if (task->suspended()) task->abort(503, "request deadline exceeded");
-  });
-}
-
 const std::string& Task::request_id() const { return exchange_ ? exchange_->id : kNoRequestId; }
 
 Task* Task::of_state(lua_State* L) {
@@ -137,7 +125,6 @@ void Task::finish(const char* error) {
       runtime_.respond_error(*exchange_, 500, "internal server error");
     }
   }
-  if (deadline_timer_) runtime_.worker().cancel_timer(deadline_timer_);
   luaL_unref(runtime_.state(), LUA_REGISTRYINDEX, coroutine_ref_);
   coroutine_ref_ = LUA_NOREF;
   runtime_.task_ended();

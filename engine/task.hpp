@@ -42,8 +42,11 @@ class Task {
   Runtime& runtime() { return runtime_; }
   lua_State* coroutine() const { return coroutine_; }
   Exchange* exchange() const { return exchange_.get(); }
+  const std::shared_ptr<Exchange>& exchange_pointer() const { return exchange_; }
   const std::string& request_id() const;
   uint64_t instructions = 0;  // counted by the budget hook
+  // A request still waiting at its deadline is aborted with 503 by the worker's once-a-second
+  // sweep; running code meets it in the instruction hook (when a budget is configured).
   Clock::time_point deadline = Clock::time_point::max();
 
   // The task whose coroutine is L and is running now; nullptr in a plain state, at load time,
@@ -52,9 +55,6 @@ class Task {
   // Like of_state, but raises "<function>: ..." explaining where waiting is possible.
   static Task& require(lua_State* L, const char* function);
 
-  // Aborts the task with 503 if it is still waiting `budget` from now; the instruction hook
-  // enforces the same deadline on running code.
-  void set_deadline(Clock::duration budget);
   // Runs the coroutine: `push_call` pushes the function and its arguments and returns how many
   // values it pushed (function included).
   void start(const Pusher& push_call);
@@ -79,7 +79,6 @@ class Task {
   int coroutine_ref_ = LUA_NOREF;
   bool suspended_ = false;
   bool finished_ = false;
-  TimerQueue::Id deadline_timer_ = 0;
 };
 
 }  // namespace depot

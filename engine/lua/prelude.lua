@@ -142,32 +142,21 @@ end
 local Response = {}
 Response.__index = Response
 
-local function encode_body(body, headers)
-  if type(body) == "table" then
-    headers = headers or {}
-    if not core.has_header_in(headers, "content-type") then headers["Content-Type"] = "application/json" end
-    return json_module().encode(body), headers
-  end
-  if body == nil then return "", headers end
-  body = tostring(body)
-  if not core.has_header_in(headers, "content-type") then
-    headers = headers or {}
-    headers["Content-Type"] = "text/plain; charset=utf-8"
-  end
-  return body, headers
+-- The text of a body and the Content-Type it gets unless the headers name one.
+local function encode_body(body)
+  if type(body) == "table" then return json_module().encode(body), "application/json" end
+  if body == nil then return "", nil end
+  return tostring(body), "text/plain; charset=utf-8"
 end
 
 -- Sends a complete response. `body` is a string, or a table sent as JSON.
 function Response:send(status, body, headers)
-  local text
-  text, headers = encode_body(body, headers)
-  core.send(self._exchange, status, headers, text)
+  local text, content_type = encode_body(body)
+  core.send(self._exchange, status, headers, text, content_type)
 end
 
 function Response:json(status, value, headers)
-  headers = headers or {}
-  headers["Content-Type"] = headers["Content-Type"] or "application/json"
-  core.send(self._exchange, status, headers, json_module().encode(value))
+  core.send(self._exchange, status, headers, json_module().encode(value), "application/json")
 end
 
 -- Sets a header on the response that has not started yet.
