@@ -11,6 +11,7 @@ int open_log(lua_State* L);
 int open_json(lua_State* L);
 int open_jobs(lua_State* L);
 int open_kv(lua_State* L);
+int open_fs(lua_State* L);
 
 namespace {
 const char* const kContextKey = "depot.binding_context";
@@ -26,6 +27,7 @@ const Module kModules[] = {
     {"json", open_json},
     {"jobs", open_jobs},
     {"kv", open_kv},
+    {"fs", open_fs},
 };
 }  // namespace
 

@@ -290,6 +290,28 @@ void Runtime::respond_error(Exchange& exchange, int status, const std::string& m
   exchange.connection->respond(exchange, out_status, headers, body);
 }
 
+lua_State* Runtime::acquire_coroutine(int& ref) {
+  if (!idle_coroutines_.empty()) {
+    auto [idle_ref, coroutine] = idle_coroutines_.back();
+    idle_coroutines_.pop_back();
+    ref = idle_ref;
+    return coroutine;
+  }
+  lua_State* coroutine = lua_newthread(L_);
+  ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  return coroutine;
+}
+
+void Runtime::release_coroutine(int ref, lua_State* coroutine, bool reusable) {
+  constexpr size_t kMaxIdle = 256;
+  if (reusable && idle_coroutines_.size() < kMaxIdle) {
+    lua_settop(coroutine, 0);
+    idle_coroutines_.emplace_back(ref, coroutine);
+    return;
+  }
+  luaL_unref(L_, LUA_REGISTRYINDEX, ref);
+}
+
 Task* Runtime::spawn(Task::Kind kind, const Task::Pusher& push_call) {
   auto owned = std::make_unique<Task>(*this, kind, nullptr);
   Task* task = owned.get();

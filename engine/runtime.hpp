@@ -55,6 +55,11 @@ class Runtime {
   bool retired() const { return retired_; }
   void on_retire(std::function<void()> callback) { retire_callbacks_.push_back(std::move(callback)); }
 
+  // Coroutines for tasks, reused once they returned normally (creating one per request costs
+  // more garbage-collector work than the rest of a small request). `ref` anchors it.
+  lua_State* acquire_coroutine(int& ref);
+  void release_coroutine(int ref, lua_State* coroutine, bool reusable);
+
   size_t task_count() const { return tasks_; }
   void task_started() { ++tasks_; }
   void task_ended() { --tasks_; }
@@ -73,6 +78,7 @@ class Runtime {
   int dispatch_ref_ = LUA_NOREF;
   int render_error_ref_ = LUA_NOREF;
   size_t tasks_ = 0;
+  std::vector<std::pair<int, lua_State*>> idle_coroutines_;
   bool retired_ = false;
   std::vector<std::function<void()>> retire_callbacks_;
 };

@@ -179,6 +179,8 @@ class Server::Impl {
 
   void shutdown_reactor() {
     reactor_->shutdown();
+    // Blocking work still running posts its results to workers: let it finish while they exist.
+    core_->pool().stop();
     reactor_.reset();  // joins the worker threads, then destroys the workers here
     core_.reset();
   }

@@ -19,9 +19,7 @@ const std::string kNoRequestId;
 
 Task::Task(Runtime& runtime, Kind kind, std::shared_ptr<Exchange> exchange)
     : runtime_(runtime), kind_(kind), exchange_(std::move(exchange)), id_(next_task_id()) {
-  lua_State* L = runtime_.state();
-  coroutine_ = lua_newthread(L);
-  coroutine_ref_ = luaL_ref(L, LUA_REGISTRYINDEX);  // anchors the coroutine while it runs
+  coroutine_ = runtime_.acquire_coroutine(coroutine_ref_);
   runtime_.task_started();
   if (exchange_) exchange_->task = id_;
 }
@@ -125,7 +123,9 @@ void Task::finish(const char* error) {
       runtime_.respond_error(*exchange_, 500, "internal server error");
     }
   }
-  luaL_unref(runtime_.state(), LUA_REGISTRYINDEX, coroutine_ref_);
+  // A coroutine that returned normally can run the next task; one that failed or was cut short
+  // while suspended cannot.
+  runtime_.release_coroutine(coroutine_ref_, coroutine_, error == nullptr && lua_status(coroutine_) == 0);
   coroutine_ref_ = LUA_NOREF;
   runtime_.task_ended();
   if (exchange_) {

@@ -6,7 +6,8 @@
 // Bindings that wait follow one pattern:
 //   Task& task = Task::require(L, "fs.copy");
 //   ... start the work; when it completes, on the worker thread:
-//       worker.resume_task(id, [](lua_State* co) { push results; return count; });
+//       if (Task* task = worker.find_task(id)) task->resume([](lua_State* co) { push results; return count; });
+//   (engine/blocking.hpp does all of this for work that runs on the thread pool).
 //   return task.suspend(L);
 #pragma once
 

@@ -15,7 +15,9 @@ namespace depot {
 class ThreadPool {
  public:
   ThreadPool(size_t threads, size_t max_queued);
-  ~ThreadPool();  // finishes queued work, then joins
+  ~ThreadPool();  // stop()
+  // Finishes the queued work and joins the threads; submit() refuses afterwards. Idempotent.
+  void stop();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 

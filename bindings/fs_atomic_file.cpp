@@ -1,0 +1,136 @@
+// Temporary file + rename, hashed on the way (see fs_atomic_file.hpp).
+#include "bindings/fs_atomic_file.hpp"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace depot::disk {
+
+// The incremental hash of what was appended. Heap-allocated: libsodium's BLAKE2b state wants
+// 64-byte alignment.
+class AtomicFile::Digest {
+ public:
+  Digest(HashKind kind, size_t size) : kind_(kind), size_(size) {
+    if (kind_ == HashKind::blake2b) {
+      crypto_generichash_init(&blake2b_, nullptr, 0, size_);
+    } else {
+      crypto_hash_sha256_init(&sha256_);
+      size_ = crypto_hash_sha256_BYTES;
+    }
+  }
+  ~Digest() {
+    sodium_memzero(&blake2b_, sizeof blake2b_);
+    sodium_memzero(&sha256_, sizeof sha256_);
+  }
+
+  void update(std::string_view data) {
+    auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+    if (kind_ == HashKind::blake2b) {
+      crypto_generichash_update(&blake2b_, bytes, data.size());
+    } else {
+      crypto_hash_sha256_update(&sha256_, bytes, data.size());
+    }
+  }
+
+  std::string hex() {
+    unsigned char digest[crypto_generichash_BYTES_MAX];
+    if (kind_ == HashKind::blake2b) {
+      crypto_generichash_final(&blake2b_, digest, size_);
+    } else {
+      crypto_hash_sha256_final(&sha256_, digest);
+    }
+    char hex[2 * crypto_generichash_BYTES_MAX + 1];
+    sodium_bin2hex(hex, sizeof hex, digest, size_);
+    return hex;
+  }
+
+ private:
+  HashKind kind_;
+  size_t size_;
+  crypto_generichash_state blake2b_{};
+  crypto_hash_sha256_state sha256_{};
+};
+
+AtomicFile::AtomicFile(std::string path, AtomicFileOptions options)
+    : path_(std::move(path)), options_(options) {
+  size_t slash = path_.rfind('/');
+  std::string name = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..") throw FsError(path_, "not a file name");
+  if (sodium_init() < 0) throw FsError(path_, "libsodium failed to initialise");
+  unsigned char random[8];
+  randombytes_buf(random, sizeof random);
+  char suffix[2 * sizeof random + 1];
+  sodium_bin2hex(suffix, sizeof suffix, random, sizeof random);
+  std::string directory = slash == std::string::npos ? "" : path_.substr(0, slash + 1);
+  temporary_path_ = directory + "." + name + ".tmp." + suffix;
+  int fd = ::open(temporary_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw FsError(path_, errno);
+  fd_ = UniqueFd(fd);
+  if (::fchmod(fd, options_.mode) != 0) {
+    int error = errno;
+    abort_locked();
+    throw FsError(path_, error);
+  }
+  if (options_.hash != HashKind::none) {
+    digest_ = std::make_unique<Digest>(options_.hash, options_.hash_size);
+  }
+}
+
+AtomicFile::~AtomicFile() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_ == State::open) abort_locked();
+}
+
+void AtomicFile::check_open() const {
+  if (state_ == State::committed) throw FsError(path_, "already committed");
+  if (state_ == State::aborted) throw FsError(path_, "aborted");
+}
+
+void AtomicFile::append(std::string_view data) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_open();
+  if (digest_) digest_->update(data);
+  try {
+    write_all(fd_.get(), data.data(), data.size(), path_);
+  } catch (const FsError&) {
+    abort_locked();
+    throw;
+  }
+  bytes_ += data.size();
+}
+
+AtomicFile::Result AtomicFile::commit() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_open();
+  try {
+    if (options_.fsync && ::fsync(fd_.get()) != 0) throw FsError(path_, errno);
+    if (fd_.reset() != 0) throw FsError(path_, errno);  // NFS and quotas report late errors here
+    if (::rename(temporary_path_.c_str(), path_.c_str()) != 0) throw FsError(path_, errno);
+  } catch (const FsError&) {
+    abort_locked();
+    throw;
+  }
+  state_ = State::committed;
+  // The file is in place. A failing directory fsync is still reported: durability was asked for
+  // and is not certain.
+  if (options_.fsync) sync_directory(directory_of(path_));
+  return {bytes_, digest_ ? digest_->hex() : ""};
+}
+
+void AtomicFile::abort() noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  abort_locked();
+}
+
+void AtomicFile::abort_locked() noexcept {
+  if (state_ != State::open) return;
+  state_ = State::aborted;
+  fd_.reset();
+  ::unlink(temporary_path_.c_str());
+}
+
+}  // namespace depot::disk
