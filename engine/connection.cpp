@@ -180,8 +180,9 @@ void Connection::parse(const char* data, size_t length) {
       length = 0;
       break;
     }
-    if (parser_.upgrade) {
-      fail_request(400, "protocol upgrades are not supported");
+    if (parser_.upgrade) {  // the answer to the current request is the last on this connection
+      if (!current_) fail_request(400, "protocol upgrades are not supported");
+      close_after_flush_ = true;
       length = 0;
       break;
     }
@@ -270,7 +271,9 @@ int Connection::on_headers_complete(http_parser* parser) {
   head.method = http_method_str(static_cast<http_method>(parser->method));
   head.http_major = parser->http_major;
   head.http_minor = parser->http_minor;
-  head.keep_alive = http_should_keep_alive(parser) != 0;
+  // An Upgrade we do not speak is ignored (RFC 9110 §7.8), but libhttp-parser stops parsing
+  // after such a request, so its connection closes after the answer.
+  head.keep_alive = http_should_keep_alive(parser) != 0 && !parser->upgrade;
   head.chunked = (parser->flags & F_CHUNKED) != 0;
   if (!head.chunked && parser->content_length != ULLONG_MAX) head.content_length = parser->content_length;
   size_t question = head.target.find('?');
