@@ -140,6 +140,20 @@ class Server::Impl {
     return "";
   }
 
+  std::string add_service(ServiceSpec service) {
+    {
+      std::lock_guard<std::mutex> lock(reload_mutex_);
+      options_.services.push_back(std::move(service));
+    }
+    if (!core_) return "";
+    std::string error = reload();
+    if (!error.empty()) {
+      std::lock_guard<std::mutex> lock(reload_mutex_);
+      options_.services.pop_back();
+    }
+    return error;
+  }
+
   void stop() {
     if (!core_) return;
     watcher_.reset();
@@ -199,6 +213,7 @@ Server::~Server() { stop(); }
 void Server::start() { impl_->start(); }
 uint16_t Server::port() const { return impl_->port_; }
 std::string Server::reload() { return impl_->reload(); }
+std::string Server::add_service(ServiceSpec service) { return impl_->add_service(std::move(service)); }
 void Server::stop() { impl_->stop(); }
 bool Server::running() const { return impl_->core_ != nullptr; }
 uint64_t Server::generation() const { return impl_->generation_; }

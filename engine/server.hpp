@@ -31,6 +31,10 @@ class Server {
   // ones finish on the old; returns "". Otherwise the old generation keeps serving and the
   // reason is returned (and logged).
   std::string reload();
+  // Mounts another service (a test's stub, say). Before start() it is loaded with the others;
+  // on a running server it is loaded at once by a reload. Returns "" or why it was refused (then
+  // it is not kept).
+  std::string add_service(ServiceSpec service);
   // Stops accepting, lets in-flight requests finish up to options.drain_timeout, then stops.
   void stop();
   bool running() const;

@@ -1,6 +1,7 @@
 // Hot reload: a good script takes over, a broken one leaves the old generation serving, in-flight
 // requests finish on the generation they started on, and Lua states do not pile up.
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <thread>
 
 #include "tests/support/http_client.hpp"
@@ -73,4 +74,15 @@ TEST_CASE("the watcher reloads when a script changes on disk", "[reload]") {
     body = http_request(server.port(), "GET", "/version").body;
   }
   CHECK(body == "edited");
+}
+
+TEST_CASE("an embedder adds a service to a running server", "[reload]") {
+  TestServer server("app", version_script("one"));
+  auto stub = server.scripts_dir() / "stub.lua";
+  std::ofstream(stub) << "local service = ...\nservice:get('/stub', function() return 'stubbed' end)\n";
+  CHECK(server.server().add_service({"stub", stub, {"/"}}).empty());
+  CHECK(http_request(server.port(), "GET", "/stub").body == "stubbed");
+  CHECK(http_request(server.port(), "GET", "/version").body == "one");
+  CHECK_THAT(server.server().add_service({"clash", stub, {"/"}}), Catch::Contains("conflicts"));
+  CHECK(server.server().reload().empty());  // the refused service was not kept
 }
