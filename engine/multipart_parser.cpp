@@ -78,24 +78,61 @@ void MultipartParser::finish() const {
 }
 
 void MultipartParser::feed(std::string_view input, Sink& sink) {
-  std::string joined;
-  std::string_view data = input;
   if (!carry_.empty()) {
-    joined = std::move(carry_);
-    carry_.clear();
-    joined.append(input);
-    data = joined;
+    if (state_ == State::data) {
+      input = resolve_data_carry(input, sink);
+    } else {
+      // Outside part data the carry is a few bytes of a boundary line: join and parse up to the
+      // start of the part data, then go on in the piece itself.
+      std::string joined = std::move(carry_);
+      carry_.clear();
+      size_t carried = joined.size();
+      joined.append(input);
+      size_t position = process(joined, 0, sink, true);
+      if (position >= joined.size()) return;
+      if (position < carried) {
+        process(joined, position, sink, false);
+        return;
+      }
+      input.remove_prefix(position - carried);
+    }
   }
-  size_t position = 0;
+  process(input, 0, sink, false);
+}
+
+// Part data with a held-back tail: decides, from the tail and the first bytes of the new piece,
+// whether a delimiter starts in the tail. Only the tail is ever copied. Returns the rest of
+// `input` still to parse.
+std::string_view MultipartParser::resolve_data_carry(std::string_view input, Sink& sink) {
+  std::string window = carry_;
+  window.append(input.substr(0, delimiter_.size()));
+  size_t found = find_bytes(window, delimiter_, 0);
+  if (found != std::string::npos && found < carry_.size()) {
+    if (found > 0) sink.on_part_data(std::string_view(carry_).substr(0, found));
+    input.remove_prefix(found + delimiter_.size() - carry_.size());
+    carry_.clear();
+    state_ = State::after_delimiter;
+    return input;
+  }
+  if (window.size() < carry_.size() + delimiter_.size()) {  // too little input to decide yet
+    carry_ = std::move(window);
+    return {};
+  }
+  sink.on_part_data(carry_);
+  carry_.clear();
+  return input;
+}
+
+size_t MultipartParser::process(std::string_view data, size_t position, Sink& sink, bool stop_at_data) {
   while (position < data.size()) {
     switch (state_) {
-      case State::done: return;  // the epilogue is ignored
+      case State::done: return data.size();  // the epilogue is ignored
 
       case State::preamble: {
         if (at_start_) {  // the first delimiter may come without the CRLF before it
           if (data.size() - position < dash_boundary_.size()) {
             carry_.assign(data.substr(position));
-            return;
+            return data.size();
           }
           at_start_ = false;
           if (data.compare(position, dash_boundary_.size(), dash_boundary_) == 0) {
@@ -108,7 +145,7 @@ void MultipartParser::feed(std::string_view input, Sink& sink) {
         if (found == std::string_view::npos) {
           size_t keep = std::min(data.size() - position, delimiter_.size() - 1);
           carry_.assign(data.substr(data.size() - keep));
-          return;
+          return data.size();
         }
         position = found + delimiter_.size();
         state_ = State::after_delimiter;
@@ -118,20 +155,20 @@ void MultipartParser::feed(std::string_view input, Sink& sink) {
       case State::after_delimiter: {
         if (data.size() - position < 2) {
           carry_.assign(data.substr(position));
-          return;
+          return data.size();
         }
         if (data[position] == '-' && data[position + 1] == '-') {
           if (in_part_) sink.on_part_end();
           in_part_ = false;
           state_ = State::done;
-          return;
+          return data.size();
         }
         size_t line = position;
         while (line < data.size() && (data[line] == ' ' || data[line] == '\t')) ++line;
         if (line - position > 256) throw MultipartError("multipart: malformed boundary line");
         if (data.size() - line < 2) {
           carry_.assign(data.substr(position));
-          return;
+          return data.size();
         }
         if (data[line] != '\r' || data[line + 1] != '\n') throw MultipartError("multipart: malformed boundary line");
         if (in_part_) sink.on_part_end();
@@ -144,6 +181,7 @@ void MultipartParser::feed(std::string_view input, Sink& sink) {
 
       case State::headers:
         position = parse_headers(data, position, sink);
+        if (stop_at_data && state_ == State::data) return position;
         continue;
 
       case State::data: {
@@ -156,20 +194,20 @@ void MultipartParser::feed(std::string_view input, Sink& sink) {
         }
         // Hold back a tail that could be the start of a delimiter split across pieces.
         size_t hold = data.size();
-        for (size_t i = data.size() > delimiter_.size() ? data.size() - delimiter_.size() + 1 : position;
-             i < data.size(); ++i) {
-          if (i >= position && data[i] == '\r' &&
-              data.compare(i, data.size() - i, delimiter_, 0, data.size() - i) == 0) {
+        size_t first = data.size() > delimiter_.size() ? data.size() - delimiter_.size() + 1 : position;
+        for (size_t i = std::max(first, position); i < data.size(); ++i) {
+          if (data[i] == '\r' && data.compare(i, data.size() - i, delimiter_, 0, data.size() - i) == 0) {
             hold = i;
             break;
           }
         }
         if (hold > position) sink.on_part_data(data.substr(position, hold - position));
         carry_.assign(data.substr(hold));
-        return;
+        return data.size();
       }
     }
   }
+  return position;
 }
 
 size_t MultipartParser::parse_headers(std::string_view data, size_t position, Sink& sink) {

@@ -49,6 +49,10 @@ class MultipartParser {
   enum class State { preamble, after_delimiter, headers, data, done };
   static constexpr size_t kMaxHeaderBytes = 16 * 1024;
 
+  // Parses `data` from `position`; returns where it stopped (data.size() when all is consumed,
+  // with any undecidable tail kept in carry_). With `stop_at_data`, stops where part data starts.
+  size_t process(std::string_view data, size_t position, Sink& sink, bool stop_at_data);
+  std::string_view resolve_data_carry(std::string_view input, Sink& sink);
   size_t parse_headers(std::string_view data, size_t position, Sink& sink);
   MultipartPart parse_header_block(std::string_view block) const;
 
