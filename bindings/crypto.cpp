@@ -5,10 +5,9 @@
 // Digests and random bytes are raw byte strings; pass them through crypto.hex or crypto.base64url
 // to print them. The user-facing manual is docs/lua-api/crypto.md.
 //
-// Caveat, stated bluntly: crypto.password_hash and crypto.password_verify cost ~50-100 ms of CPU
-// and 64 MiB of memory each with the default limits, and today they run on the calling thread. The
-// work itself lives in plain C++ functions (password_hash, password_verify below) so that a
-// thread-pool version can call them without touching Lua.
+// crypto.password_hash and crypto.password_verify cost ~50-100 ms of CPU and 64 MiB of memory
+// each with the default limits: inside a task they run on the thread pool while the task waits
+// (engine/blocking.hpp); elsewhere (load time, plain states) they block the calling thread.
 //
 // Lua errors are raised only while no C++ object with a destructor is alive (a Lua error
 // longjmps), which is why byte buffers are Lua-owned scratch userdata rather than std::string.
@@ -25,6 +24,7 @@
 #include <string_view>
 
 #include "bindings/binding.hpp"
+#include "engine/blocking.hpp"
 
 namespace depot {
 namespace {
@@ -556,10 +556,11 @@ int lua_unbase64url(lua_State* L) {
 // crypto.password_hash(password [, {ops = n, mem = bytes}]) -> hash
 //   An argon2id hash with a random salt, as a self-describing string ("$argon2id$v=19$m=65536,
 //   t=2,p=1$...") to store as is. Defaults: ops = 2, mem = 64 MiB (libsodium's "interactive").
-//   Costs ~50-100 ms of CPU and `mem` bytes of memory on the calling thread.
-//   Where: anywhere, but it blocks the calling thread (see the file-top caveat).
-//   Errors: password not a string; ops or mem out of libsodium's range; unknown option; out of
-//   memory.
+//   Costs ~50-100 ms of CPU and `mem` bytes of memory: on the thread pool inside a task (the
+//   task waits), on the calling thread elsewhere.
+//   Where: anywhere.
+//   Errors: password not a string; ops or mem out of libsodium's range; unknown option (raised);
+//   out of memory (returns nil, "crypto.password_hash: ...").
 //   Example: user.password = crypto.password_hash(form.password)
 int lua_password_hash(lua_State* L) {
   Bytes password = check_bytes(L, 1, "crypto.password_hash", "password");
@@ -575,31 +576,34 @@ int lua_password_hash(lua_State* L) {
                       crypto_pwhash_MEMLIMIT_MIN, static_cast<double>(crypto_pwhash_MEMLIMIT_MAX)));
     lua_pop(L, 2);
   }
-  try {
-    std::string hash = password_hash(
-        std::string_view(reinterpret_cast<const char*>(password.data), password.size), limits);
-    lua_pushlstring(L, hash.data(), hash.size());
-    return 1;
-  } catch (const PasswordHashError& error) {
-    lua_pushfstring(L, "crypto.password_hash: %s", error.what());
-  }
-  return lua_error(L);  // outside the catch block: the exception object is destroyed by now
+  std::string secret(reinterpret_cast<const char*>(password.data), password.size);
+  return run_blocking(L, "crypto.password_hash", [secret, limits]() -> Task::Pusher {
+    std::string hash = password_hash(secret, limits);  // throws PasswordHashError → nil, message
+    return [hash](lua_State* co) {
+      lua_pushlstring(co, hash.data(), hash.size());
+      return 1;
+    };
+  });
 }
 
 // crypto.password_verify(hash, password) -> boolean
 //   Whether `password` matches `hash` from crypto.password_hash; false for a malformed hash.
-//   Costs as much as the hashing did, on the calling thread.
-//   Where: anywhere, but it blocks the calling thread (see the file-top caveat).
+//   Costs as much as the hashing did; inside a task it runs on the thread pool (file top).
+//   Where: anywhere.
 //   Errors: hash or password not a string.
 //   Example: if not crypto.password_verify(user.password, form.password) then reject() end
 int lua_password_verify(lua_State* L) {
   Bytes hash = check_bytes(L, 1, "crypto.password_verify", "hash");
   Bytes password = check_bytes(L, 2, "crypto.password_verify", "password");
-  bool matches = password_verify(
-      std::string(reinterpret_cast<const char*>(hash.data), hash.size),
-      std::string_view(reinterpret_cast<const char*>(password.data), password.size));
-  lua_pushboolean(L, matches);
-  return 1;
+  std::string stored(reinterpret_cast<const char*>(hash.data), hash.size);
+  std::string secret(reinterpret_cast<const char*>(password.data), password.size);
+  return run_blocking(L, "crypto.password_verify", [stored, secret]() -> Task::Pusher {
+    bool matches = password_verify(stored, secret);
+    return [matches](lua_State* co) {
+      lua_pushboolean(co, matches);
+      return 1;
+    };
+  });
 }
 
 }  // namespace

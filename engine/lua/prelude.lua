@@ -96,10 +96,13 @@ function Request:header(name) return core.header(self._exchange, name) end
 function Request:read() return core.read(self._exchange) end
 
 -- The whole body as one string, at most `limit` bytes (default: the server's max_body_bytes);
--- a larger body fails the request with 413.
+-- a larger body fails the request with 413. Later calls return the same string.
 function Request:body(limit)
+  local cached = rawget(self, "_body")
+  if cached then return cached end
   local body, err = core.body(self._exchange, limit or self._route.options.max_body_bytes)
   if body == nil and err then fail(err == "too large" and 413 or 400, "request body " .. err) end
+  rawset(self, "_body", body)
   return body
 end
 

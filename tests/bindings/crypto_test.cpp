@@ -1,9 +1,13 @@
 // Tests of the Lua module `crypto` (bindings/crypto.cpp) against published and Python-computed
 // vectors, plus its error messages.
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 
+#include "tests/support/http_client.hpp"
 #include "tests/support/lua_fixture.hpp"
+#include "tests/support/test_server.hpp"
 
 namespace {
 
@@ -268,4 +272,24 @@ TEST_CASE("crypto.password_hash defaults to libsodium's interactive limits", "[c
     assert(hash:match("^%$argon2id%$v=19%$m=65536,t=2,p=1%$"), hash)
     assert(crypto.password_verify(hash, "hunter2"))
   )") == "");
+}
+
+TEST_CASE("password hashing in a request runs on the pool: other requests go on", "[crypto]") {
+  depot::testing::TestServer server("app", R"LUA(
+local crypto = require "crypto"
+local service = ...
+service:post("/hash", function(req)
+  local hash = crypto.password_hash(req:body(), { ops = 3, mem = 64 * 1024 * 1024 })
+  return { ok = crypto.password_verify(hash, req:body()), wrong = crypto.password_verify(hash, "nope") }
+end)
+service:get("/hello", function() return "hello" end)
+)LUA");
+  std::thread hashing([&] {
+    CHECK(depot::testing::http_request(server.port(), "POST", "/hash", "s3cret").body == R"({"ok":true,"wrong":false})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto start = std::chrono::steady_clock::now();
+  CHECK(depot::testing::http_request(server.port(), "GET", "/hello").body == "hello");
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(50));
+  hashing.join();
 }
