@@ -32,6 +32,11 @@ void set_binding_context(lua_State* L, BindingContext* context);
 // The context of this state; raises a Lua error if none was set.
 BindingContext& binding_context(lua_State* L);
 
+// Creates the metatable `name` for a userdata type: `methods` as its __index table, and `gc`
+// (and `tostring`) when given. Leaves the stack as it found it.
+void define_metatable(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFunction gc,
+                      lua_CFunction tostring = nullptr);
+
 // Registers every module in package.preload.
 void open_bindings(lua_State* L);
 

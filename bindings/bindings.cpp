@@ -44,6 +44,23 @@ BindingContext& binding_context(lua_State* L) {
   return *context;
 }
 
+void define_metatable(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFunction gc,
+                      lua_CFunction tostring) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_register(L, nullptr, methods);
+  lua_setfield(L, -2, "__index");
+  if (gc != nullptr) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  if (tostring != nullptr) {
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}
+
 namespace {
 // package.preload loader of a Lua-written module; upvalue 1 is its name.
 int load_embedded_module(lua_State* L) {

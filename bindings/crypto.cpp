@@ -407,15 +407,7 @@ void create_stream_metatable(lua_State* L) {
       {"hexfinal", stream_hexfinal},
       {nullptr, nullptr},
   };
-  luaL_newmetatable(L, kStreamMetatable);
-  lua_newtable(L);
-  luaL_register(L, nullptr, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, stream_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, stream_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  define_metatable(L, kStreamMetatable, methods, stream_gc, stream_tostring);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -317,15 +317,7 @@ void create_writer_metatable(lua_State* L) {
       {"write", writer_write}, {"bytes", writer_bytes}, {"commit", writer_commit},
       {"abort", writer_abort}, {nullptr, nullptr},
   };
-  luaL_newmetatable(L, kWriterMetatable);
-  lua_newtable(L);
-  luaL_register(L, nullptr, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, writer_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, writer_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  define_metatable(L, kWriterMetatable, methods, writer_gc, writer_tostring);
 }
 
 int open_writer(lua_State* L, std::string path, disk::AtomicFileOptions options) {

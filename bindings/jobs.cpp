@@ -165,12 +165,8 @@ int cancel(lua_State* L) {
 }  // namespace
 
 int open_jobs(lua_State* L) {
-  luaL_newmetatable(L, kHandleType);
-  lua_newtable(L);
-  lua_pushcfunction(L, cancel);
-  lua_setfield(L, -2, "cancel");
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  const luaL_Reg handle_methods[] = {{"cancel", cancel}, {nullptr, nullptr}};
+  define_metatable(L, kHandleType, handle_methods, nullptr);
   const luaL_Reg functions[] = {{"after", after}, {"every", every}, {nullptr, nullptr}};
   lua_newtable(L);
   luaL_register(L, nullptr, functions);

@@ -462,16 +462,6 @@ int destroy(lua_State* L) {
   return 0;
 }
 
-void define_type(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFunction gc) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_register(L, nullptr, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-}
-
 }  // namespace
 
 int open_kv(lua_State* L) {
@@ -483,8 +473,8 @@ int open_kv(lua_State* L) {
       {"get", tx_get},   {"put", tx_put}, {"delete", tx_delete}, {"exists", tx_exists},
       {"iter", tx_iter}, {"db", tx_db},   {nullptr, nullptr},
   };
-  define_type(L, kDbType, db_methods, destroy<Db>);
-  define_type(L, kTxType, tx_methods, destroy<Tx>);
+  define_metatable(L, kDbType, db_methods, destroy<Db>);
+  define_metatable(L, kTxType, tx_methods, destroy<Tx>);
   const luaL_Reg functions[] = {{"open", kv_open}, {"sync", kv_sync}, {nullptr, nullptr}};
   lua_newtable(L);
   luaL_register(L, nullptr, functions);

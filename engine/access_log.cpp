@@ -1,9 +1,6 @@
 // Per-request log lines, buffered per thread (see access_log.hpp).
 #include "engine/access_log.hpp"
 
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "engine/log.hpp"
@@ -31,16 +28,9 @@ void append_escaped(std::string& out, std::string_view text) {
 
 void write(const Exchange& exchange, uint64_t bytes, Clock::time_point now, const char* note) {
   if (!log::enabled(log::Level::info)) return;
-  timeval tv;
-  gettimeofday(&tv, nullptr);
-  tm parts;
-  gmtime_r(&tv.tv_sec, &parts);
-  char stamp[48];
-  size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &parts);
-  snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", static_cast<long>(tv.tv_usec / 1000));
   double ms = std::chrono::duration<double, std::milli>(now - exchange.started).count();
   std::string& out = buffer;
-  out.append("{\"ts\":\"").append(stamp).append("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
+  out.append("{\"ts\":\"").append(log::timestamp()).append("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
   append_escaped(out, exchange.id);
   out.append("\",\"method\":\"");
   append_escaped(out, exchange.head.method);

@@ -13,6 +13,7 @@ namespace depot::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
 std::atomic<Sink> g_sink{nullptr};
+}  // namespace
 
 std::string timestamp() {
   timeval tv;
@@ -24,7 +25,6 @@ std::string timestamp() {
   snprintf(buffer + n, sizeof buffer - n, ".%03ldZ", static_cast<long>(tv.tv_usec / 1000));
   return buffer;
 }
-}  // namespace
 
 void set_level(Level level) { g_level = static_cast<int>(level); }
 Level level() { return static_cast<Level>(g_level.load()); }

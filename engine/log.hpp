@@ -21,6 +21,8 @@ using Sink = void (*)(const std::string& line);
 void set_sink(Sink sink);
 
 bool enabled(Level level);
+// The current UTC time as the "ts" field prints it: 2026-11-23T04:30:00.123Z.
+std::string timestamp();
 // Writes complete, already formatted lines (each ending in '\n') to the sink or stderr.
 void write_raw(std::string_view lines);
 void write(Level level, std::string_view message, nlohmann::json fields = nlohmann::json::object());
