@@ -401,7 +401,7 @@ void Connection::maybe_complete_exchange() {
   Exchange& exchange = *current_;
   access_log::write(exchange, output_.bytes_sent() + output_.buffered_bytes() - response_bytes_start_,
                     worker_.now());
-  if (!exchange.head.keep_alive) close_after_flush_ = true;
+  if (!exchange.head.keep_alive || peer_eof_) close_after_flush_ = true;
   exchange.connection = nullptr;
   current_.reset();
   discarding_body_ = false;

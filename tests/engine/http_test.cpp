@@ -238,3 +238,14 @@ TEST_CASE("files: HEAD, Range, ETag and 304", "[http]") {
   CHECK(cached.status == 304);
   CHECK(cached.body.empty());
 }
+
+TEST_CASE("a client that half-closes after its request gets the answer, then the close", "[http]") {
+  TestServer server("app", kRoutes);
+  RawConnection connection(server.port());
+  connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nbye");
+  connection.shutdown_write();
+  auto response = connection.read_response();
+  REQUIRE(response);
+  CHECK(response->body == "bye");
+  CHECK(connection.closed_by_peer(2s));
+}
