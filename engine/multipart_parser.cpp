@@ -1,6 +1,7 @@
 // Streaming multipart/form-data parsing (see multipart_parser.hpp).
 #include "engine/multipart_parser.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "engine/http_util.hpp"
@@ -27,9 +28,14 @@ std::vector<std::pair<std::string, std::string>> header_parameters(std::string_v
   size_t position = value.find(';');
   while (position != std::string_view::npos && position < value.size()) {
     ++position;
-    while (position < value.size() && (value[position] == ' ' || value[position] == '\t')) ++position;
-    size_t equals = value.find('=', position);
+    while (position < value.size() && (value[position] == ' ' || value[position] == '\t'))
+      ++position;
+    size_t equals = value.find_first_of("=;", position);
     if (equals == std::string_view::npos) break;
+    if (value[equals] == ';') {  // a bare token without a value
+      position = equals;
+      continue;
+    }
     std::string name = http::lowercase(trim(value.substr(position, equals - position)));
     position = equals + 1;
     std::string parameter;
@@ -61,7 +67,11 @@ std::string decode_extended_value(std::string_view value) {
 
 MultipartParser::MultipartParser(std::string boundary)
     : dash_boundary_("--" + boundary), delimiter_("\r\n--" + boundary) {
-  if (boundary.empty() || boundary.size() > 200) throw MultipartError("multipart: invalid boundary");
+  // RFC 2046 allows 1 to 70 characters, none of them CR or LF (consume_data relies on that).
+  if (boundary.empty() || boundary.size() > 200 ||
+      boundary.find_first_of("\r\n") != std::string::npos) {
+    throw MultipartError("multipart: invalid boundary");
+  }
 }
 
 std::string MultipartParser::boundary_from_content_type(std::string_view content_type) {
@@ -78,165 +88,160 @@ void MultipartParser::finish() const {
 }
 
 void MultipartParser::feed(std::string_view input, Sink& sink) {
-  if (!carry_.empty()) {
-    if (state_ == State::data) {
-      input = resolve_data_carry(input, sink);
-    } else {
-      // Outside part data the carry is a few bytes of a boundary line: join and parse up to the
-      // start of the part data, then go on in the piece itself.
-      std::string joined = std::move(carry_);
-      carry_.clear();
-      size_t carried = joined.size();
-      joined.append(input);
-      size_t position = process(joined, 0, sink, true);
-      if (position >= joined.size()) return;
-      if (position < carried) {
-        process(joined, position, sink, false);
-        return;
-      }
-      input.remove_prefix(position - carried);
-    }
-  }
-  process(input, 0, sink, false);
+  while (!carry_.empty() && !input.empty()) input = resolve_carry(input, sink);
+  if (input.empty()) return;
+  size_t position = consume(input, std::string_view::npos, sink);
+  carry_.assign(input.substr(position));
 }
 
-// Part data with a held-back tail: decides, from the tail and the first bytes of the new piece,
-// whether a delimiter starts in the tail. Only the tail is ever copied. Returns the rest of
-// `input` still to parse.
-std::string_view MultipartParser::resolve_data_carry(std::string_view input, Sink& sink) {
-  std::string window = carry_;
-  window.append(input.substr(0, delimiter_.size()));
-  size_t found = find_bytes(window, delimiter_, 0);
-  if (found != std::string::npos && found < carry_.size()) {
-    if (found > 0) sink.on_part_data(std::string_view(carry_).substr(0, found));
-    input.remove_prefix(found + delimiter_.size() - carry_.size());
+// Decides the carry with the first bytes of `input` and returns the rest of `input`. Part data is
+// never copied beyond the carry: in part data the carry (a partial delimiter) is compared with
+// the delimiter directly; elsewhere the carry and a few hundred bytes of `input` are parsed
+// together, only until the carry is used up.
+std::string_view MultipartParser::resolve_carry(std::string_view input, Sink& sink) {
+  if (state_ == State::data) {
+    std::string_view rest = std::string_view(delimiter_).substr(carry_.size());
+    std::string_view next = input.substr(0, rest.size());
+    if (next == rest.substr(0, next.size())) {
+      carry_.append(next);
+      if (carry_.size() == delimiter_.size()) {
+        carry_.clear();
+        state_ = State::boundary_line;
+      }
+      return input.substr(next.size());
+    }
+    // Not a delimiter, so all data: none starts inside it, as its only CR is its first byte.
+    sink.on_part_data(carry_);
     carry_.clear();
-    state_ = State::after_delimiter;
     return input;
   }
-  if (window.size() < carry_.size() + delimiter_.size()) {  // too little input to decide yet
-    carry_ = std::move(window);
-    return {};
-  }
-  sink.on_part_data(carry_);
+  constexpr size_t kWindow = 512;  // more than a boundary line or a delimiter needs to be decided
+  std::string window = std::move(carry_);
   carry_.clear();
-  return input;
+  size_t carried = window.size();
+  size_t borrowed = std::min(input.size(), kWindow);
+  window.append(input.substr(0, borrowed));
+  size_t position = consume(window, carried, sink);
+  if (position >= carried) return input.substr(position - carried);
+  carry_.assign(window, position);
+  return input.substr(borrowed);
 }
 
-size_t MultipartParser::process(std::string_view data, size_t position, Sink& sink, bool stop_at_data) {
-  while (position < data.size()) {
+// Parses `data` until a step needs more input or, having parsed `stop_after` bytes, it may stop;
+// returns the position of the first byte not parsed.
+size_t MultipartParser::consume(std::string_view data, size_t stop_after, Sink& sink) {
+  size_t position = 0;
+  while (position < data.size() && position < stop_after) {
+    size_t next = position;
     switch (state_) {
-      case State::done: return data.size();  // the epilogue is ignored
-
-      case State::preamble: {
-        if (at_start_) {  // the first delimiter may come without the CRLF before it
-          if (data.size() - position < dash_boundary_.size()) {
-            carry_.assign(data.substr(position));
-            return data.size();
-          }
-          at_start_ = false;
-          if (data.compare(position, dash_boundary_.size(), dash_boundary_) == 0) {
-            position += dash_boundary_.size();
-            state_ = State::after_delimiter;
-            continue;
-          }
-        }
-        size_t found = find_bytes(data, delimiter_, position);
-        if (found == std::string_view::npos) {
-          size_t keep = std::min(data.size() - position, delimiter_.size() - 1);
-          carry_.assign(data.substr(data.size() - keep));
-          return data.size();
-        }
-        position = found + delimiter_.size();
-        state_ = State::after_delimiter;
-        continue;
-      }
-
-      case State::after_delimiter: {
-        if (data.size() - position < 2) {
-          carry_.assign(data.substr(position));
-          return data.size();
-        }
-        if (data[position] == '-' && data[position + 1] == '-') {
-          if (in_part_) sink.on_part_end();
-          in_part_ = false;
-          state_ = State::done;
-          return data.size();
-        }
-        size_t line = position;
-        while (line < data.size() && (data[line] == ' ' || data[line] == '\t')) ++line;
-        if (line - position > 256) throw MultipartError("multipart: malformed boundary line");
-        if (data.size() - line < 2) {
-          carry_.assign(data.substr(position));
-          return data.size();
-        }
-        if (data[line] != '\r' || data[line + 1] != '\n') throw MultipartError("multipart: malformed boundary line");
-        if (in_part_) sink.on_part_end();
-        in_part_ = false;
-        position = line + 2;
-        header_block_.clear();
-        state_ = State::headers;
-        continue;
-      }
-
+      case State::done:
+        return data.size();  // the epilogue is ignored
+      case State::preamble:
+        next = consume_preamble(data, position);
+        break;
+      case State::boundary_line:
+        next = consume_boundary_line(data, position, sink);
+        break;
       case State::headers:
-        position = parse_headers(data, position, sink);
-        if (stop_at_data && state_ == State::data) return position;
-        continue;
-
-      case State::data: {
-        size_t found = find_bytes(data, delimiter_, position);
-        if (found != std::string_view::npos) {
-          if (found > position) sink.on_part_data(data.substr(position, found - position));
-          position = found + delimiter_.size();
-          state_ = State::after_delimiter;
-          continue;
-        }
-        // Hold back a tail that could be the start of a delimiter split across pieces.
-        size_t hold = data.size();
-        size_t first = data.size() > delimiter_.size() ? data.size() - delimiter_.size() + 1 : position;
-        for (size_t i = std::max(first, position); i < data.size(); ++i) {
-          if (data[i] == '\r' && data.compare(i, data.size() - i, delimiter_, 0, data.size() - i) == 0) {
-            hold = i;
-            break;
-          }
-        }
-        if (hold > position) sink.on_part_data(data.substr(position, hold - position));
-        carry_.assign(data.substr(hold));
-        return data.size();
-      }
+        next = consume_headers(data, position, sink);
+        break;
+      case State::data:
+        next = consume_data(data, position, sink);
+        break;
     }
+    if (next == position) break;
+    position = next;
   }
   return position;
 }
 
-size_t MultipartParser::parse_headers(std::string_view data, size_t position, Sink& sink) {
-  size_t before = header_block_.size();
-  header_block_.append(data.substr(position));
-  size_t end = std::string::npos;
-  size_t skip = 4;
-  if (header_block_.compare(0, 2, "\r\n") == 0) {  // a part without headers
-    end = 0;
-    skip = 2;
-  } else {
-    end = header_block_.find("\r\n\r\n", before >= 3 ? before - 3 : 0);
-  }
-  if (end == std::string::npos) {
-    if (header_block_.size() > kMaxHeaderBytes) {
-      throw MultipartError("multipart: part headers exceed " + std::to_string(kMaxHeaderBytes) + " bytes");
+size_t MultipartParser::consume_preamble(std::string_view data, size_t position) {
+  if (at_start_) {  // the first delimiter may come without the CRLF before it
+    if (data.size() - position < dash_boundary_.size()) return position;
+    at_start_ = false;
+    if (data.substr(position, dash_boundary_.size()) == dash_boundary_) {
+      state_ = State::boundary_line;
+      return position + dash_boundary_.size();
     }
-    return data.size();
   }
-  if (end > kMaxHeaderBytes) {
-    throw MultipartError("multipart: part headers exceed " + std::to_string(kMaxHeaderBytes) + " bytes");
+  size_t found = find_bytes(data, delimiter_, position);
+  if (found != std::string_view::npos) {
+    state_ = State::boundary_line;
+    return found + delimiter_.size();
   }
-  MultipartPart part = parse_header_block(std::string_view(header_block_).substr(0, end));
-  size_t consumed_here = end + skip - before;
+  return std::max(position, data.size() - std::min(data.size(), delimiter_.size() - 1));
+}
+
+// After a delimiter: "--" closes the body; anything else is optional padding, then CRLF.
+size_t MultipartParser::consume_boundary_line(std::string_view data, size_t position, Sink& sink) {
+  constexpr size_t kMaxPadding = 256;
+  if (data.size() - position < 2) return position;
+  bool closing = data.substr(position, 2) == "--";
+  size_t line_end =
+      closing ? position : std::min(data.find_first_not_of(" \t", position), data.size());
+  if (line_end - position > kMaxPadding) throw MultipartError("multipart: malformed boundary line");
+  if (!closing && data.size() - line_end < 2) return position;
+  if (!closing && data.substr(line_end, 2) != "\r\n") {
+    throw MultipartError("multipart: malformed boundary line");
+  }
+  if (in_part_) sink.on_part_end();
+  in_part_ = false;
+  state_ = closing ? State::done : State::headers;
+  return closing ? data.size() : line_end + 2;
+}
+
+// A part's headers, up to the empty line. They are looked for in the piece itself; only headers
+// split across pieces are collected in header_block_, never more than the limit.
+size_t MultipartParser::consume_headers(std::string_view data, size_t position, Sink& sink) {
+  constexpr size_t kWindow = kMaxHeaderBytes + 4;  // the headers and the CRLF CRLF ending them
+  size_t collected = header_block_.size();
+  std::string_view available = data.substr(position, kWindow - collected);
+  std::string_view block = available;
+  if (collected > 0) {
+    header_block_.append(available);
+    block = header_block_;
+  }
+  size_t end = 0;
+  size_t terminator = 2;  // a part without headers: the empty line comes first
+  if (block.substr(0, 2) != "\r\n") {
+    end = block.find("\r\n\r\n", collected >= 3 ? collected - 3 : 0);
+    terminator = 4;
+  }
+  if (end == std::string_view::npos) {
+    if (block.size() >= kWindow) {
+      throw MultipartError("multipart: part headers exceed " + std::to_string(kMaxHeaderBytes) +
+                           " bytes");
+    }
+    if (collected == 0) header_block_.assign(block);
+    return position + available.size();
+  }
+  MultipartPart part = parse_header_block(block.substr(0, end));
+  size_t consumed = end + terminator - collected;
   header_block_.clear();
   sink.on_part_begin(std::move(part));
   in_part_ = true;
   state_ = State::data;
-  return position + consumed_here;
+  return position + consumed;
+}
+
+// Part data, passed on as views of `data` up to the next delimiter. At the end of the piece a tail
+// that may begin a delimiter is held back: it starts at the last CR, since a delimiter's only CR
+// is its first byte.
+size_t MultipartParser::consume_data(std::string_view data, size_t position, Sink& sink) {
+  size_t found = find_bytes(data, delimiter_, position);
+  if (found != std::string_view::npos) {
+    if (found > position) sink.on_part_data(data.substr(position, found - position));
+    state_ = State::boundary_line;
+    return found + delimiter_.size();
+  }
+  size_t hold = data.size();
+  size_t tail = std::max(position, data.size() - std::min(data.size(), delimiter_.size() - 1));
+  if (auto* cr = static_cast<const char*>(memrchr(data.data() + tail, '\r', data.size() - tail))) {
+    size_t at = static_cast<size_t>(cr - data.data());
+    if (data.substr(at) == std::string_view(delimiter_).substr(0, data.size() - at)) hold = at;
+  }
+  if (hold > position) sink.on_part_data(data.substr(position, hold - position));
+  return hold;
 }
 
 MultipartPart MultipartParser::parse_header_block(std::string_view block) const {

@@ -46,14 +46,17 @@ class MultipartParser {
   void finish() const;
 
  private:
-  enum class State { preamble, after_delimiter, headers, data, done };
+  enum class State { preamble, boundary_line, headers, data, done };
   static constexpr size_t kMaxHeaderBytes = 16 * 1024;
 
-  // Parses `data` from `position`; returns where it stopped (data.size() when all is consumed,
-  // with any undecidable tail kept in carry_). With `stop_at_data`, stops where part data starts.
-  size_t process(std::string_view data, size_t position, Sink& sink, bool stop_at_data);
-  std::string_view resolve_data_carry(std::string_view input, Sink& sink);
-  size_t parse_headers(std::string_view data, size_t position, Sink& sink);
+  // The steps: each parses `data` from `position` and returns where it stopped. Returning
+  // `position` unchanged means it cannot decide without more input (the rest becomes carry_).
+  size_t consume(std::string_view data, size_t stop_after, Sink& sink);
+  size_t consume_preamble(std::string_view data, size_t position);
+  size_t consume_boundary_line(std::string_view data, size_t position, Sink& sink);
+  size_t consume_headers(std::string_view data, size_t position, Sink& sink);
+  size_t consume_data(std::string_view data, size_t position, Sink& sink);
+  std::string_view resolve_carry(std::string_view input, Sink& sink);
   MultipartPart parse_header_block(std::string_view block) const;
 
   std::string dash_boundary_;  // "--boundary"
@@ -61,8 +64,10 @@ class MultipartParser {
   State state_ = State::preamble;
   bool at_start_ = true;
   bool in_part_ = false;
-  std::string carry_;  // unprocessed tail of the previous piece
-  std::string header_block_;
+  // The undecided end of the previous piece, never part data that could have been passed on: a
+  // partial delimiter (shorter than the delimiter), or the start of a boundary line.
+  std::string carry_;
+  std::string header_block_;  // headers split across pieces: at most 16 KiB and the CRLF CRLF
 };
 
 }  // namespace depot

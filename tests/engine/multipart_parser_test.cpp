@@ -499,3 +499,32 @@ TEST_CASE("a 64 MiB part streamed in 64 KiB pieces passes through unbuffered", "
   CHECK(largest_copy < delimiter_size);
   CHECK(sink.largest_call <= kPieceBytes + delimiter_size);
 }
+
+TEST_CASE("a part trickled in pieces shorter than the delimiter is not held back", "[multipart]") {
+  const std::string head = first_delimiter() + field("slow", "");
+  // CRs all through the data, so that many pieces end in what could start a delimiter.
+  std::string data;
+  for (int i = 0; data.size() < 16 * 1024; ++i) data += "\r\n-" + std::to_string(i) + "\r";
+  const std::string body = head + data + closing();
+  const size_t delimiter_size = delimiter().size();
+  for (unsigned seed = 1; seed <= 3; ++seed) {
+    INFO("pieces of 1.." << delimiter_size - 1 << " bytes, seed " << seed);
+    struct CountingSink final : MultipartParser::Sink {
+      size_t bytes = 0;
+      void on_part_begin(MultipartPart) override {}
+      void on_part_data(std::string_view piece) override { bytes += piece.size(); }
+      void on_part_end() override {}
+    } sink;
+    MultipartParser parser(kBoundary);
+    size_t offset = 0, largest_lag = 0;
+    for (size_t size : random_pieces(body, seed, delimiter_size - 1)) {
+      parser.feed(std::string_view(body).substr(offset, size), sink);
+      offset += size;
+      size_t data_fed = std::min(data.size(), offset > head.size() ? offset - head.size() : 0);
+      largest_lag = std::max(largest_lag, data_fed - sink.bytes);
+    }
+    CHECK(parser.finished());
+    CHECK(sink.bytes == data.size());
+    CHECK(largest_lag < delimiter_size);
+  }
+}
