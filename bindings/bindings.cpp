@@ -11,6 +11,7 @@ int open_log(lua_State* L);
 int open_json(lua_State* L);
 int open_jobs(lua_State* L);
 int open_kv(lua_State* L);
+int open_http(lua_State* L);
 int open_fs(lua_State* L);
 
 namespace {
@@ -27,6 +28,7 @@ const Module kModules[] = {
     {"json", open_json},
     {"jobs", open_jobs},
     {"kv", open_kv},
+    {"http", open_http},
     {"fs", open_fs},
 };
 }  // namespace

@@ -27,6 +27,7 @@ Pistache::Flags<NotifyOn> to_flags(Interest interest) {
   switch (interest) {
     case Interest::read: return Pistache::Flags<NotifyOn>(NotifyOn::Read);
     case Interest::write: return Pistache::Flags<NotifyOn>(NotifyOn::Write);
+    case Interest::read_write: return Pistache::Flags<NotifyOn>(NotifyOn::Read | NotifyOn::Write);
     case Interest::none: break;
   }
   return Pistache::Flags<NotifyOn>(NotifyOn::None);
@@ -163,6 +164,7 @@ Worker::~Worker() {
   // Runs on the thread destroying the reactor, after the worker thread has been joined.
   for (Connection* connection : connections_) delete connection;
   for (Connection* connection : graveyard_) delete connection;
+  extensions_.clear();
   tasks_.clear();
   staged_.reset();
   retired_.clear();

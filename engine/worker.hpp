@@ -27,7 +27,7 @@ class Runtime;
 class Task;
 struct Generation;
 
-enum class Interest { none, read, write };
+enum class Interest { none, read, write, read_write };
 
 class Worker final : public Pistache::Aio::Handler {
  public:
@@ -77,6 +77,11 @@ class Worker final : public Pistache::Aio::Handler {
   void collect_retired_runtimes();
   size_t runtime_count() const { return (active_ ? 1 : 0) + retired_.size() + (staged_ ? 1 : 0); }
 
+  // Per-worker state a binding keeps (the HTTP client's curl multi handle, say), under a key of
+  // its own (the address of a static). Destroyed with the worker, before its Lua runtimes; the
+  // epoll set is gone by then, so destructors must not unwatch.
+  std::shared_ptr<void>& extension(const void* key) { return extensions_[key]; }
+
   // Tasks (coroutines) by id; a wake-up for an id that is gone is dropped.
   Task* find_task(uint64_t id);
   void add_task(std::unique_ptr<Task> task);
@@ -118,6 +123,7 @@ class Worker final : public Pistache::Aio::Handler {
   std::unordered_set<Connection*> connections_;
   std::vector<Connection*> graveyard_;
 
+  std::unordered_map<const void*, std::shared_ptr<void>> extensions_;
   std::unique_ptr<Runtime> active_;
   std::unique_ptr<Runtime> staged_;
   std::vector<std::unique_ptr<Runtime>> retired_;

@@ -162,7 +162,7 @@ bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {
 HttpResponse http_request(uint16_t port, const std::string& method, const std::string& target,
                           const std::string& body, const std::string& extra_headers) {
   RawConnection connection(port);
-  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
   if (!extra_headers.empty()) request += extra_headers + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT") {
     request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
