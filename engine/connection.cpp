@@ -400,7 +400,7 @@ void Connection::maybe_complete_exchange() {
   if (current_->body_state == Exchange::BodyState::receiving && !close_after_flush_) return;
   Exchange& exchange = *current_;
   access_log::write(exchange, output_.bytes_sent() + output_.buffered_bytes() - response_bytes_start_,
-                    worker_.now());
+                    Clock::now());
   if (!exchange.head.keep_alive || peer_eof_) close_after_flush_ = true;
   exchange.connection = nullptr;
   current_.reset();
@@ -429,7 +429,7 @@ void Connection::fail_request(int status, std::string_view message) {
   if (!exchange->response_started()) {
     respond(*exchange, status, {{"content-type", "application/json"}}, error_body(status, message, exchange->id));
   }
-  if (!current_) access_log::write(*exchange, output_.buffered_bytes(), worker_.now());
+  if (!current_) access_log::write(*exchange, output_.buffered_bytes(), Clock::now());
   pending_.clear();
 }
 
@@ -644,7 +644,7 @@ void Connection::close() {
       exchange->body_state = Exchange::BodyState::failed;
       exchange->body_error = "client closed the connection";
     }
-    if (exchange->task != 0) access_log::write(*exchange, 0, worker_.now(), "client closed");
+    if (exchange->task != 0) access_log::write(*exchange, 0, Clock::now(), "client closed");
     wake_body_reader(worker_, exchange);
     wake_drain_waiter(worker_, exchange);
   }

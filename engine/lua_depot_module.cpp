@@ -7,6 +7,7 @@
 //   depot.notify(name)            wakes every task waiting on name, on every worker; returns the count
 //   depot.fail(status, message [, headers])  ends the request with an error answer
 //   depot.worker_id, depot.workers, depot.generation
+//   depot.data_dir                the server's data directory (absolute)
 //
 // Documented in docs/lua-api.md.
 #include <sys/time.h>
@@ -106,6 +107,8 @@ int open_depot(lua_State* L) {
   lua_setfield(L, -3, "fail");
   lua_pop(L, 1);
   BindingContext& context = binding_context(L);
+  lua_pushstring(L, std::filesystem::absolute(context.data_dir).c_str());
+  lua_setfield(L, -2, "data_dir");
   if (context.worker != nullptr) {
     lua_pushinteger(L, static_cast<lua_Integer>(context.worker->index()));
     lua_setfield(L, -2, "worker_id");
