@@ -11,8 +11,8 @@ int open_log(lua_State* L);
 int open_json(lua_State* L);
 int open_jobs(lua_State* L);
 int open_kv(lua_State* L);
-int open_http(lua_State* L);
 int open_fs(lua_State* L);
+int open_http_client(lua_State* L);
 
 namespace {
 const char* const kContextKey = "depot.binding_context";
@@ -28,8 +28,8 @@ const Module kModules[] = {
     {"json", open_json},
     {"jobs", open_jobs},
     {"kv", open_kv},
-    {"http", open_http},
     {"fs", open_fs},
+    {"http", open_http_client},
 };
 }  // namespace
 
