@@ -1,0 +1,224 @@
+// The image cache service end to end over HTTP, with the Kentik API stubbed by a Lua script that
+// the same Depot serves (tests/stubs/kentik_api): ids, validation shapes, background fetches and
+// their error mapping, retries, deduplication, waiting readers, expiry, restart recovery.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <regex>
+#include <thread>
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/lua_fixture.hpp"
+#include "tests/support/test_server.hpp"
+
+using depot::testing::HttpResponse;
+using depot::testing::http_request;
+using depot::testing::TestServer;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+const std::string kJson = "Content-Type: application/json";
+
+struct ImageCache {
+  std::unique_ptr<TestServer> server;
+
+  explicit ImageCache(json extra = json::object(), std::filesystem::path data_dir = {}) {
+    server = std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](depot::Options& options) {
+      options.threads = 2;
+      options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
+      if (!data_dir.empty()) options.data_dir = data_dir;
+      options.services.push_back({"kentik_api", DEPOT_SOURCE_DIR "/tests/stubs/kentik_api", {"/kentik"}});
+    });
+    json config = {{"KT_AUTH_EMAIL", "test@example.com"}, {"KT_AUTH_TOKEN", "secret-token"},
+                   {"KENTIK_API_URL", "http://127.0.0.1:" + std::to_string(port()) + "/kentik"},
+                   {"KENTIK_API_RETRIES", 2}, {"KENTIK_API_TIMEOUT", 1}, {"KENTIK_API_BACKOFF", 0.05},
+                   {"ENTRY_WAIT_TIMEOUT", 5}};
+    config.update(extra);
+    REQUIRE(server->server().add_service({"image_cache", "image_cache", {"/"}, config}).empty());
+  }
+  uint16_t port() const { return server->port(); }
+};
+
+std::string request_id(uint16_t port, const json& body) {
+  auto response = http_request(port, "POST", "/requests", body.dump(), kJson);
+  REQUIRE(response.status == 200);
+  return json::parse(response.body)["id"];
+}
+
+json query(const std::string& image_type, json stub = json::object()) {
+  json q = {{"queries", {{{"bucket", "Left +Y Axis"}, {"isOverlay", false},
+                          {"query", {{"metric", "bytes"}, {"topx", 8}, {"starting_time", nullptr}}}}}},
+            {"imageType", image_type}};
+  if (!stub.empty()) q["stub"] = stub;
+  return q;
+}
+
+int upstream_calls(uint16_t port, const std::string& name) {
+  return json::parse(http_request(port, "GET", "/kentik/calls/" + name).body)["calls"];
+}
+}  // namespace
+
+TEST_CASE("image cache: ids hash Python's str() of the query", "[image_cache]") {
+  depot::testing::LuaFixture lua;
+  CHECK(lua.run(std::string("package.path = '") + DEPOT_SOURCE_DIR + "/scripts/?.lua;' .. package.path\n" + R"LUA(
+    local ids = require "image_cache.ids"
+    local crypto = require "crypto"
+    local json = require "json"
+    local body = '{"api_query": {"queries": [{"bucket": "Left +Y Axis", "isOverlay": false, "query": {"topx": 8, "starting_time": null, "x": 1.0}}], "imageType": "png"}, "ttl": 60}'
+    local text = ids.member_text(body, "api_query")
+    assert(json.python_repr(text) == "{'queries': [{'bucket': 'Left +Y Axis', 'isOverlay': False, 'query': {'topx': 8, 'starting_time': None, 'x': 1.0}}], 'imageType': 'png'}")
+    local id = ids.make(text, 1620973821.2844)
+    assert(id == "2c1465251a2a9a7543a5d9ae7c1d95f07d0ec4975039f81b481c5b3c62cfda6b_1620973821.2844", id)
+    assert(ids.make('{"a": 1}', 1622181773.873009) == "240f5ff9499fabe7952369a2a095ad1d8dedba650ea844f3fa0027e5ddc12f49_1622181773.873009")
+    assert(ids.expiry_text(1620973821) == "1620973821.0")
+    assert(ids.member_text('{"api_query": 1, "api_query": {"b": [1, "}"]}}', "api_query") == '{"b": [1, "}"]}')
+    assert(ids.expiry("abc_1620973821.5") == 1620973821.5 and ids.expiry("abc") == nil)
+    local info = require "image_cache.info"
+    assert(info.timedelta(321.2844) == "0:05:21.284400", info.timedelta(321.2844))
+    assert(info.timedelta(-321.2844) == "-1 day, 23:54:38.715600", info.timedelta(-321.2844))
+    assert(info.iso_utc(1620973821.2844) == "2021-05-14T06:30:21.284400+00:00")
+  )LUA") == "");
+}
+
+TEST_CASE("image cache: the original's smoke flow — four images and a refused query", "[image_cache]") {
+  ImageCache cache;
+  std::regex id_shape("^[0-9a-f]{64}_[0-9]+\\.[0-9]+$");
+  struct Case { json body; std::string type; };
+  std::vector<Case> cases = {
+      {{{"api_query", query("png", {{"name", "q1"}})}, {"ttl", 600}}, "image/png"},
+      {{{"api_query", query("png", {{"name", "q2"}})}}, "image/png"},
+      {{{"api_query", query("png", {{"name", "q3"}})}, {"ttl", 120}}, "image/png"},
+      {{{"api_query", query("pdf", {{"name", "q4"}})}, {"ttl", 60}}, "application/pdf"},
+  };
+  for (const auto& c : cases) {
+    std::string id = request_id(cache.port(), c.body);
+    CHECK(std::regex_match(id, id_shape));
+    auto image = http_request(cache.port(), "GET", "/image/" + id);
+    CHECK(image.status == 200);
+    CHECK(image.header("content-type") == c.type);
+    CHECK_FALSE(image.body.empty());
+  }
+  json bad = query("png", {{"name", "bad"}});
+  bad["queries"][0]["query"]["metric"] = "buckets";
+  bad.erase("imageType");
+  std::string id = request_id(cache.port(), {{"api_query", bad}, {"ttl", 120}});
+  auto refused = http_request(cache.port(), "GET", "/image/" + id);
+  CHECK(refused.status == 400);
+  auto body = json::parse(refused.body);
+  CHECK(body["type"] == "Kentik API error");
+  CHECK(body["loc"] == id);
+  CHECK(body["msg"][0].get<std::string>().find("Invalid metric") != std::string::npos);
+  auto listing = json::parse(http_request(cache.port(), "GET", "/info").body);
+  CHECK(listing["active_count"] == 5);
+  CHECK(listing["pending_count"] == 0);
+  CHECK(listing["active_entries"][0]["expiration"].get<std::string>().find("+00:00 (remaining: 0:") != std::string::npos);
+  CHECK(http_request(cache.port(), "GET", "/favicon.ico").header("content-type") == "image/x-icon");
+}
+
+TEST_CASE("image cache: validation errors keep FastAPI's shapes; ttl is coerced like pydantic", "[image_cache]") {
+  ImageCache cache;
+  auto bad_ttl = http_request(cache.port(), "POST", "/requests", R"({"api_query": {"a": 1}, "ttl": "soon"})", kJson);
+  CHECK(bad_ttl.status == 422);
+  CHECK(json::parse(bad_ttl.body) == json::parse(R"({"detail":[{"loc":["body","ttl"],"msg":"value is not a valid integer","type":"type_error.integer"}]})"));
+  auto empty = http_request(cache.port(), "POST", "/requests", "", kJson);
+  CHECK(empty.status == 422);
+  CHECK(json::parse(empty.body)["detail"][0]["type"] == "value_error.missing");
+  CHECK(http_request(cache.port(), "POST", "/requests", "[1]", kJson).status == 422);
+  auto missing = http_request(cache.port(), "POST", "/requests", R"({"ttl": 300})", kJson);
+  CHECK(missing.status == 400);
+  CHECK(json::parse(missing.body) == json::parse(R"({"loc":{"api_query":null,"ttl":300},"msg":"Incomplete request, missing 'api_query'","type":"invalid request"})"));
+  auto now = static_cast<double>(time(nullptr));
+  for (auto [ttl, seconds] : std::vector<std::pair<json, double>>{{"60", 60}, {60.7, 60}, {true, 1}}) {
+    std::string id = request_id(cache.port(), {{"api_query", query("png", {{"name", "ttl" + ttl.dump()}})}, {"ttl", ttl}});
+    double expiry = std::stod(id.substr(65));
+    CHECK(expiry - now == Approx(seconds).margin(3));
+  }
+}
+
+TEST_CASE("image cache: unknown and expired ids are 404", "[image_cache]") {
+  ImageCache cache;
+  auto unknown = http_request(cache.port(), "GET", "/image/" + std::string(64, 'a') + "_9999999999.0");
+  CHECK(unknown.status == 404);
+  CHECK(json::parse(unknown.body) == json({{"loc", std::string(64, 'a') + "_9999999999.0"}, {"msg", "Image not found"}, {"type", "error"}}));
+  CHECK(http_request(cache.port(), "GET", "/image/nonsense").status == 404);
+  std::string born_expired = request_id(cache.port(), {{"api_query", query("png", {{"name", "expired"}})}, {"ttl", -5}});
+  CHECK(http_request(cache.port(), "GET", "/image/" + born_expired).status == 404);
+}
+
+TEST_CASE("image cache: upstream failures are stored as errors, retries hit the upstream again", "[image_cache]") {
+  ImageCache cache;
+  auto outcome = [&](json stub) {
+    std::string id = request_id(cache.port(), {{"api_query", query("png", stub)}});
+    return http_request(cache.port(), "GET", "/image/" + id);
+  };
+  auto unauthorized = outcome({{"name", "auth"}, {"status", 401}, {"message", "no such user"}});
+  CHECK(unauthorized.status == 401);
+  CHECK(json::parse(unauthorized.body)["msg"] == json::array({"no such user"}));
+  auto recovered = outcome({{"name", "flaky"}, {"fail_times", 2}});
+  CHECK(recovered.status == 200);
+  CHECK(upstream_calls(cache.port(), "flaky") == 3);
+  auto exhausted = outcome({{"name", "down"}, {"status", 503}});
+  CHECK(exhausted.status == 503);
+  CHECK(upstream_calls(cache.port(), "down") == 3);
+  auto slow = outcome({{"name", "slow"}, {"delay", 3}});
+  CHECK(slow.status == 500);
+  CHECK(json::parse(slow.body)["msg"] == json::array({"Request timeout"}));
+  auto bad_mime = outcome({{"name", "mime"}, {"mime", "text/html"}});
+  CHECK(bad_mime.status == 502);
+  auto undecodable = outcome({{"name", "garbage"}, {"payload", "%%%not base64"}});
+  CHECK(undecodable.status == 502);
+  auto not_object = http_request(cache.port(), "POST", "/requests", R"({"api_query": [1, 2]})", kJson);
+  CHECK(http_request(cache.port(), "GET", "/image/" + json::parse(not_object.body)["id"].get<std::string>()).status == 502);
+}
+
+TEST_CASE("image cache: identical concurrent requests share one entry and one fetch", "[image_cache]") {
+  ImageCache cache;
+  json body = {{"api_query", query("png", {{"name", "shared"}, {"delay", 0.3}})}, {"ttl", 600}};
+  std::vector<std::string> ids(10);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 10; ++i) clients.emplace_back([&, i] { ids[i] = request_id(cache.port(), body); });
+  for (auto& client : clients) client.join();
+  for (const auto& id : ids) CHECK(id == ids[0]);
+  CHECK(http_request(cache.port(), "GET", "/image/" + ids[0]).status == 200);
+  CHECK(upstream_calls(cache.port(), "shared") == 1);
+}
+
+TEST_CASE("image cache: many readers wait on a pending image without slowing other routes", "[image_cache]") {
+  ImageCache cache;
+  std::string id = request_id(cache.port(), {{"api_query", query("png", {{"name", "awaited"}, {"delay", 0.8}})}});
+  std::atomic<int> served{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 100; ++i) {
+    readers.emplace_back([&] {
+      if (http_request(cache.port(), "GET", "/image/" + id).status == 200) ++served;
+    });
+  }
+  std::this_thread::sleep_for(200ms);
+  auto start = std::chrono::steady_clock::now();
+  auto listing = json::parse(http_request(cache.port(), "GET", "/info").body);
+  CHECK(std::chrono::steady_clock::now() - start < 200ms);
+  CHECK(listing["pending_count"] == 1);
+  for (auto& reader : readers) reader.join();
+  CHECK(served == 100);
+}
+
+TEST_CASE("image cache: an entry pending at shutdown is fetched after a restart", "[image_cache]") {
+  auto data = depot::testing::make_temp_dir("depot-image-cache-");
+  json patient = {{"KENTIK_API_TIMEOUT", 10}, {"ENTRY_WAIT_TIMEOUT", 15}};
+  std::string id;
+  {
+    ImageCache before(patient, data);
+    id = request_id(before.port(), {{"api_query", query("png", {{"name", "restart"}, {"delay", 1}})}});
+  }  // stopped while the stub still sleeps: the entry stays pending on disk
+  auto restarted = std::chrono::steady_clock::now();
+  ImageCache after(patient, data);
+  CHECK(json::parse(http_request(after.port(), "GET", "/info").body)["pending_count"] == 1);
+  CHECK(std::chrono::steady_clock::now() - restarted < 500ms);  // the refetch runs in the background
+  auto image = http_request(after.port(), "GET", "/image/" + id);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - restarted).count();
+  CHECK(image.status == 200);
+  CHECK(image.body == "png-image-bytes-restart");
+  WARN("restart to all pending entries refetched: " << seconds << " s (the stub takes 1 s)");
+  std::filesystem::remove_all(data);
+}
