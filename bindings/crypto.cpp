@@ -3,7 +3,7 @@
 // anywhere: at script load, in requests, timers and jobs, and in plain states (tests, tools).
 //
 // Digests and random bytes are raw byte strings; pass them through crypto.hex or crypto.base64url
-// to print them. The user-facing manual is docs/lua-api/crypto.md.
+// to print them. The user-facing manual is docs/lua-api.md (crypto).
 //
 // crypto.password_hash and crypto.password_verify cost ~50-100 ms of CPU and 64 MiB of memory
 // each with the default limits: inside a task they run on the thread pool while the task waits

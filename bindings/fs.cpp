@@ -19,7 +19,7 @@
 //
 // Errors: operating-system failures return nil, "fs.<fn>: <path>: <strerror>" and never raise;
 // wrong argument types, bad modes and unknown option names raise. The manual is
-// docs/lua-api/fs.md.
+// docs/lua-api.md (fs).
 #include <sodium.h>
 
 #include <cmath>

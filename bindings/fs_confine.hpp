@@ -2,7 +2,7 @@
 // ("avatars/42.png") into an absolute path that provably lies under a root directory, or refuses.
 // Plain C++, free of Lua; it only reads metadata (lstat, readlink, realpath), never writes.
 //
-// Rules (docs/lua-api/fs.md, fs.confine):
+// Rules (docs/lua-api.md (fs), fs.confine):
 // - refused: "" (say "." for the root itself), absolute paths, NUL bytes, paths longer than
 //   PATH_MAX, a ".." that would leave the root, a ".." after a part that does not exist, a
 //   part under something that is not a directory, and any symlink met on the way (in any existing

@@ -1,7 +1,7 @@
 // Lua module `http`: outbound HTTP(S) requests from scripts. The calling task waits (yields) while
 // the worker goes on serving; the transfer runs on the worker's curl multi handle
 // (http_client_multi.hpp), one request's logic is http_client_request.hpp, and bodies streamed
-// through files are http_client_files.hpp. The user-facing manual is docs/lua-api/http.md.
+// through files are http_client_files.hpp. The user-facing manual is docs/lua-api.md (http).
 //
 //   http.request(method, url [, opts]) → response | nil, err, kind
 //   http.get(url [, opts])             → response | nil, err, kind
@@ -273,7 +273,7 @@ void settle_body(HttpClientOptions& options) {
 // "" and `bytes` says how much went to the file. Options: headers, body, body_file, output_file,
 // timeout (30), connect_timeout (10), idle_timeout (none), retries (0), retry_on
 // ({429, 502, 503, 504}), backoff (0.5), follow_redirects (false), verify_tls (true), max_body
-// (64 MiB) — each described in docs/lua-api/http.md.
+// (64 MiB) — each described in docs/lua-api.md (http).
 // Where: inside a task (handler, timer, job, on_start hook). Errors: see the top of the file.
 //   local res, err, kind = http.request("PUT", url, { body = data, timeout = 5 })
 int http_request(lua_State* L) {

@@ -8,7 +8,7 @@
 // One parser serves all readers. It follows Python's json.loads grammar (NaN, Infinity, lone
 // surrogate escapes; duplicate keys keep the first position and the last value), so the Python
 // renderings can be exact. They work from the parsed text rather than from Lua values because a
-// Lua number holds 53 bits and Python integers have no limit. Full reference: docs/lua-api/json.md.
+// Lua number holds 53 bits and Python integers have no limit. Full reference: docs/lua-api.md (json).
 #include <locale.h>
 
 #include <algorithm>
