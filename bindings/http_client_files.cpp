@@ -173,7 +173,8 @@ bool HttpOutputFile::accept(const char* data, size_t size) {
   }
   buffer_.append(data, size);
   bytes_ += size;
-  if (buffer_.size() >= kChunkBytes && !start_write(false)) error_ = queue_full();
+  // One pool write at a time: flushing_ belongs to the pool thread until on_written.
+  if (buffer_.size() >= kChunkBytes && !in_flight_ && !start_write(false)) error_ = queue_full();
   return true;
 }
 
@@ -210,6 +211,7 @@ void HttpOutputFile::on_written(std::string failure) {
     if (committed) committed(error_);
     return;
   }
+  if (buffer_.size() >= kChunkBytes && !start_write(false)) error_ = queue_full();
   if (refused_ && ready_) {
     refused_ = false;
     ready_();
