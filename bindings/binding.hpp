@@ -11,6 +11,7 @@
 #include <lua.hpp>
 
 #include <filesystem>
+#include <string>
 #include <nlohmann/json.hpp>
 
 namespace depot {
@@ -31,6 +32,12 @@ struct BindingContext {
 void set_binding_context(lua_State* L, BindingContext* context);
 // The context of this state; raises a Lua error if none was set.
 BindingContext& binding_context(lua_State* L);
+
+// Argument checks shared by modules; errors name the function and the argument
+// ("fs.read: path must be a string").
+std::string check_string(lua_State* L, int index, const char* function, const char* argument);
+// A path argument: non-empty, no NUL byte; a relative one is taken under the data dir.
+std::string check_path(lua_State* L, int index, const char* function, const char* argument);
 
 // Creates the metatable `name` for a userdata type: `methods` as its __index table, and `gc`
 // (and `tostring`) when given. Leaves the stack as it found it.

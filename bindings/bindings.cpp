@@ -46,6 +46,21 @@ BindingContext& binding_context(lua_State* L) {
   return *context;
 }
 
+std::string check_string(lua_State* L, int index, const char* function, const char* argument) {
+  if (lua_type(L, index) != LUA_TSTRING) luaL_error(L, "%s: %s must be a string", function, argument);
+  size_t size;
+  const char* text = lua_tolstring(L, index, &size);
+  return std::string(text, size);
+}
+
+std::string check_path(lua_State* L, int index, const char* function, const char* argument) {
+  std::string path = check_string(L, index, function, argument);
+  if (path.empty()) luaL_error(L, "%s: %s must not be empty", function, argument);
+  if (path.find('\0') != std::string::npos) luaL_error(L, "%s: %s contains a NUL byte", function, argument);
+  if (path[0] == '/') return path;
+  return (binding_context(L).data_dir / path).string();
+}
+
 void define_metatable(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFunction gc,
                       lua_CFunction tostring) {
   luaL_newmetatable(L, name);

@@ -46,27 +46,6 @@ constexpr double kLargestCount = 9007199254740992.0;  // 2^53: every integer bel
 // Argument checking. Messages name the function and the argument: "fs.read: path must be a
 // string".
 
-std::string check_string(lua_State* L, int index, const char* function, const char* argument) {
-  if (lua_type(L, index) != LUA_TSTRING) {
-    luaL_error(L, "%s: %s must be a string", function, argument);
-  }
-  size_t size;
-  const char* text = lua_tolstring(L, index, &size);
-  return std::string(text, size);
-}
-
-// A path argument, relative ones taken under the data dir. A NUL byte raises: client paths reach
-// here through fs.confine, which refuses them politely.
-std::string check_path(lua_State* L, int index, const char* function, const char* argument) {
-  std::string path = check_string(L, index, function, argument);
-  if (path.empty()) luaL_error(L, "%s: %s must not be empty", function, argument);
-  if (path.find('\0') != std::string::npos) {
-    luaL_error(L, "%s: %s contains a NUL byte", function, argument);
-  }
-  if (path[0] == '/') return path;
-  return (binding_context(L).data_dir / path).string();
-}
-
 double check_integer(lua_State* L, int index, const char* function, const char* argument,
                      double min, double max) {
   double value = lua_type(L, index) == LUA_TNUMBER ? lua_tonumber(L, index) : NAN;

@@ -52,24 +52,6 @@ bool is_token(const std::string& text) {
   return true;
 }
 
-std::string check_string(lua_State* L, int index, const char* function, const char* argument) {
-  if (lua_type(L, index) != LUA_TSTRING)
-    luaL_error(L, "%s: %s must be a string", function, argument);
-  size_t size;
-  const char* text = lua_tolstring(L, index, &size);
-  return std::string(text, size);
-}
-
-// A file path: relative ones are taken under the server's data dir, as the fs module does.
-std::string check_path(lua_State* L, int index, const char* function, const char* argument) {
-  std::string path = check_string(L, index, function, argument);
-  if (path.empty() || path.find('\0') != std::string::npos) {
-    luaL_error(L, "%s: %s must be a non-empty path without NUL bytes", function, argument);
-  }
-  if (path[0] == '/') return path;
-  return (binding_context(L).data_dir / path).string();
-}
-
 double check_number(lua_State* L, int index, const char* function, const char* argument,
                     double minimum, bool minimum_allowed) {
   double value = lua_tonumber(L, index);
