@@ -635,6 +635,12 @@ void Connection::begin_drain() {
 void Connection::close() {
   if (closed_) return;
   closed_ = true;
+  // Out of epoll first: if the process forked (io.popen, os.execute), a child holding a copy of
+  // the socket would keep the registration alive, and its events would reach a freed Connection.
+  try {
+    worker_.unwatch(fd_);
+  } catch (const std::exception&) {
+  }
   ::close(fd_);
   output_.clear();
   if (current_) {

@@ -1,21 +1,28 @@
--- Cache IDs, byte-identical to the KBase cache: the BLAKE2b-512 hex digest of
--- token_id .. "\n" .. Python's json.dumps(body, sort_keys=True).
+-- Cache IDs, byte-identical to the KBase cache: the hex BLAKE2b-512 digest of
+-- token_id .. "\n" .. Python's json.dumps(json.loads(body), sort_keys=True).
 local crypto = require "crypto"
 local json = require "json"
 
 local M = {}
 
-local non_empty_object = "Must provide non-empty JSON data for the cache identifier"
+M.NOT_AN_OBJECT = "Must provide non-empty JSON data for the cache identifier"
 
--- The id for a request body (JSON text) and the caller's token_id, or nil and the original's
--- message when the body is not a non-empty JSON object.
+-- json's "json.decode: syntax error at line 1 column 1 (char 0): Expecting value" in the words of
+-- Python's JSONDecodeError, "Expecting value: line 1 column 1 (char 0)", which the original sent.
+local function python_message(message)
+  local position, reason = message:match("syntax error at (line %d+ column %d+ %(char %d+%)): (.+)$")
+  if not position then return (message:gsub("^json%.decode: ", "")) end
+  return reason .. ": " .. position
+end
+
+-- The cache id for a request body (JSON text) and the caller's token_id; or nil and the error
+-- message when the body is not JSON, or not a non-empty JSON object.
 function M.from_body(token_id, text)
-  if text == "" then return nil, "JSON parsing error: Expecting value: line 1 column 1 (char 0)" end
+  -- Python's json.loads(bytes) reads a UTF-8 byte-order mark as an encoding marker, not as text.
+  text = text:gsub("^\239\187\191", "")
   local value, err = json.decode(text)
-  if value == nil and err then return nil, "JSON parsing error: " .. err:gsub("^json%.decode: ", "") end
-  if type(value) ~= "table" or getmetatable(value) == json.array_mt or next(value) == nil then
-    return nil, non_empty_object
-  end
+  if err then return nil, "JSON parsing error: " .. python_message(err) end
+  if getmetatable(value) ~= json.object_mt or next(value) == nil then return nil, M.NOT_AN_OBJECT end
   return M.compute(token_id, assert(json.python_json(text)))
 end
 

@@ -1,24 +1,29 @@
--- The file cache service, compatible with KBase's caching service API: token-scoped cache IDs,
--- multipart upload, streamed download, delete, expiry. See docs/services/file-cache.md.
+-- The file cache service, compatible with KBase's file caching server: token-scoped cache IDs,
+-- multipart upload, download, delete, expiry. See docs/services/file-cache.md.
+local service = ...
 local depot = require "depot"
 local jobs = require "jobs"
-local log = require "log"
-local settings = require("config").of(...)
-local auth = require("file_cache.auth")
-local cache_id = require("file_cache.cache_id")
-local Store = require("file_cache.store")
+local settings = require("config").of(service)
+local Auth = require "file_cache.auth"
+local cache_id = require "file_cache.cache_id"
+local expiry = require "file_cache.expiry"
 local secure_filename = require("file_cache.secure_filename").secure_filename
-local service = ...
+local Store = require "file_cache.store"
 
-local users = auth.new(settings.string("KBASE_AUTH_URL", "http://auth:5000"))
+local users = Auth.new(settings.string("KBASE_AUTH_URL", "http://auth:5000"))
+
+local storage_dir = settings.string("storage_dir", "file_cache")
+if storage_dir:sub(1, 1) ~= "/" then storage_dir = depot.data_dir .. "/" .. storage_dir end
 local store = Store.new({
-  placeholder = settings.number("placeholder_lifetime", Store.PLACEHOLDER_SECONDS),
-  file = settings.number("file_lifetime", Store.FILE_SECONDS),
+  root = storage_dir,
+  placeholder_seconds = settings.number("placeholder_lifetime", Store.PLACEHOLDER_SECONDS),
+  file_seconds = settings.number("file_lifetime", Store.FILE_SECONDS),
 })
 local expiry_interval = settings.number("expiry_interval", 3600)
 
--- The original's error shapes: {"status": "error", "error": ...}, no error for unknown paths,
--- and nothing about internals for anything unexpected.
+-- The original's error shapes: {"status": "error", "error": ...}; nothing but the status for an
+-- unknown path; nothing about internals for anything unexpected. Client errors the engine finds
+-- (a malformed multipart body, 413) keep their status instead of the original's blanket 500.
 service:on_error(function(status, message)
   if status == 404 and message == "not found" then return { status = "error" } end
   if status == 405 then return { status = "error", error = "Method not allowed" } end
@@ -40,46 +45,54 @@ service:get("/v1", function()
   } }
 end)
 
--- The media type, without parameters: "application/json; charset=utf-8" is JSON too.
+-- The media type without parameters, lower-cased: "application/json; charset=utf-8" is JSON too.
 local function media_type(value)
-  return value and value:match("^%s*([^;%s]+)"):lower()
+  return value and (value:match("^%s*([^;%s]+)") or ""):lower()
 end
 
 service:post("/v1/cache_id", function(req)
   local token_id = users:token_id(req)
   local content_type = req:header("Content-Type")
   if media_type(content_type) ~= "application/json" then
-    depot.fail(400, string.format("Invalid Content-Type: '%s'. Must be: 'application/json'.", content_type or "None"))
+    depot.fail(400, string.format("Invalid Content-Type: '%s'. Must be: 'application/json'.",
+      content_type or "None"))
   end
   local id, problem = cache_id.from_body(token_id, req:body())
   if not id then depot.fail(400, problem) end
-  local entry = store:ensure(id, token_id)
-  return { cache_id = id, status = "ok", metadata = {
-    expiration = entry.expiration, filename = entry.filename, token_id = entry.token_id } }
+  return { cache_id = id, status = "ok", metadata = Store.metadata(store:ensure(id, token_id)) }
 end)
+
+-- The first part named "file" that is a file (werkzeug files a part without a filename under
+-- the form fields, not the files).
+local function file_part(req)
+  if media_type(req:header("Content-Type")) ~= "multipart/form-data" then return nil end
+  for part in req:parts() do
+    if part.name == "file" and part.filename ~= nil then return part end
+  end
+end
 
 service:post("/v1/cache/:cache_id", function(req)
   local token_id = users:token_id(req)
+  local part = file_part(req)
+  if not part then depot.fail(400, "File field missing") end
+  if part.filename == "" then depot.fail(400, "Filename missing") end
   local id = req.params.cache_id
-  for part in req:parts() do
-    if part.name == "file" then
-      if part.filename == nil or part.filename == "" then depot.fail(400, "Filename missing") end
-      store:owned(id, token_id)
-      local size = store:store(id, token_id, part, secure_filename(part.filename))
-      log.info("cache file stored", { cache_id = id, bytes = size })
-      return { status = "ok" }
-    end
-  end
-  depot.fail(400, "File field missing")
-end, { max_body_bytes = 1024 * 1024 })
+  store:owned(id, token_id)
+  store:store(id, token_id, part, secure_filename(part.filename))
+  return { status = "ok" }
+end)
 
+-- The bytes with sendfile; Content-Type from the stored name's extension, Content-Disposition
+-- with that name, ETag, Last-Modified, Range and HEAD from the engine.
 service:get("/v1/cache/:cache_id", function(req, res)
   local token_id = users:token_id(req)
   local id = req.params.cache_id
   local entry = store:owned(id, token_id)
-  if entry.filename == "" or entry.filename == "placeholder" then depot.fail(404, "Cache ID not found") end
-  store:touch(id, entry)
-  if not res:file(store:path(id), { download_name = entry.filename }) then depot.fail(404, "Cache ID not found") end
+  if not Store.has_file(entry) then depot.fail(404, Store.NOT_FOUND) end
+  store:bump(id, entry)
+  if not res:file(store:path(id), { download_name = entry.filename }) then
+    depot.fail(404, Store.NOT_FOUND)
+  end
 end)
 
 service:delete("/v1/cache/:cache_id", function(req)
@@ -90,20 +103,17 @@ service:delete("/v1/cache/:cache_id", function(req)
   return { status = "ok" }
 end)
 
-local function expire(what)
-  local total, removed = store:expire_all()
-  log.info("file cache expiry", { run = what, total = total, removed = removed })
-  return total, removed
-end
-
 service:on_start(function()
   jobs.every(expiry_interval, function(premature)
-    if not premature then expire("periodic") end
+    if not premature then expiry.run(store, "periodic") end
   end)
 end)
 
--- depot admin expire-all: safe while the server runs (LMDB serializes the writers).
+-- depot admin expire-all: safe while the server runs on the same data dir (LMDB serializes the
+-- writers, and each removal re-checks its entry in its own transaction). Prints what the
+-- original's `admin expire_all` printed.
 service:command("expire-all", function()
-  local total, removed = expire("admin")
-  print(string.format("Finished running. Total objects: %d. Removed %d objects", total, removed))
+  print("Checking the expiration of all stored objects..")
+  local total, removed = expiry.run(store, "admin")
+  print(string.format("... Finished running. Total objects: %d. Removed %d objects", total, removed))
 end)

@@ -1,42 +1,66 @@
--- werkzeug's secure_filename, as the KBase cache applied it to uploaded names: accents folded
--- to ASCII (NFKD, then non-ASCII dropped), "/" as a space, runs of whitespace as "_", anything
--- outside [A-Za-z0-9_.-] removed, "." and "_" stripped at both ends. Depot's fix: a name that
--- comes out empty becomes "file" (the original answered 500).
+-- werkzeug's secure_filename, as the KBase cache applied it to uploaded names (werkzeug 1.0 on
+-- Linux): an Internet Explorer style full Windows path is cut to its last part; then NFKD
+-- normalisation with everything non-ASCII dropped; "/" becomes a space; runs of whitespace become
+-- one "_"; every character outside [A-Za-z0-9_.-] is deleted; "." and "_" are stripped at both
+-- ends. Depot's fix: a name that comes out empty becomes "file" (the original answered 500).
+local bit = require "bit"
+local folded = require "file_cache.ascii_folding"
+
 local M = {}
 
--- NFKD of the precomposed Latin letters, reduced to their ASCII base (what NFKD + ASCII keeps).
-local folded = {
-  ["À"] = "A", ["Á"] = "A", ["Â"] = "A", ["Ã"] = "A", ["Ä"] = "A", ["Å"] = "A", ["Ç"] = "C",
-  ["È"] = "E", ["É"] = "E", ["Ê"] = "E", ["Ë"] = "E", ["Ì"] = "I", ["Í"] = "I", ["Î"] = "I",
-  ["Ï"] = "I", ["Ñ"] = "N", ["Ò"] = "O", ["Ó"] = "O", ["Ô"] = "O", ["Õ"] = "O", ["Ö"] = "O",
-  ["Ù"] = "U", ["Ú"] = "U", ["Û"] = "U", ["Ü"] = "U", ["Ý"] = "Y", ["à"] = "a", ["á"] = "a",
-  ["â"] = "a", ["ã"] = "a", ["ä"] = "a", ["å"] = "a", ["ç"] = "c", ["è"] = "e", ["é"] = "e",
-  ["ê"] = "e", ["ë"] = "e", ["ì"] = "i", ["í"] = "i", ["î"] = "i", ["ï"] = "i", ["ñ"] = "n",
-  ["ò"] = "o", ["ó"] = "o", ["ô"] = "o", ["õ"] = "o", ["ö"] = "o", ["ù"] = "u", ["ú"] = "u",
-  ["û"] = "u", ["ü"] = "u", ["ý"] = "y", ["ÿ"] = "y", ["Ā"] = "A", ["ā"] = "a", ["Ă"] = "A",
-  ["ă"] = "a", ["Ą"] = "A", ["ą"] = "a", ["Ć"] = "C", ["ć"] = "c", ["Č"] = "C", ["č"] = "c",
-  ["Ď"] = "D", ["ď"] = "d", ["Ē"] = "E", ["ē"] = "e", ["Ę"] = "E", ["ę"] = "e", ["Ě"] = "E",
-  ["ě"] = "e", ["Ğ"] = "G", ["ğ"] = "g", ["Ī"] = "I", ["ī"] = "i", ["İ"] = "I", ["Ń"] = "N",
-  ["ń"] = "n", ["Ň"] = "N", ["ň"] = "n", ["Ō"] = "O", ["ō"] = "o", ["Ő"] = "O", ["ő"] = "o",
-  ["Ř"] = "R", ["ř"] = "r", ["Ś"] = "S", ["ś"] = "s", ["Ş"] = "S", ["ş"] = "s", ["Š"] = "S",
-  ["š"] = "s", ["Ť"] = "T", ["ť"] = "t", ["Ū"] = "U", ["ū"] = "u", ["Ů"] = "U", ["ů"] = "u",
-  ["Ű"] = "U", ["ű"] = "u", ["Ÿ"] = "Y", ["Ź"] = "Z", ["ź"] = "z", ["Ż"] = "Z", ["ż"] = "z",
-  ["Ž"] = "Z", ["ž"] = "z",
+M.EMPTY_NAME_REPLACEMENT = "file"
+
+-- The sequence length a UTF-8 lead byte announces, and the smallest code point that length may
+-- encode (shorter, "overlong" encodings are invalid, as Python's decoder says).
+local sequence = {
+  [2] = { mask = 0x1F, minimum = 0x80 },
+  [3] = { mask = 0x0F, minimum = 0x800 },
+  [4] = { mask = 0x07, minimum = 0x10000 },
 }
 
+local function sequence_length(lead)
+  if lead >= 0xF0 then return 4 elseif lead >= 0xE0 then return 3 else return 2 end
+end
+
+-- The code point of a well-formed UTF-8 sequence, or nil for an invalid one.
+local function code_point(bytes)
+  local length = sequence_length(bytes:byte(1))
+  if #bytes ~= length then return nil end
+  local value = bit.band(bytes:byte(1), sequence[length].mask)
+  for i = 2, length do value = value * 64 + bit.band(bytes:byte(i), 0x3F) end
+  if value < sequence[length].minimum or value > 0x10FFFF or (value >= 0xD800 and value < 0xE000) then
+    return nil
+  end
+  return value
+end
+
+-- NFKD, then drop non-ASCII. Bytes that are not valid UTF-8 are dropped too (Python decoded them
+-- as U+FFFD, which has no ASCII part).
 local function to_ascii(name)
-  -- Each UTF-8 sequence: folded if known, dropped if not ASCII.
-  return (name:gsub("[\xC0-\xF7][\x80-\xBF]*", function(char) return folded[char] or "" end)
-              :gsub("[\x80-\xFF]", ""))
+  name = name:gsub("[\xC2-\xF4][\x80-\xBF]*", function(bytes)
+    local length = sequence_length(bytes:byte(1))
+    local point = code_point(bytes:sub(1, length))
+    return point and folded[point] or ""
+  end)
+  return (name:gsub("[\x80-\xFF]", ""))
+end
+
+-- werkzeug's form parser kept only the last part of "C:\dir\name" and "\\server\dir\name".
+local function without_windows_path(name)
+  if name:match("^[\1-\127\xC2-\xF4][\x80-\xBF]*:\\") or name:sub(1, 2) == "\\\\" then
+    return name:match("([^\\]*)$")
+  end
+  return name
 end
 
 function M.secure_filename(name)
-  name = to_ascii(name):gsub("/", " ")
+  name = to_ascii(without_windows_path(name)):gsub("/", " ")
   local words = {}
+  -- Python's str.split(): ASCII whitespace is %s plus the separators \x1C..\x1F.
   for word in name:gmatch("[^%s\28-\31]+") do words[#words + 1] = word end
   name = table.concat(words, "_"):gsub("[^%w_%.%-]", "")
   name = name:gsub("^[%._]+", ""):gsub("[%._]+$", "")
-  if name == "" then return "file" end
+  if name == "" then return M.EMPTY_NAME_REPLACEMENT end
   return name
 end
 

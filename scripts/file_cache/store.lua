@@ -1,41 +1,62 @@
--- Cached files: metadata in kv (cache_id → {token_id, filename, expiration}), bytes in files under
--- <data_dir>/file_cache/<first two hex digits>/<cache_id>. An upload streams into a hidden temp
--- file and is renamed over the old one only when complete, then its metadata is written: a
--- client that disconnects never leaves a partial file visible and never loses the previous one.
-local kv = require "kv"
-local fs = require "fs"
+-- The cached files: metadata in kv (cache_id → {token_id, filename, expiration, size, blake2b}),
+-- bytes in files under <root>/<first two hex digits>/<cache_id>.
+--
+-- Order of writes, so that a crash or a vanished client never shows a partial file and never
+-- loses the previous version: an upload streams into a hidden temporary file, renames it over the
+-- old one when complete, then writes the metadata; removal deletes the metadata, then the file.
+-- What a crash can leave behind (a temporary file, a file without metadata) is invisible to
+-- clients and removed by expiry.sweep_orphans.
 local depot = require "depot"
+local fs = require "fs"
+local kv = require "kv"
+local log = require "log"
 
 local M = {}
 M.__index = M
 
 M.PLACEHOLDER_SECONDS = 7 * 24 * 3600
 M.FILE_SECONDS = 30 * 24 * 3600
+M.NOT_FOUND = "Cache ID not found"
 
-function M.new(lifetimes)
+-- options: root (absolute directory of the files), placeholder_seconds, file_seconds.
+function M.new(options)
   return setmetatable({
     entries = kv.open("file_cache"),
-    -- Expiration bumps on download need not pay an fsync: losing the last ~100 ms of them to a
-    -- power cut only makes a file expire a little earlier.
-    touches = kv.open("file_cache", { durable = false }),
-    root = depot.data_dir .. "/file_cache",
-    placeholder_seconds = lifetimes.placeholder or M.PLACEHOLDER_SECONDS,
-    file_seconds = lifetimes.file or M.FILE_SECONDS,
+    -- Expiration bumps on download need not wait for an fsync: losing the last ~100 ms of them
+    -- to a power cut only makes a file expire a little earlier.
+    bumps = kv.open("file_cache", { durable = false }),
+    root = options.root,
+    placeholder_seconds = options.placeholder_seconds or M.PLACEHOLDER_SECONDS,
+    file_seconds = options.file_seconds or M.FILE_SECONDS,
   }, M)
 end
 
-function M:path(cache_id)
-  return string.format("%s/%s/%s", self.root, cache_id:sub(1, 2), cache_id)
+-- Cache ids are 128 lowercase hex digits; anything else cannot exist.
+function M.valid_id(cache_id)
+  return #cache_id == 128 and cache_id:find("^[0-9a-f]+$") ~= nil
 end
+
+function M:directory(cache_id) return self.root .. "/" .. cache_id:sub(1, 2) end
+
+function M:path(cache_id) return self:directory(cache_id) .. "/" .. cache_id end
 
 local function expiration_in(seconds) return tostring(math.floor(depot.now() + seconds)) end
 
--- The metadata of `cache_id`, created as a placeholder if there is none.
+-- What clients see of an entry.
+function M.metadata(entry)
+  return { expiration = entry.expiration, filename = entry.filename, token_id = entry.token_id }
+end
+
+-- Whether an entry holds an uploaded file (a placeholder has no size).
+function M.has_file(entry) return entry.size ~= nil end
+
+-- The entry of `cache_id`, created as a placeholder (no file, 7 days) if there is none.
 function M:ensure(cache_id, token_id)
   return self.entries:update(function(tx)
     local entry = tx:get(cache_id)
     if entry then return entry end
-    entry = { token_id = token_id, filename = "placeholder", expiration = expiration_in(self.placeholder_seconds) }
+    entry = { token_id = token_id, filename = "placeholder",
+              expiration = expiration_in(self.placeholder_seconds) }
     tx:put(cache_id, entry)
     return entry
   end)
@@ -43,18 +64,24 @@ end
 
 -- The entry of `cache_id` if `token_id` owns it; fails with 404 or 403 otherwise.
 function M:owned(cache_id, token_id)
-  local entry = self.entries:get(cache_id)
-  if not entry then depot.fail(404, "Cache ID not found") end
+  local entry = M.valid_id(cache_id) and self.entries:get(cache_id)
+  if not entry then depot.fail(404, M.NOT_FOUND) end
   if entry.token_id ~= token_id then depot.fail(403, "You do not have access to that cache") end
   return entry
 end
 
--- Streams one multipart part into the cache; returns its size.
+-- A failure of the disk, not of the client: logged, and answered as the original answered it.
+local function failed(why, fields)
+  log.error("file cache upload failed: " .. why, fields)
+  depot.fail(500, "Unexpected server error")
+end
+
+-- Streams a multipart part into the file of `cache_id` (owned by `token_id`), then records it
+-- under `filename` for 30 days. A client that goes away fails the request with 400 and leaves
+-- the previous file in place.
 function M:store(cache_id, token_id, part, filename)
-  local path = self:path(cache_id)
-  assert(fs.mkdir(self.root .. "/" .. cache_id:sub(1, 2)))
-  local writer = fs.writer(path)
-  local size = 0
+  assert(fs.mkdir(self:directory(cache_id)))
+  local writer = assert(fs.writer(self:path(cache_id), { hash = "blake2b" }))
   while true do
     local chunk, err = part:read()
     if err then
@@ -62,48 +89,74 @@ function M:store(cache_id, token_id, part, filename)
       depot.fail(400, "upload interrupted: " .. err)
     end
     if not chunk then break end
-    size = size + #chunk
-    writer:write(chunk)
+    local ok, write_error = writer:write(chunk)
+    if not ok then
+      writer:abort()
+      failed("write", { cache_id = cache_id, error = write_error })
+    end
   end
-  writer:commit()
-  self.entries:update(function(tx)
+  local size, digest = writer:commit()
+  if not size then failed("commit", { cache_id = cache_id, error = digest }) end
+  local recorded = self.entries:update(function(tx)
     local entry = tx:get(cache_id)
-    if not entry or entry.token_id ~= token_id then return end -- deleted meanwhile: keep it so
-    entry.filename = filename
+    if not entry or entry.token_id ~= token_id then return false end
+    entry.filename, entry.size, entry.blake2b = filename, size, digest
     entry.expiration = expiration_in(self.file_seconds)
     tx:put(cache_id, entry)
+    return true
   end)
+  if not recorded then
+    -- Deleted or expired while the bytes arrived: the file it left behind must go too.
+    fs.remove(self:path(cache_id))
+    depot.fail(404, M.NOT_FOUND)
+  end
   return size
 end
 
--- Records a download: files expire 30 days after their last upload or download.
-function M:touch(cache_id, entry)
-  entry.expiration = expiration_in(self.file_seconds)
-  self.touches:put(cache_id, entry)
+-- Records a download of `entry` (as read just before): files expire 30 days after their last
+-- upload or download. At most one write per entry and second, none while `entry` is current; an
+-- entry removed meanwhile stays removed.
+function M:bump(cache_id, entry)
+  local expiration = expiration_in(self.file_seconds)
+  local function current(seen) return (tonumber(seen.expiration) or 0) >= tonumber(expiration) end
+  if current(entry) then return end
+  self.bumps:update(function(tx)
+    local stored = tx:get(cache_id)
+    if not stored or not M.has_file(stored) or current(stored) then return end
+    stored.expiration = expiration
+    tx:put(cache_id, stored)
+  end)
 end
 
 function M:remove(cache_id)
-  fs.remove(self:path(cache_id))
   self.entries:delete(cache_id)
+  fs.remove(self:path(cache_id))
 end
 
--- Removes every entry whose expiration passed (or that has none); returns total, removed.
-function M:expire_all()
-  local now, total, removed = depot.now(), 0, 0
-  local from = nil
-  repeat
-    local batch = self.entries:iter({ from = from, limit = 1000 })
-    for _, item in ipairs(batch) do
-      total = total + 1
-      local expiration = type(item.value) == "table" and tonumber(item.value.expiration)
-      if not expiration or now > expiration then
-        self:remove(item.key)
-        removed = removed + 1
-      end
-    end
-    if #batch > 0 then from = batch[#batch].key .. "\0" end
-  until #batch < 1000
-  return total, removed
+-- Removes `cache_id` if it is still expired at `now` (checked again in the transaction, so an
+-- upload that just renewed it wins); returns whether it did.
+function M:remove_if_expired(cache_id, now)
+  local removed = self.entries:update(function(tx)
+    local entry = tx:get(cache_id)
+    if entry == nil or not M.expired(entry, now) then return false end
+    tx:delete(cache_id)
+    return true
+  end)
+  if removed then fs.remove(self:path(cache_id)) end
+  return removed
 end
+
+-- Expired at `now`: past its expiration, or without a readable one (as the original judged).
+function M.expired(entry, now)
+  local expiration = type(entry) == "table" and tonumber(entry.expiration)
+  return not expiration or now > expiration
+end
+
+-- One page of entries in key order, starting after `after` (nil: the first page).
+function M:page(after, limit)
+  return self.entries:iter({ from = after and after .. "\0", limit = limit })
+end
+
+function M:exists(cache_id) return self.entries:exists(cache_id) end
 
 return M
