@@ -3,7 +3,7 @@
 
 namespace depot {
 
-ServerCore::ServerCore(Options options, std::vector<int> listen_fds)
+ServerCore::ServerCore(Options options, std::vector<UniqueFd> listen_fds)
     : options_(std::move(options)),
       listen_fds_(std::move(listen_fds)),
       workers_(listen_fds_.size(), nullptr),
