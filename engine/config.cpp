@@ -7,15 +7,10 @@
 #include <thread>
 
 #include "engine/log.hpp"
+#include "engine/text.hpp"
 
 namespace depot {
 namespace {
-
-std::string trim(std::string text) {
-  size_t start = text.find_first_not_of(" \t\r\n");
-  size_t end = text.find_last_not_of(" \t\r\n");
-  return start == std::string::npos ? "" : text.substr(start, end - start + 1);
-}
 
 std::optional<std::string> env(const char* name) {
   const char* value = std::getenv(name);
@@ -93,13 +88,13 @@ void apply_dotenv(const std::string& path) {
   std::ifstream file(path);
   std::string line;
   while (std::getline(file, line)) {
-    line = trim(line);
+    line = std::string(trim(line, kWhitespace));
     if (line.empty() || line[0] == '#') continue;
-    if (line.rfind("export ", 0) == 0) line = trim(line.substr(7));
+    if (line.rfind("export ", 0) == 0) line = std::string(trim(line.substr(7), kWhitespace));
     size_t equals = line.find('=');
     if (equals == std::string::npos) continue;
-    std::string name = trim(line.substr(0, equals));
-    std::string value = trim(line.substr(equals + 1));
+    std::string name(trim(line.substr(0, equals), kWhitespace));
+    std::string value(trim(line.substr(equals + 1), kWhitespace));
     if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }

@@ -5,8 +5,8 @@
 //
 // Bindings that wait follow one pattern:
 //   Task& task = Task::require(L, "fs.copy");
-//   ... start the work; when it completes, on the worker thread:
-//       if (Task* task = worker.find_task(id)) task->resume([](lua_State* co) { push results; return count; });
+//   ... start the work with a TaskHandle(task); when it completes, on any thread:
+//       waiting.resume([](lua_State* co) { push results; return count; });  (task_handle.hpp)
 //   (engine/blocking.hpp does all of this for work that runs on the thread pool).
 //   return task.suspend(L);
 #pragma once
