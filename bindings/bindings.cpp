@@ -93,10 +93,13 @@ bool check_options(lua_State* L, int index, const char* function,
     lua_pop(L, 1);
     bool is_known = false;
     if (lua_type(L, -1) == LUA_TSTRING) {
-      for (const char* name : known) is_known = is_known || std::strcmp(lua_tostring(L, -1), name) == 0;
+      for (const char* name : known) {
+        is_known = is_known || std::strcmp(lua_tostring(L, -1), name) == 0;
+      }
     }
     if (!is_known) {
-      const char* name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+      const char* name =
+          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
       luaL_error(L, "%s: unknown option %s", function, name);
     }
   }

@@ -519,7 +519,8 @@ int lua_password_hash(lua_State* L) {
     lua_getfield(L, 2, "mem");
     limits.mem = static_cast<size_t>(
         optional_integer(L, -1, "crypto.password_hash", "mem", static_cast<double>(limits.mem),
-                         crypto_pwhash_MEMLIMIT_MIN, static_cast<double>(crypto_pwhash_MEMLIMIT_MAX)));
+                         crypto_pwhash_MEMLIMIT_MIN,
+                         static_cast<double>(crypto_pwhash_MEMLIMIT_MAX)));
     lua_pop(L, 2);
   }
   std::string secret(reinterpret_cast<const char*>(password.data), password.size);

@@ -19,6 +19,8 @@ void TaskHandle::resume_here(const Task::Pusher& push) const {
   if (Task* task = worker_->find_task(task_id_)) task->resume(push);
 }
 
-bool TaskHandle::alive() const { return worker_->find_task(task_id_) != nullptr; }
+bool TaskHandle::alive() const {
+  return worker_->find_task(task_id_) != nullptr;
+}
 
 }  // namespace depot
