@@ -9,9 +9,7 @@
 #include "tests/support/http_client.hpp"
 #include "tests/support/test_server.hpp"
 
-using depot::testing::http_request;
-using depot::testing::RawConnection;
-using depot::testing::TestServer;
+using namespace depot::testing;
 using namespace std::chrono_literals;
 
 namespace {
