@@ -146,7 +146,12 @@ IterOptions iter_options(lua_State* L, int index) {
   if (!lua_istable(L, index)) return options;
   auto text = [&](const char* field, std::string& out) {
     lua_getfield(L, index, field);
-    if (lua_isstring(L, -1)) out = lua_tostring(L, -1);
+    if (lua_isstring(L, -1)) {
+      // With its length: a bound such as key .. "\0" (the first key after `key`) holds a NUL.
+      size_t length = 0;
+      const char* bytes = lua_tolstring(L, -1, &length);
+      out.assign(bytes, length);
+    }
     lua_pop(L, 1);
   };
   text("prefix", options.prefix);
@@ -308,7 +313,11 @@ int db_iter(lua_State* L) {
 int db_count(lua_State* L) {
   Db& db = check_db(L);
   IterOptions options;
-  if (lua_isstring(L, 2)) options.prefix = lua_tostring(L, 2);
+  if (lua_isstring(L, 2)) {
+    size_t length = 0;
+    const char* prefix = lua_tolstring(L, 2, &length);
+    options.prefix.assign(prefix, length);
+  }
   size_t count = 0;
   guarded(L, "kv.count", [&] {
     db.env->read([&](MDB_txn* txn) {
