@@ -33,14 +33,14 @@ void* LuaMemory::allocate(void* self, void* block, size_t old_size, size_t new_s
   return result;
 }
 
-bool LuaMemory::collect_after_refusal() {
-  if (!refused_) return false;
-  refused_ = false;
+void LuaMemory::collect() {
   size_t before = used_;
   lua_gc(L_, LUA_GCCOLLECT, 0);
-  log::warn("lua memory limit reached; state collected",
-            {{"limit_bytes", cap_}, {"before_bytes", before}, {"after_bytes", used_}});
-  return true;
+  if (refused_) {
+    log::warn("lua memory limit reached; state collected",
+              {{"limit_bytes", cap_}, {"before_bytes", before}, {"after_bytes", used_}});
+  }
+  refused_ = false;
 }
 
 }  // namespace depot

@@ -11,8 +11,7 @@
 //
 // It counts garbage not yet collected too: LuaJIT collects incrementally, so keep live data
 // well under the cap. After a refusal the failing code may use an eighth more to handle the
-// error, until the owner runs a full collection (collect_after_refusal) when that code yields
-// or ends.
+// error, until the owner runs a full collection (collect) when that code yields or ends.
 #pragma once
 
 #include <cstddef>
@@ -44,9 +43,11 @@ class LuaMemory {
     LuaMemory& memory_;
   };
 
-  // If an allocation was refused since the last call, collects the state fully (the code that
-  // hit the cap has ended; what it held is garbage now) and returns true.
-  bool collect_after_refusal();
+  // Whether an allocation was refused since the last collect().
+  bool refused() const { return refused_; }
+  // Collects the state fully, at once: after code that hit the cap, or runaway code that was
+  // stopped, has ended, what it held is garbage the incremental collector would free only late.
+  void collect();
 
  private:
   static void* allocate(void* self, void* block, size_t old_size, size_t new_size);

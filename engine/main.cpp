@@ -31,7 +31,8 @@ options (each also from the environment, and from ./.env):
   --threads N        reactor threads (DEPOT_THREADS; default: one per core)
   --log-level LEVEL  debug, info, warn or error (DEPOT_LOG_LEVEL; default info)
 
-signals: SIGHUP reloads the scripts; SIGTERM and SIGINT stop gracefully.
+signals: SIGHUP reloads the scripts; SIGTERM and SIGINT stop gracefully (requests get
+         drain_timeout; a worker still stuck 3 s after that makes the process exit 1).
 )";
 
 int parse_number(const std::string& option, const char* text) {

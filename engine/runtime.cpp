@@ -204,7 +204,7 @@ void Runtime::load_services() {
     }
   }
   lua_settop(L_, 0);
-  memory_->collect_after_refusal();
+  if (memory_->refused()) memory_->collect();
 }
 
 void Runtime::build_router() {

@@ -145,7 +145,7 @@ void Task::run(int argument_count) {
     lua_pop(runtime_.state(), 1);
     finish(text.c_str());
   }
-  runtime_.memory().collect_after_refusal();
+  if (stop_reason_ != nullptr || runtime_.memory().refused()) runtime_.memory().collect();
 }
 
 void Task::abort(int status, const std::string& message) {

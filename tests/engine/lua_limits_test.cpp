@@ -153,6 +153,12 @@ TEST_CASE("a memory hog fails with 500 at lua_memory, the state collects and ser
   for (int i = 0; i < 5; ++i) CHECK(http_request(server.port(), "GET", "/hello").body == "hello");
 }
 
+TEST_CASE("a hog stopped by cpu_slice before the cap leaves no garbage behind", "[lua_limits]") {
+  TestServer server("app", kRoutes, one_worker);
+  CHECK(http_request(server.port(), "GET", "/hog").status == 503);
+  CHECK(std::stod(http_request(server.port(), "GET", "/memory").body) < 16 * 1024);
+}
+
 TEST_CASE("a slow upload that keeps arriving outlives request_deadline", "[lua_limits]") {
   TestServer server("app", kRoutes,
                     [](depot::Options& options) { options.limits.request_deadline = 1s; });
