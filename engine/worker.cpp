@@ -215,14 +215,14 @@ void Worker::on_tick() {
   timers_.run_due(now_);
 }
 
-// Once a second: idle and stalled connections time out, and requests still waiting past their
-// deadline are answered 503 (checked here rather than with a timer per request).
+// Once a second: idle and stalled connections time out, and requests waiting without progress
+// past their deadline are answered 503 (checked here rather than with a timer per request).
 void Worker::sweep() {
   std::vector<Connection*> open(connections_.begin(), connections_.end());
   for (Connection* connection : open) connection->check_timeouts(now_);
   std::vector<uint64_t> overdue;
   for (auto& [id, task] : tasks_) {
-    if (task->is_request() && task->suspended() && task->deadline <= now_) overdue.push_back(id);
+    if (task->is_request() && task->overdue(now_) && task->suspended()) overdue.push_back(id);
   }
   for (uint64_t id : overdue) {
     if (Task* task = find_task(id)) task->abort(503, "request deadline exceeded");
