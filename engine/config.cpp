@@ -65,7 +65,7 @@ size_t size_setting(const nlohmann::json& limits, const char* key, size_t fallba
   } catch (const std::exception&) {
     throw ConfigError(setting + " must start with a whole number, got '" + text + "'");
   }
-  std::string unit = trim(text.substr(used));
+  std::string unit(trim(text.substr(used), kWhitespace));
   static const std::pair<const char*, int> kUnits[] = {
       {"", 0}, {"B", 0}, {"KiB", 10}, {"K", 10}, {"MiB", 20}, {"M", 20}, {"GiB", 30}, {"G", 30}};
   for (const auto& [name, shift] : kUnits) {
