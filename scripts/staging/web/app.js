@@ -316,8 +316,9 @@ async function loadLogs() {
   const atEnd = view.scrollHeight - view.scrollTop - view.clientHeight < 24;
   try {
     const response = await fetch(serviceUrl('logs/'));
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const text = await response.text();
+    // 404 is the original's "Log file not found": nothing was logged yet, which is no failure.
+    if (!response.ok && response.status !== 404) throw new Error(`HTTP ${response.status}`);
+    const text = response.ok ? await response.text() : 'No log lines yet.';
     if (view.textContent !== text) view.textContent = text;
     view.classList.remove('error');
     $('logs-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
