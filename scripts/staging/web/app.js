@@ -7,6 +7,7 @@ const RECORDS_PERIOD_MS = 3000;
 const RECORDS_RUNNING_PERIOD_MS = 1000; // a running copy's progress bar should move smoothly
 const LOGS_PERIOD_MS = 5000; // the original's LogsViewer interval
 const RECORDS_LIMIT = 50;
+const STAGE_RECORD_DELAY_MS = 300; // quick copies answer before this and show no running state
 
 const $ = (id) => document.getElementById(id);
 
@@ -197,6 +198,8 @@ function setUpStager() {
         local_path_on_storage: $('stage-local-path').value,
         relative_path: $('stage-relative-path').value,
       };
+      // The answer comes when the copy is over: show its running record (and progress) meanwhile.
+      const showRunning = setTimeout(refreshRecords, STAGE_RECORD_DELAY_MS);
       try {
         const response = await fetch(serviceUrl('stage-data/', query), {
           method: 'POST',
@@ -214,6 +217,7 @@ function setUpStager() {
       } catch (error) {
         showResult(result, 'error', `Failed to stage data: ${error.message}`);
       }
+      clearTimeout(showRunning);
       refreshRecords();
       refreshLogs();
     });
