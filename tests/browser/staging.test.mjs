@@ -161,6 +161,17 @@ test('staging a missing path shows the service\'s error and a failed record', as
   await page.screenshot({ path: path.join(artifactDir, 'staging-web.png'), fullPage: true });
 });
 
+test('direct_download hands the staged file to the browser as a download', async () => {
+  await page.selectOption('#stage-method', 'direct_download');
+  await page.fill('#stage-local-path', 'web-test.txt');
+  const downloaded = page.waitForEvent('download');
+  await page.click('#stage-form button[type="submit"]');
+  const download = await downloaded;
+  assert.equal(download.suggestedFilename(), 'web-test.txt');
+  assert.equal(await readFile(await download.path(), 'utf8'), 'staged from the browser\n');
+  await page.locator('#stage-result.success a', { hasText: 'Save web-test.txt' }).waitFor();
+});
+
 test('a running copy shows a progress bar until its record is finished', async () => {
   // The service's side of progress (bytes_done growing during a large copy) is tested over HTTP
   // in tests/services/staging. A real copy could end before the page looks on a fast machine, so
