@@ -149,7 +149,7 @@ test('a file made with the creator is staged with local_copy: message, record an
   await page.locator('#logs-text', { hasText: 'Data staged successfully for user webtester with method local_copy' }).waitFor();
 });
 
-test('staging a missing path shows the service\'s error and a failed record', async () => {
+test('staging a missing path or one outside the source shows the service\'s error and a failed record', async () => {
   await page.fill('#stage-local-path', 'no-such-file.txt');
   await page.fill('#stage-relative-path', 'project/missing.txt');
   await page.click('#stage-form button[type="submit"]');
@@ -157,6 +157,11 @@ test('staging a missing path shows the service\'s error and a failed record', as
   await failed.waitFor();
   assert.match(await failed.textContent(), /^Source path does not exist: .*no-such-file\.txt$/);
   await page.locator('#records-table tbody tr[data-status="failed"]', { hasText: 'no-such-file.txt' }).waitFor();
+
+  await page.fill('#stage-local-path', '../outside.txt');
+  await page.click('#stage-form button[type="submit"]');
+  await page.locator('#stage-result.error', { hasText: 'outside.txt' }).waitFor();
+  await page.locator('#records-table tbody tr[data-status="failed"]', { hasText: '../outside.txt' }).waitFor();
 
   await page.screenshot({ path: path.join(artifactDir, 'staging-web.png'), fullPage: true });
 });
