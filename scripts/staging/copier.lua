@@ -131,6 +131,7 @@ function M.copy(job)
     fs.remove(staging, { recursive = true })
     return nil, failure(500, "Unexpected error: " .. tostring(err):gsub("^fs%.%a+: ", ""))
   end
+  if watcher then job.records:update(job.record.id, { bytes_done = total }) end
   return total
 end
 
