@@ -1,7 +1,9 @@
 // The staging web page in headless Chromium against a real `depot serve` running the staging
-// service: create a file, stage it, see the message, the record and the log line; a failing
-// stage shows its error; the page also works under a mount prefix. Leaves a screenshot in the
-// build dir. Run by CTest (label `browser`) or `node --test` in this folder.
+// service: create a file, stage it, see the message, the copied file, the record and the log
+// line; a missing or escaping path shows the service's error; direct_download arrives as a
+// download; a running record shows a progress bar; the page works under a mount prefix. The tests
+// share one page and run in order. Leaves build/staging-web.png. Run by CTest (label `browser`)
+// or `node --test` in this folder.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
