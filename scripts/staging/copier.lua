@@ -1,7 +1,7 @@
--- local_copy: a file or a whole tree from the source storage into a user's area, one entry at a
--- time (each fs call is one short job on the thread pool, so a huge tree never holds a pool
--- thread or the reactor for long), then made read-only (files 0400, directories 0500) and, when
--- the server runs as root, given to the user.
+-- local_copy: a file or a whole tree from the source storage into a user's area, entry by entry
+-- (each fs call is one short job on the thread pool, so a huge tree never holds a pool thread or
+-- the reactor for long; COPY_LANES files are copied side by side), then made read-only (files
+-- 0400, directories 0500) and, when the server runs as root, given to the user.
 --
 -- Order, so that no half-done copy is ever mistaken for staged data:
 --   1. scan the source: list every entry, refuse symlinks that leave SOURCE, symlinks to
@@ -10,6 +10,7 @@
 --   3. rename it to the target. On any failure the hidden copy is removed.
 -- A symlink inside the tree that stays inside SOURCE and names a file is copied as that file's
 -- content, as the original's shutil.copytree did; nothing outside SOURCE is ever read.
+local depot = require "depot"
 local fs = require "fs"
 local jobs = require "jobs"
 
@@ -80,36 +81,73 @@ local function seal(path, mode, owner)
   assert(fs.chmod(path, mode))
 end
 
--- Progress of one copy: bytes of the files already copied, plus what the file being copied has
--- reached (its size grows while copy_file_range runs on the pool).
+-- Progress of one copy: bytes of the files already copied, plus what the files being copied have
+-- reached (their size grows while copy_file_range runs on the pool).
 local function watch(job, progress, total)
   job.records:update(job.record.id, { bytes_total = total, bytes_done = 0 })
   return jobs.every(job.settings.progress_interval, function(premature)
     if premature then return end
-    local current = progress.current and fs.stat(progress.current)
-    local done = progress.done + (current and current.size or 0)
+    local done = progress.done
+    for path in pairs(progress.current) do
+      local current = fs.stat(path)
+      done = done + (current and current.size or 0)
+    end
     job.records:update(job.record.id, { bytes_done = math.min(done, total) })
   end)
 end
 
-local function copy_entries(entries, staging, owner, progress)
+local function destination_of(staging, entry)
+  return entry.relative == "" and staging or staging .. "/" .. entry.relative
+end
+
+-- Runs `lane()` as `count` background tasks of this worker at once and waits for them all: the
+-- pool then has several small file operations to run side by side instead of one at a time.
+-- Raises the first error a lane raised; the other lanes see `state.failed` and stop early.
+local function in_lanes(count, name, lane)
+  local remaining, first_error, state = count, nil, { failed = false }
+  for _ = 1, count do
+    jobs.after(0, function(premature)
+      local ok, err = true, nil
+      if premature then
+        ok, err = false, "the server is stopping"
+      else
+        ok, err = pcall(lane, state)
+      end
+      if not ok and first_error == nil then first_error, state.failed = err, true end
+      remaining = remaining - 1
+      if remaining == 0 then depot.notify(name) end
+    end)
+  end
+  while remaining > 0 do depot.wait(name, 1) end
+  if first_error ~= nil then error(first_error, 0) end
+end
+
+-- Directories first (parents before children), then the files in lanes, then the directories
+-- sealed children first, so that a sealed parent never has to be opened again.
+local function copy_entries(job, entries, staging, progress)
+  local files = {}
   for _, entry in ipairs(entries) do
-    local destination = entry.relative == "" and staging or staging .. "/" .. entry.relative
     if entry.kind == "directory" then
-      assert(fs.mkdir(destination, "0700"))
+      assert(fs.mkdir(destination_of(staging, entry), "0700"))
     else
-      progress.current = destination
-      assert(fs.copy(entry.path, destination))
-      progress.current = nil
-      progress.done = progress.done + entry.size
-      seal(destination, "0400", owner)
+      files[#files + 1] = entry
     end
   end
-  for i = #entries, 1, -1 do  -- children before their parents: a sealed parent stays sealed
-    local entry = entries[i]
-    if entry.kind == "directory" then
-      seal(entry.relative == "" and staging or staging .. "/" .. entry.relative, "0500", owner)
+  local next_file = 0
+  in_lanes(math.min(job.settings.copy_lanes, math.max(#files, 1)), "staging:copy:" .. job.record.id, function(state)
+    while next_file < #files and not state.failed do
+      next_file = next_file + 1
+      local entry = files[next_file]
+      local destination = destination_of(staging, entry)
+      progress.current[destination] = true
+      assert(fs.copy(entry.path, destination))
+      progress.current[destination] = nil
+      progress.done = progress.done + entry.size
+      seal(destination, "0400", job.owner)
     end
+  end)
+  for i = #entries, 1, -1 do
+    if entries[i].kind == "directory" then seal(destination_of(staging, entries[i]), "0500", job.owner) end
   end
 end
 
@@ -120,10 +158,10 @@ function M.copy(job)
   if not entries then return nil, total end
   local staging = job.parent .. "/.staging-" .. job.record.id
   local target = job.parent .. "/" .. job.name
-  local progress = { done = 0 }
+  local progress = { done = 0, current = {} }
   local watcher = total >= job.settings.progress_threshold and watch(job, progress, total) or nil
   local ok, err = pcall(function()
-    copy_entries(entries, staging, job.owner, progress)
+    copy_entries(job, entries, staging, progress)
     assert(fs.rename(staging, target))
   end)
   if watcher then watcher:cancel() end

@@ -1,7 +1,7 @@
 -- Records of staging requests in kv, one per request whether it succeeded or not (the original's
 -- documented but never built database table, with more fields): id, time, username, method,
 -- source, target, status ("running", "success", "failed"), error, bytes, duration, and for large
--- copies bytes_done / bytes_total while they run. Ids start with the time in milliseconds, so the
+-- copies bytes_done / bytes_total while they run. Ids start with the time in microseconds, so the
 -- key order is the time order and "newest first" is a reverse scan. At most `max` records are
 -- kept; the oldest go first. Batched writes (no fsync per request): a crash may lose the last
 -- ~100 ms of records, never the staged data.
@@ -31,7 +31,7 @@ function M.valid_id(id) return type(id) == "string" and id:match("^%d+%-%x+$") ~
 function M:start(fields)
   local now = depot.now()
   local record = {
-    id = string.format("%013d-%s", math.floor(now * 1000), crypto.hex(crypto.random_bytes(4))),
+    id = string.format("%016.0f-%s", math.floor(now * 1e6), crypto.hex(crypto.random_bytes(4))),
     time = iso_time(now), started = now, status = "running", error = json.null, bytes = 0,
     duration = json.null,
   }
