@@ -13,21 +13,16 @@
 local depot = require "depot"
 local fs = require "fs"
 local jobs = require "jobs"
+local paths = require "staging.paths"
 
 local M = {}
 
 -- A refusal or failure: status and the detail the client gets.
 local function failure(status, detail) return { status = status, detail = detail } end
 
-local function relative_to(root, path)
-  if path == root then return "." end
-  if path:sub(1, #root + 1) == root .. "/" then return path:sub(#root + 2) end
-  return nil
-end
-
 -- Whether the symlink at `path` (inside the real source root) leads somewhere inside it.
 local function symlink_stays_inside(source_root, path)
-  local relative = relative_to(source_root, path)
+  local relative = paths.relative_to(source_root, path)
   return relative ~= nil and fs.confine(source_root, relative) ~= nil
 end
 

@@ -35,6 +35,8 @@ end
 function M:write(level, message)
   if LEVELS[level] < self.threshold then return end
   if #message > MAX_LINE_BYTES then message = message:sub(1, MAX_LINE_BYTES) .. "..." end
+  -- Client paths reach these messages: a newline in one must not forge a line of its own.
+  message = message:gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end)
   local line = asctime() .. " - " .. level .. " - " .. message
   local max_lines = self.max_lines
   self.lines:update(function(tx)

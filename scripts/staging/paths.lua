@@ -21,7 +21,7 @@ function M.joined(base, path)
 end
 
 -- The path relative to `root` for an absolute path lexically inside it, else nil.
-local function relative_to(root, path)
+function M.relative_to(root, path)
   if path == root then return "." end
   if path:sub(1, #root + 1) == root .. "/" then return path:sub(#root + 2) end
   return nil
@@ -32,7 +32,7 @@ end
 function M.under(root, path)
   local relative = path
   if path:sub(1, 1) == "/" then
-    relative = relative_to(root, path)
+    relative = M.relative_to(root, path)
     if not relative then return nil, "outside " .. root end
   end
   local confined, err = fs.confine(root, relative)

@@ -258,6 +258,16 @@ TEST_CASE("staging api: GET /logs/ is the plain-text log, newest last", "[stagin
   CHECK(logs.body.find("admin-token") == std::string::npos);
 }
 
+TEST_CASE("staging api: a client's newline cannot forge a log line", "[staging]") {
+  Staging staging;
+  staging.stage("local_copy", "michele", "data/file1.txt",
+                "../\n2026-01-01 00:00:00,000 - INFO - forged\r");
+  auto logs = staging.get("/logs/").body;
+  CHECK(logs.find("\n2026-01-01 00:00:00,000 - INFO - forged") == std::string::npos);
+  CHECK(logs.find("Invalid relative path: ../\\x0a2026-01-01 00:00:00,000 - INFO - forged\\x0d "
+                  "(escapes the root)") != std::string::npos);
+}
+
 TEST_CASE("staging api: the log keeps the newest LOG_MAX_LINES lines, below LOGGING_LEVEL none",
           "[staging]") {
   Staging staging(json{{"LOG_MAX_LINES", 300}, {"LOGGING_LEVEL", "WARNING"}});
