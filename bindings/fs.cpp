@@ -5,7 +5,7 @@
 //   fs.stat(path [, opts])  fs.exists(path)  fs.list(dir)  fs.disk_free(path)
 //   fs.mkdir(path [, mode])  fs.remove(path [, opts])  fs.copy(src, dst [, opts])
 //   fs.rename(from, to)  fs.link(existing, new)  fs.symlink(target, link)
-//   fs.chmod(path, mode)  fs.chown(path, uid, gid)
+//   fs.chmod(path, mode)  fs.chown(path, uid, gid)  fs.user([name])
 //
 // Where: every function except fs.confine touches the disk, so inside a task (request handler,
 // timer, job) it runs on the thread pool and the task yields until it is done; where no task runs
@@ -398,6 +398,40 @@ int lua_chown(lua_State* L) {
                             [path, uid, gid] { disk::change_owner(path, uid, gid); });
 }
 
+// fs.user([name]) -> {name, uid, gid, home} | nil
+//   The account `name` in the user database (getpwnam_r: /etc/passwd and any NSS source), or nil
+//   when there is none; without `name`, the process's effective user (uid and gid always; name
+//   and home when the database lists it). For giving files to users with fs.chown.
+//   Where: yields inside a task (NSS may ask the network); blocks elsewhere.
+//   Errors: raises if name is not a string; nil, "fs.user: <name>: <strerror>" when the database
+//   fails.
+//   Example: local owner = fs.user(username); if owner then fs.chown(path, owner.uid, owner.gid) end
+int lua_user(lua_State* L) {
+  bool named = !lua_isnoneornil(L, 1);
+  std::string name = named ? check_string(L, 1, "fs.user", "name") : std::string();
+  return run_blocking(L, "fs.user", [named, name]() -> Task::Pusher {
+    disk::User user = named ? disk::user_named(name) : disk::effective_user();
+    return [user](lua_State* co) {
+      if (!user.found) {
+        lua_pushnil(co);
+        return 1;
+      }
+      lua_createtable(co, 0, 4);
+      if (!user.name.empty()) {
+        lua_pushlstring(co, user.name.data(), user.name.size());
+        lua_setfield(co, -2, "name");
+      }
+      if (!user.home.empty()) {
+        lua_pushlstring(co, user.home.data(), user.home.size());
+        lua_setfield(co, -2, "home");
+      }
+      set_number(co, "uid", user.uid);
+      set_number(co, "gid", user.gid);
+      return 1;
+    };
+  });
+}
+
 // fs.rename(from, to) -> true | nil, message
 //   rename(2): atomic within one filesystem, replaces an existing file at `to`.
 //   Where: yields inside a task; blocks elsewhere.
@@ -439,7 +473,7 @@ int open_fs(lua_State* L) {
       {"mkdir", lua_mkdir},         {"remove", lua_remove}, {"list", lua_list},
       {"copy", lua_copy},           {"link", lua_link},     {"symlink", lua_symlink},
       {"chmod", lua_chmod},         {"chown", lua_chown},   {"rename", lua_rename},
-      {"disk_free", lua_disk_free}, {nullptr, nullptr},
+      {"disk_free", lua_disk_free}, {"user", lua_user},     {nullptr, nullptr},
   };
   lua_newtable(L);
   luaL_register(L, nullptr, functions);

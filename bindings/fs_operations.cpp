@@ -2,6 +2,7 @@
 #include "bindings/fs_operations.hpp"
 
 #include <dirent.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -301,6 +302,52 @@ void change_owner(const std::string& path, long uid, long gid) {
 
 void rename(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) throw FsError(from + " -> " + to, errno);
+}
+
+namespace {
+// One lookup with a buffer that grows while the database asks for more (ERANGE).
+template <typename Lookup>
+User look_up_user(const std::string& what, Lookup lookup) {
+  std::vector<char> buffer(4096);
+  struct passwd entry;
+  struct passwd* found = nullptr;
+  int error;
+  while ((error = lookup(&entry, buffer.data(), buffer.size(), &found)) == ERANGE &&
+         buffer.size() < (1u << 20)) {
+    buffer.resize(buffer.size() * 2);
+  }
+  // "Not found" may be reported as 0 with no entry or, by some NSS sources, as one of these.
+  if (error != 0 && error != ENOENT && error != ESRCH && error != EBADF && error != EPERM) {
+    throw FsError(what, error);
+  }
+  User user;
+  if (error != 0 || found == nullptr) return user;
+  user.found = true;
+  user.name = entry.pw_name;
+  user.home = entry.pw_dir;
+  user.uid = entry.pw_uid;
+  user.gid = entry.pw_gid;
+  return user;
+}
+}  // namespace
+
+User user_named(const std::string& name) {
+  return look_up_user(name, [&](struct passwd* entry, char* buffer, size_t size,
+                                struct passwd** found) {
+    return ::getpwnam_r(name.c_str(), entry, buffer, size, found);
+  });
+}
+
+User effective_user() {
+  uid_t uid = ::geteuid();
+  User user = look_up_user("uid " + std::to_string(uid), [&](struct passwd* entry, char* buffer,
+                                                             size_t size, struct passwd** found) {
+    return ::getpwuid_r(uid, entry, buffer, size, found);
+  });
+  user.found = true;
+  user.uid = uid;
+  user.gid = ::getegid();
+  return user;
 }
 
 Space disk_space(const std::string& path) {

@@ -67,6 +67,19 @@ void change_mode(const std::string& path, mode_t mode);
 void change_owner(const std::string& path, long uid, long gid);
 void rename(const std::string& from, const std::string& to);
 
+// An account in the user database (getpwnam_r / getpwuid_r, so NSS sources count too).
+struct User {
+  bool found = false;
+  std::string name;
+  std::string home;
+  unsigned uid = 0;
+  unsigned gid = 0;
+};
+// The account called `name` (found = false when there is none).
+User user_named(const std::string& name);
+// The process's effective user: uid and gid always, name and home when the database has them.
+User effective_user();
+
 struct Space {
   uint64_t available = 0;  // bytes an unprivileged user may still write
   uint64_t total = 0;

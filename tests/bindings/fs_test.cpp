@@ -264,6 +264,13 @@ eq(fs.stat("t/a/file.txt").mode, tonumber("600", 8), "chmod number")
 local own = fs.stat("t/a/file.txt")
 assert(fs.chown("t/a/file.txt", own.uid, own.gid))
 assert(fs.chown("t/a/file.txt", nil, own.gid))
+local me = assert(fs.user())
+eq(me.uid, own.uid, "fs.user() is the effective user, who owns what it creates")
+eq(me.gid, own.gid, "fs.user() gid")
+eq(fs.user("root").uid, 0, "fs.user('root')")
+eq(fs.user("root").home ~= nil, true, "fs.user('root').home")
+eq(fs.user("no-such-depot-user"), nil, "fs.user of an unknown name")
+if me.name then eq(fs.user(me.name).uid, me.uid, "fs.user(own name)") end
 
 assert(fs.rename("t/a/hard", "t/a/renamed"))
 eq(fs.exists("t/a/hard"), false, "renamed away")
@@ -342,6 +349,7 @@ eq(select(2, assert(fs.writer("plain")):commit()), nil, "no hash, no digest")
     raises("fs.mkdir('x', 99999)", "fs.mkdir: mode must be an integer 0..4095");
     raises("fs.chmod('x')", "fs.chmod: mode is required");
     raises("fs.chown('x', -5)", "fs.chown: uid must be an integer");
+    raises("fs.user(5)", "fs.user: name must be a string");
     raises("fs.stat('x', {follow = 'yes'})", "fs.stat: option follow must be a boolean");
     raises("fs.remove('x', 'recursive')", "fs.remove: options must be a table");
     raises("fs.symlink(nil, 'x')", "fs.symlink: target must be a string");
