@@ -268,7 +268,13 @@ local function send_page_file(res, relative)
   if not (path and res:file(path)) then return 404, { detail = "Not Found" } end
 end
 
-route("GET", "/", function(_, res) return send_page_file(res, "index.html") end)
+-- The page's links are relative ("web/app.js"): under a prefix it must be loaded as "/staging/",
+-- not "/staging", or they would resolve outside the mount.
+route("GET", "/", function(req, res)
+  local path, query = req.target:match("^([^?]*)(.*)$")
+  if path:sub(-1) ~= "/" then return 307, "", { Location = path .. "/" .. query } end
+  return send_page_file(res, "index.html")
+end)
 route("GET", "/web/*file", function(req, res) return send_page_file(res, req.params.file) end)
 
 service:on_start(function() journal:info("Staging service started") end)
