@@ -3,7 +3,6 @@
 -- push it into the user's Jupyter server; records of every request, progress of large copies,
 -- the staging log, and the web page. See docs/services/staging.md.
 local service = ...
-local depot = require "depot"
 local fs = require "fs"
 local json = require "json"
 local copier = require "staging.copier"
@@ -27,9 +26,6 @@ service:on_error(function(status, message)
   return { detail = message }
 end)
 
--- Routes answer with and without the original's trailing slash (the router ignores it).
-local function route(method, path, handler, options) service:route(method, path, handler, options) end
-
 local function allowed(method)
   for _, name in ipairs(settings.allowed_methods) do
     if name == method then return true end
@@ -37,9 +33,11 @@ local function allowed(method)
   return false
 end
 
--- Python's repr of a string, for the log lines the original printed from pydantic models.
+-- Python's repr of a string, for the log lines the original printed from pydantic models (a
+-- string that is not UTF-8 cannot come from Python: shown as "?").
 local function repr(text)
-  local list = json.python_repr(json.encode({ text })) or "['?']"
+  local encoded, list = pcall(json.encode, { text })
+  list = encoded and json.python_repr(list) or "['?']"
   return list:sub(2, -2)
 end
 
@@ -58,7 +56,7 @@ local function content_disposition(name)
 end
 
 ------------------------------------------------------------------------------------------------
--- POST /stage-data/
+-- POST /stage-data/ (every route also answers without its trailing slash: the router ignores it)
 
 -- One staging request once validated: the checks in the original's order, each outcome logged
 -- and recorded. Returns status, body (or nothing when it already answered through res).
@@ -177,7 +175,7 @@ local function stage(res, method, username, item, user_token)
   return refuse(500, "Unexpected error: " .. tostring(status))
 end
 
-route("POST", "/stage-data/", function(req, res)
+service:route("POST", "/stage-data/", function(req, res)
   local errors = {}
   local query = validation.query(req, { "method", "username" }, errors)
   local body, status, detail = validation.body(req)
@@ -204,7 +202,7 @@ local function parse_limit(text, errors)
   return math.max(1, math.min(number, 1000))
 end
 
-route("GET", "/stage-data/records", function(req)
+service:route("GET", "/stage-data/records", function(req)
   local errors = {}
   local limit = parse_limit(req.query.limit, errors)
   if #errors > 0 then return 422, { detail = errors } end
@@ -212,7 +210,7 @@ route("GET", "/stage-data/records", function(req)
   return { records = records:list(filter(req.query.username), filter(req.query.status), limit) }
 end)
 
-route("GET", "/stage-data/records/:id", function(req)
+service:route("GET", "/stage-data/records/:id", function(req)
   local record = Records.valid_id(req.params.id) and records:get(req.params.id)
   if not record then return 404, { detail = "Record not found" } end
   return record
@@ -221,22 +219,22 @@ end)
 ------------------------------------------------------------------------------------------------
 -- Logs, configuration, files
 
-route("GET", "/logs/", function()
+service:route("GET", "/logs/", function()
   local text = journal:text()
   if not text then return 404, { detail = "Log file not found" } end
   return 200, text, { ["Content-Type"] = "text/plain; charset=utf-8" }
 end)
 
-route("GET", "/config/", function()
+service:route("GET", "/config/", function()
   return { source_storage_path = settings.source, target_storage_path = settings.target,
            allowed_methods = settings.allowed_methods }
 end)
 
-route("GET", "/config/allowed-methods/", function()
+service:route("GET", "/config/allowed-methods/", function()
   return { allowed_methods = settings.allowed_methods }
 end)
 
-route("POST", "/create-file/", function(req)
+service:route("POST", "/create-file/", function(req)
   local errors = {}
   local body, status, detail = validation.body(req, settings.create_file_max_bytes)
   if status then return status, { detail = detail } end
@@ -268,7 +266,13 @@ local function send_page_file(res, relative)
   if not (path and res:file(path)) then return 404, { detail = "Not Found" } end
 end
 
-route("GET", "/", function(_, res) return send_page_file(res, "index.html") end)
-route("GET", "/web/*file", function(req, res) return send_page_file(res, req.params.file) end)
+-- The page's links are relative ("web/app.js"): under a prefix it must be loaded as "/staging/",
+-- not "/staging", or they would resolve outside the mount.
+service:route("GET", "/", function(req, res)
+  local path, query = req.target:match("^([^?]*)(.*)$")
+  if path:sub(-1) ~= "/" then return 307, "", { Location = path .. "/" .. query } end
+  return send_page_file(res, "index.html")
+end)
+service:route("GET", "/web/*file", function(req, res) return send_page_file(res, req.params.file) end)
 
 service:on_start(function() journal:info("Staging service started") end)

@@ -63,7 +63,7 @@ function M.load(service)
     progress_threshold = settings.integer("PROGRESS_THRESHOLD_BYTES", 64 * 1024 * 1024),
     progress_interval = settings.number("PROGRESS_INTERVAL", 0.5),
     max_tree_entries = settings.integer("MAX_TREE_ENTRIES", 200000),
-    copy_lanes = math.max(1, settings.integer("COPY_LANES", 4)),
+    copy_lanes = math.max(1, settings.integer("COPY_LANES", 16)),
     records_max = settings.integer("RECORDS_MAX", 10000),
     log_max_lines = settings.integer("LOG_MAX_LINES", 5000),
     create_file_max_bytes = settings.integer("CREATE_FILE_MAX_BYTES", 16 * 1024 * 1024),

@@ -88,6 +88,10 @@ TEST_CASE("staging api: the routes work under a prefix", "[staging]") {
                 "Data staged for user michele with method local_copy");
   CHECK(read_file(staging.target() / "michele/p/file1.txt") == "This is a test file");
   CHECK(http_request(staging.port(), "GET", "/config/").status == 404);  // only under the prefix
+  // The page is at "/staging/", where its relative links resolve under the mount.
+  auto bare = http_request(staging.port(), "GET", "/staging?x=1");
+  CHECK(bare.status == 307);
+  CHECK(bare.header("location") == "/staging/?x=1");
   CHECK(staging.get("/logs/").status == 200);
 }
 
