@@ -20,7 +20,8 @@ bool is_temporary_name(std::string_view name) {
   size_t fixed = 1 + kTemporaryMarker.size() + kSuffixLength;
   if (name.size() <= fixed || name.front() != '.') return false;
   std::string_view suffix = name.substr(name.size() - kSuffixLength);
-  if (name.substr(name.size() - kSuffixLength - kTemporaryMarker.size(), kTemporaryMarker.size()) != kTemporaryMarker) {
+  if (name.substr(name.size() - kSuffixLength - kTemporaryMarker.size(), kTemporaryMarker.size()) !=
+      kTemporaryMarker) {
     return false;
   }
   for (char c : suffix) {
@@ -159,8 +160,8 @@ void AtomicFile::abort_locked() noexcept {
 AbandonedTemporaries remove_abandoned_temporaries(const std::string& root) {
   AbandonedTemporaries removed;
   std::error_code error;
-  std::filesystem::recursive_directory_iterator it(root, std::filesystem::directory_options::skip_permission_denied,
-                                                  error);
+  std::filesystem::recursive_directory_iterator it(
+      root, std::filesystem::directory_options::skip_permission_denied, error);
   for (; !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
     std::string name = it->path().filename().string();
     std::error_code ignored;  // an entry gone or unreadable meanwhile is skipped, not the walk

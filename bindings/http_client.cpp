@@ -87,8 +87,8 @@ void check_headers(lua_State* L, int index, const char* function, HttpClientOpti
     const char* text = lua_tolstring(L, -1, &size);
     std::string value(text, size);
     if (!http::valid_field_value(value)) {
-      luaL_error(L, "%s: opts.headers['%s'] contains CR, LF, NUL or another control character", function,
-                 name.c_str());
+      luaL_error(L, "%s: opts.headers['%s'] contains CR, LF, NUL or another control character",
+                 function, name.c_str());
     }
     std::string lower = name;
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -225,7 +225,8 @@ void check_method(lua_State* L, int index, const char* function, HttpClientOptio
   options.method = check_string(L, index, function, "method");
   for (char& c : options.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   // A method is a token, as a field name is (RFC 9110 §9.1).
-  if (!http::valid_field_name(options.method)) luaL_error(L, "%s: method must be an HTTP method name", function);
+  if (!http::valid_field_name(options.method))
+    luaL_error(L, "%s: method must be an HTTP method name", function);
 }
 
 void check_url(lua_State* L, int index, const char* function, HttpClientOptions& options) {

@@ -90,9 +90,13 @@ bool valid_field_value(std::string_view value) {
   return true;
 }
 
-bool valid_final_status(int status) { return status >= 200 && status <= 599; }
+bool valid_final_status(int status) {
+  return status >= 200 && status <= 599;
+}
 
-bool status_has_content(int status) { return status >= 200 && status != 204 && status != 304; }
+bool status_has_content(int status) {
+  return status >= 200 && status != 204 && status != 304;
+}
 
 bool response_has_content(std::string_view method, int status) {
   return method != "HEAD" && status_has_content(status);

@@ -21,7 +21,8 @@ void push_exchange_api(lua_State* L, const Limits& limits, Worker* worker);
 // `function`, for a name that is not a token, a value with CR, LF, NUL or another control, or a
 // value that is neither string nor number. The engine's own use (Runtime::respond_error) reads
 // what the prelude's render_error has already checked, so it does not raise there.
-http::Headers headers_from_table(lua_State* L, int index, const char* function = "service:on_error");
+http::Headers headers_from_table(lua_State* L, int index,
+                                 const char* function = "service:on_error");
 // Registers the `depot` module in package.preload; `prelude_ref` is the prelude's table.
 void register_depot_module(lua_State* L, int prelude_ref);
 

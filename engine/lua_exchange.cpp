@@ -161,14 +161,17 @@ std::string quoted(std::string_view text) {
   return out + "\"";
 }
 
-void check_header(lua_State* L, std::string_view name, std::string_view value, const char* function) {
+void check_header(lua_State* L, std::string_view name, std::string_view value,
+                  const char* function) {
   if (!http::valid_field_name(name)) {
-    luaL_error(L, "%s: invalid header name %s (a name is an RFC 9110 token: letters, digits, !#$%%&'*+-.^_`|~)",
+    luaL_error(L,
+               "%s: invalid header name %s (a name is an RFC 9110 token: letters, digits, "
+               "!#$%%&'*+-.^_`|~)",
                function, quoted(name).c_str());
   }
   if (!http::valid_field_value(value)) {
-    luaL_error(L, "%s: header %s has an invalid value (CR, LF, NUL or another control character)", function,
-               quoted(name).c_str());
+    luaL_error(L, "%s: header %s has an invalid value (CR, LF, NUL or another control character)",
+               function, quoted(name).c_str());
   }
 }
 
@@ -180,8 +183,9 @@ int check_status(lua_State* L, int index, const char* function, const char* argu
                  number == std::floor(number);
   int status = integer ? static_cast<int>(number) : 0;
   if (!integer || !http::valid_final_status(status)) {
-    luaL_error(L, "%s: %s must be an integer 200..599, got %s", function, argument,
-               lua_type(L, index) == LUA_TNUMBER ? lua_tostring(L, index) : luaL_typename(L, index));
+    luaL_error(
+        L, "%s: %s must be an integer 200..599, got %s", function, argument,
+        lua_type(L, index) == LUA_TNUMBER ? lua_tostring(L, index) : luaL_typename(L, index));
   }
   return status;
 }
@@ -222,9 +226,11 @@ int set_header(lua_State* L) {
   const char* name = luaL_checklstring(L, 2, &name_length);
   size_t value_length;
   const char* value = luaL_checklstring(L, 3, &value_length);
-  check_header(L, std::string_view(name, name_length), std::string_view(value, value_length), "res:header");
+  check_header(L, std::string_view(name, name_length), std::string_view(value, value_length),
+               "res:header");
   if (exchange->response_started()) luaL_error(L, "res:header: the response was already started");
-  exchange->response_headers.emplace_back(std::string(name, name_length), std::string(value, value_length));
+  exchange->response_headers.emplace_back(std::string(name, name_length),
+                                          std::string(value, value_length));
   return 0;
 }
 
@@ -322,13 +328,17 @@ int file(lua_State* L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   Connection* connection = writable_connection(L, *exchange, "res:file");
   if (exchange->response_started()) luaL_error(L, "res:file: the response was already started");
-  http::Headers headers = (lua_getfield(L, 3, "headers"), headers_from_table(L, lua_gettop(L), "res:file"));
+  http::Headers headers =
+      (lua_getfield(L, 3, "headers"), headers_from_table(L, lua_gettop(L), "res:file"));
   std::string download_name = string_option(L, 3, "download_name");
   std::string content_type = string_option(L, 3, "content_type");
   if (!http::valid_field_value(content_type)) {
-    luaL_error(L, "res:file: options.content_type has an invalid value (CR, LF, NUL or another control character)");
+    luaL_error(L,
+               "res:file: options.content_type has an invalid value (CR, LF, NUL or another "
+               "control character)");
   }
-  if (content_type.empty()) content_type = http::mime_type_for(download_name.empty() ? path : download_name);
+  if (content_type.empty())
+    content_type = http::mime_type_for(download_name.empty() ? path : download_name);
   lua_getfield(L, 3, "status");
   int status = lua_isnil(L, -1) ? 200 : check_status(L, -1, "res:file", "options.status");
 
@@ -442,7 +452,8 @@ http::Headers headers_from_table(lua_State* L, int index, const char* function) 
     const char* name = lua_tolstring(L, -2, &name_length);
     std::string_view checked_name(name, name_length);
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
-      luaL_error(L, "%s: header %s must be a string or a number", function, quoted(checked_name).c_str());
+      luaL_error(L, "%s: header %s must be a string or a number", function,
+                 quoted(checked_name).c_str());
     }
     lua_pushvalue(L, -1);  // lua_tolstring converts a number in place: not the key lua_next needs
     size_t value_length;

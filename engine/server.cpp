@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pistache/reactor.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,7 +12,6 @@
 #include <cstring>
 #include <future>
 #include <mutex>
-#include <pistache/reactor.h>
 
 #include "bindings/fs_atomic_file.hpp"
 #include "engine/generation.hpp"
@@ -131,10 +131,12 @@ class Server::Impl {
         auto started = Clock::now();
         disk::AbandonedTemporaries removed = disk::remove_abandoned_temporaries(root);
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-        log::info("abandoned temporary files removed",
-                  {{"data_dir", root}, {"files", removed.files}, {"bytes", removed.bytes}, {"ms", ms}});
+        log::info(
+            "abandoned temporary files removed",
+            {{"data_dir", root}, {"files", removed.files}, {"bytes", removed.bytes}, {"ms", ms}});
       } catch (const std::exception& e) {
-        log::warn("abandoned temporary files not removed", {{"data_dir", root}, {"error", e.what()}});
+        log::warn("abandoned temporary files not removed",
+                  {{"data_dir", root}, {"error", e.what()}});
       }
       done->set_value();
     });

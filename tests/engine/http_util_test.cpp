@@ -46,7 +46,8 @@ TEST_CASE("MIME types come from the extension", "[http_util]") {
   CHECK(mime_type_for("noextension") == "application/octet-stream");
 }
 
-TEST_CASE("header field names are tokens; values have no CR, LF, NUL or other controls", "[http_util]") {
+TEST_CASE("header field names are tokens; values have no CR, LF, NUL or other controls",
+          "[http_util]") {
   CHECK(valid_field_name("X-Request-Id"));
   CHECK(valid_field_name("!#$%&'*+-.^_`|~09azAZ"));
   CHECK_FALSE(valid_field_name(""));
@@ -62,11 +63,14 @@ TEST_CASE("header field names are tokens; values have no CR, LF, NUL or other co
   CHECK_FALSE(valid_field_value("a\nb"));
   CHECK_FALSE(valid_field_value("a\rb"));
   CHECK_FALSE(valid_field_value(std::string("a\0b", 3)));
-  CHECK_FALSE(valid_field_value("a\x01" "b"));
+  CHECK_FALSE(
+      valid_field_value("a\x01"
+                        "b"));
   CHECK_FALSE(valid_field_value("a\x7f"));
 }
 
-TEST_CASE("final statuses are 200..599; 1xx, 204 and 304 and HEAD answers carry no content", "[http_util]") {
+TEST_CASE("final statuses are 200..599; 1xx, 204 and 304 and HEAD answers carry no content",
+          "[http_util]") {
   CHECK_FALSE(valid_final_status(0));
   CHECK_FALSE(valid_final_status(100));
   CHECK_FALSE(valid_final_status(199));

@@ -1,12 +1,12 @@
 // The depot binary: config from flags and env, the listening line (only once the scripts are
 // loaded), SIGTERM drain, SIGHUP reload, cleanup after kill -9, depot admin and its offline errors.
-#include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -170,7 +170,8 @@ Finished run(const std::string& command) {
 }
 }  // namespace
 
-TEST_CASE("depot admin: what needs a server raises a clear error, also inside pcall", "[lifecycle]") {
+TEST_CASE("depot admin: what needs a server raises a clear error, also inside pcall",
+          "[lifecycle]") {
   auto directory = prepare_directory();
   std::ofstream(directory / "scripts" / "app" / "init.lua", std::ios::app) << R"LUA(
 local jobs = require "jobs"
@@ -194,7 +195,8 @@ service:command("timer", function()
   print("not reached")
 end)
 )LUA";
-  std::string admin = "cd " + directory.string() + " && " + DEPOT_BINARY + " admin --config depot.json ";
+  std::string admin =
+      "cd " + directory.string() + " && " + DEPOT_BINARY + " admin --config depot.json ";
   Finished protected_calls = run(admin + "offline");
   CHECK(protected_calls.status == 0);
   std::istringstream lines(protected_calls.output);
@@ -203,14 +205,17 @@ end)
     size_t space = line.find(' ');
     if (space != std::string::npos) results[line.substr(0, space)] = line.substr(space + 1);
   }
-  for (std::string name : {"jobs.after", "jobs.every", "depot.sleep", "depot.wait", "depot.notify", "http.get"}) {
+  for (std::string name :
+       {"jobs.after", "jobs.every", "depot.sleep", "depot.wait", "depot.notify", "http.get"}) {
     INFO(protected_calls.output);
     CHECK(results[name].rfind("false ", 0) == 0);
-    CHECK(results[name].find(name + ": not available in depot admin (no server running)") != std::string::npos);
+    CHECK(results[name].find(name + ": not available in depot admin (no server running)") !=
+          std::string::npos);
   }
   Finished unprotected = run(admin + "timer");
   CHECK(unprotected.status == 1);  // an error, not a crash (-1)
-  CHECK(unprotected.output.find("jobs.after: not available in depot admin (no server running)") != std::string::npos);
+  CHECK(unprotected.output.find("jobs.after: not available in depot admin (no server running)") !=
+        std::string::npos);
   CHECK(unprotected.output.find("not reached") == std::string::npos);
   std::filesystem::remove_all(directory);
 }
@@ -228,8 +233,10 @@ std::vector<std::string> log_messages(const std::filesystem::path& log) {
 }
 }  // namespace
 
-TEST_CASE("depot serve: a request sent the moment the port listens gets the route; listening is logged after loading",
-          "[lifecycle]") {
+TEST_CASE(
+    "depot serve: a request sent the moment the port listens gets the route; listening is logged "
+    "after loading",
+    "[lifecycle]") {
   auto directory = prepare_directory();
   std::ofstream(directory / "scripts" / "app" / "init.lua", std::ios::app) << R"LUA(
 local started = os.clock()
@@ -237,7 +244,8 @@ while os.clock() - started < 0.4 do end  -- a slow load widens the window a requ
 )LUA";
   uint16_t port = free_port();
   EagerClient client(port, "/hello");
-  DepotProcess depot(directory, {"--config", "depot.json", "--port", std::to_string(port), "--host", "127.0.0.1"});
+  DepotProcess depot(
+      directory, {"--config", "depot.json", "--port", std::to_string(port), "--host", "127.0.0.1"});
   CHECK(client.join() == 200);
   CHECK(depot.port == port);
   kill(depot.pid, SIGTERM);
@@ -251,7 +259,8 @@ while os.clock() - started < 0.4 do end  -- a slow load widens the window a requ
   std::filesystem::remove_all(directory);
 }
 
-TEST_CASE("depot serve removes at start the temporary file of an upload cut by kill -9", "[lifecycle]") {
+TEST_CASE("depot serve removes at start the temporary file of an upload cut by kill -9",
+          "[lifecycle]") {
   auto directory = prepare_directory();
   std::ofstream(directory / "scripts" / "app" / "init.lua", std::ios::app) << R"LUA(
 local fs = require "fs"
@@ -266,7 +275,8 @@ end)
   auto temporary_files = [&] {
     std::vector<std::filesystem::path> found;
     for (const auto& entry : std::filesystem::directory_iterator(uploads)) {
-      if (entry.path().filename().string().rfind(".big.tmp.", 0) == 0) found.push_back(entry.path());
+      if (entry.path().filename().string().rfind(".big.tmp.", 0) == 0)
+        found.push_back(entry.path());
     }
     return found;
   };

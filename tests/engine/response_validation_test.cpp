@@ -89,11 +89,14 @@ std::string raw_answer(uint16_t port, const std::string& target) {
   RawConnection connection(port);
   connection.send("GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   std::string bytes;
-  for (std::string more = connection.read_some(2s); !more.empty(); more = connection.read_some(2s)) bytes += more;
+  for (std::string more = connection.read_some(2s); !more.empty(); more = connection.read_some(2s))
+    bytes += more;
   return bytes;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 // For each /try/<case> (with `query`), the error message the call must raise.
 void check_errors(uint16_t port, const std::string& query,
@@ -123,34 +126,38 @@ TEST_CASE("res:header refuses values with CR, LF, NUL or controls and names that
                 {"name_colon", "res:header: invalid header name \"X:\""}});
 }
 
-TEST_CASE("headers tables of res:send, res:json, res:start, res:file and depot.fail are checked alike",
-          "[response]") {
+TEST_CASE(
+    "headers tables of res:send, res:json, res:start, res:file and depot.fail are checked alike",
+    "[response]") {
   TestServer server("app", kRoutes);
   auto path = server.data_dir() / "sample.txt";
   std::ofstream(path) << "content";
-  check_errors(server.port(), "?path=" + path.string(),
-               {{"send_value", "res:send: header \"X\" has an invalid value"},
-                {"send_name", "res:send: invalid header name \"Bad Name\""},
-                {"send_table_value", "res:send: header \"X\" must be a string or a number"},
-                {"send_not_table", "res:send: headers must be a table"},
-                {"json_value", "res:json: header \"X\" has an invalid value"},
-                {"start_value", "res:start: header \"X\" has an invalid value"},
-                {"file_content_type", "res:file: options.content_type has an invalid value"},
-                {"file_missing_content_type", "res:file: options.content_type has an invalid value"},
-                {"file_header", "res:file: header \"X\" has an invalid value"},
-                {"file_download_name", "res:file: options.download_name must be a string"},
-                {"fail_header", "depot.fail: header \"X\" has an invalid value"}});
+  check_errors(
+      server.port(), "?path=" + path.string(),
+      {{"send_value", "res:send: header \"X\" has an invalid value"},
+       {"send_name", "res:send: invalid header name \"Bad Name\""},
+       {"send_table_value", "res:send: header \"X\" must be a string or a number"},
+       {"send_not_table", "res:send: headers must be a table"},
+       {"json_value", "res:json: header \"X\" has an invalid value"},
+       {"start_value", "res:start: header \"X\" has an invalid value"},
+       {"file_content_type", "res:file: options.content_type has an invalid value"},
+       {"file_missing_content_type", "res:file: options.content_type has an invalid value"},
+       {"file_header", "res:file: header \"X\" has an invalid value"},
+       {"file_download_name", "res:file: options.download_name must be a string"},
+       {"fail_header", "depot.fail: header \"X\" has an invalid value"}});
 }
 
-TEST_CASE("an injected header never reaches the wire: the call fails the request with 500", "[response]") {
+TEST_CASE("an injected header never reaches the wire: the call fails the request with 500",
+          "[response]") {
   TestServer server("app", kRoutes);
   uint16_t port = server.port();
   auto path = server.data_dir() / "sample.txt";
   std::ofstream(path) << "content";
   std::string file = "?path=" + path.string();
-  for (const std::string& target : std::vector<std::string>{"/raw/header_crlf", "/raw/name_crlf", "/raw/send_value", "/raw/start_value",
-                             "/raw/fail_header", "/return/header", "/raw/file_content_type" + file,
-                             "/raw/file_header" + file}) {
+  for (const std::string& target :
+       std::vector<std::string>{"/raw/header_crlf", "/raw/name_crlf", "/raw/send_value",
+                                "/raw/start_value", "/raw/fail_header", "/return/header",
+                                "/raw/file_content_type" + file, "/raw/file_header" + file}) {
     INFO(target);
     std::string bytes = raw_answer(port, target);
     CHECK(bytes.rfind("HTTP/1.1 500 ", 0) == 0);
@@ -160,7 +167,8 @@ TEST_CASE("an injected header never reaches the wire: the call fails the request
   }
 }
 
-TEST_CASE("an on_error handler answering with a bad header or status gets the engine's 500", "[response]") {
+TEST_CASE("an on_error handler answering with a bad header or status gets the engine's 500",
+          "[response]") {
   TestServer server("app", kOnErrorRoutes);
   for (std::string target : {"/bad-header", "/bad-status"}) {
     INFO(target);
@@ -172,7 +180,8 @@ TEST_CASE("an on_error handler answering with a bad header or status gets the en
   }
 }
 
-TEST_CASE("valid headers go out: numbers, obs-text and tabs in values; any status 200..599", "[response]") {
+TEST_CASE("valid headers go out: numbers, obs-text and tabs in values; any status 200..599",
+          "[response]") {
   TestServer server("app", kRoutes);
   auto response = http_request(server.port(), "GET", "/valid");
   CHECK(response.status == 234);
@@ -182,7 +191,8 @@ TEST_CASE("valid headers go out: numbers, obs-text and tabs in values; any statu
   CHECK(response.header("x-other") == "12");
 }
 
-TEST_CASE("only integers 200..599 are final statuses; anything else raises naming the call", "[response]") {
+TEST_CASE("only integers 200..599 are final statuses; anything else raises naming the call",
+          "[response]") {
   TestServer server("app", kRoutes);
   auto path = server.data_dir() / "sample.txt";
   std::ofstream(path) << "content";

@@ -1,13 +1,13 @@
 // Server start: connections that arrive while the scripts load are answered by them (never a 503
 // "no scripts are loaded"), and temporary files that writers of a dead process left behind are
 // removed before the server accepts.
-#include <catch2/catch.hpp>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
+#include <catch2/catch.hpp>
 #include <fstream>
 
 #include "tests/support/http_client.hpp"
@@ -66,7 +66,8 @@ TEST_CASE("temporary files no live writer holds are removed at start; others sta
                       std::ofstream(abandoned) << std::string(1000, 'a');
                       std::ofstream(abandoned_deep) << std::string(234, 'b');
                       std::ofstream(live) << "still being written";
-                      kept = {data / "uploads" / "doc", data / "uploads" / ".doc.tmp.notahexsuffix00",
+                      kept = {data / "uploads" / "doc",
+                              data / "uploads" / ".doc.tmp.notahexsuffix00",
                               data / "uploads" / "doc.tmp.0123456789abcdef",
                               data / "uploads" / ".doc.tmp.0123456789ABCDEF"};
                       for (const auto& path : kept) std::ofstream(path) << "not a temporary file";
