@@ -23,8 +23,8 @@ namespace depot {
 class Worker;
 class Runtime;
 
-// Where a Lua state runs. Plain states (unit tests, tools) have no worker: bindings that need to
-// wait (yield) raise "<fn>: only available inside a request, timer or job" there.
+// Where a Lua state runs. Offline states (`depot admin`, unit tests, tools) have no worker:
+// bindings that need one raise there (see serving() below); disk bindings block instead.
 struct BindingContext {
   std::filesystem::path data_dir = "data";
   nlohmann::json config = nlohmann::json::object();  // the whole server config document
@@ -36,6 +36,13 @@ struct BindingContext {
 void set_binding_context(lua_State* L, BindingContext* context);
 // The context of this state; raises a Lua error if none was set.
 BindingContext& binding_context(lua_State* L);
+
+// Whether this state belongs to a running server, that is, has a worker. False in the offline
+// state of `depot admin` (and in plain states: unit tests, tools). The one question bindings ask
+// before using anything only a server has (timers, waiting, the HTTP client, notify). Never raises.
+bool serving(lua_State* L);
+// Raises "<function>: not available in depot admin (no server running)" unless serving(L).
+void require_serving(lua_State* L, const char* function);
 
 // Argument checks shared by modules; errors name the function and the argument
 // ("fs.read: path must be a string"). They raise, so call them before any work starts.

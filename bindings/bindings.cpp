@@ -49,6 +49,17 @@ BindingContext& binding_context(lua_State* L) {
   return *context;
 }
 
+bool serving(lua_State* L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, kContextKey);
+  auto* context = static_cast<BindingContext*>(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  return context != nullptr && context->worker != nullptr;
+}
+
+void require_serving(lua_State* L, const char* function) {
+  if (!serving(L)) luaL_error(L, "%s: not available in depot admin (no server running)", function);
+}
+
 std::string_view check_string_view(lua_State* L, int index, const char* function,
                                    const char* argument) {
   if (lua_type(L, index) != LUA_TSTRING) luaL_error(L, "%s: %s must be a string", function, argument);

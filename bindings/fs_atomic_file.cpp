@@ -3,12 +3,33 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 
 namespace depot::disk {
+namespace {
+constexpr std::string_view kTemporaryMarker = ".tmp.";
+constexpr size_t kSuffixLength = 16;  // hex digits of 8 random bytes
+
+// ".<name>.tmp.<16 hex>", as the constructor names them.
+bool is_temporary_name(std::string_view name) {
+  size_t fixed = 1 + kTemporaryMarker.size() + kSuffixLength;
+  if (name.size() <= fixed || name.front() != '.') return false;
+  std::string_view suffix = name.substr(name.size() - kSuffixLength);
+  if (name.substr(name.size() - kSuffixLength - kTemporaryMarker.size(), kTemporaryMarker.size()) !=
+      kTemporaryMarker) {
+    return false;
+  }
+  for (char c : suffix) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+}  // namespace
 
 // The incremental hash of what was appended. Heap-allocated: libsodium's BLAKE2b state wants
 // 64-byte alignment.
@@ -66,10 +87,13 @@ AtomicFile::AtomicFile(std::string path, AtomicFileOptions options)
   char suffix[2 * sizeof random + 1];
   sodium_bin2hex(suffix, sizeof suffix, random, sizeof random);
   std::string directory = slash == std::string::npos ? "" : path_.substr(0, slash + 1);
-  temporary_path_ = directory + "." + name + ".tmp." + suffix;
+  temporary_path_ = directory + "." + name + std::string(kTemporaryMarker) + suffix;
   int fd = ::open(temporary_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) throw FsError(path_, errno);
   fd_ = UniqueFd(fd);
+  // The mark of a live writer (see the header). A filesystem without locks (ENOLCK) loses only
+  // the cleanup at start: an unlockable file is never taken for abandoned.
+  ::flock(fd, LOCK_EX | LOCK_NB);
   if (::fchmod(fd, options_.mode) != 0) {
     int error = errno;
     abort_locked();
@@ -131,6 +155,25 @@ void AtomicFile::abort_locked() noexcept {
   state_ = State::aborted;
   fd_.reset();
   ::unlink(temporary_path_.c_str());
+}
+
+AbandonedTemporaries remove_abandoned_temporaries(const std::string& root) {
+  AbandonedTemporaries removed;
+  std::error_code error;
+  std::filesystem::recursive_directory_iterator it(
+      root, std::filesystem::directory_options::skip_permission_denied, error);
+  for (; !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
+    std::string name = it->path().filename().string();
+    std::error_code ignored;  // an entry gone or unreadable meanwhile is skipped, not the walk
+    if (!is_temporary_name(name) || !it->is_regular_file(ignored)) continue;
+    UniqueFd fd(::open(it->path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd.get() < 0 || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // a live writer's
+    struct stat info;
+    if (::fstat(fd.get(), &info) != 0 || ::unlink(it->path().c_str()) != 0) continue;
+    ++removed.files;
+    removed.bytes += static_cast<uint64_t>(info.st_size);
+  }
+  return removed;
 }
 
 }  // namespace depot::disk

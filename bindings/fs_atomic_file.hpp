@@ -8,6 +8,11 @@
 // inline in plain states). Thread-safe: a mutex orders calls from different pool threads (a write
 // still running when the garbage collector aborts the stream). Failures throw disk::FsError.
 //
+// Ownership: the writer holds an flock on its temporary file for as long as it is open, so a
+// temporary file nobody holds locked was left by a process that died before commit or abort
+// (kill -9, a crash, a power cut). remove_abandoned_temporaries() removes those at server start.
+// Locks rather than pids in names because a restarted container's server is pid 1 again.
+//
 // Durability: with `fsync`, commit() fsyncs the file before the rename and the directory after
 // it, so a committed file survives a power cut; ~0.25 ms per fsync on our disks, plus the time to
 // write back whatever is still dirty. Without it the rename is still atomic for readers, but a
@@ -73,5 +78,18 @@ class AtomicFile {
   uint64_t bytes_ = 0;
   enum class State { open, committed, aborted } state_ = State::open;
 };
+
+struct AbandonedTemporaries {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+};
+
+// Removes the temporary files of AtomicFiles under `root` (recursively, symlinks not followed)
+// that no live writer holds locked; returns what it removed. Safe while other processes (`depot
+// admin`, a second server) write under `root`: their files are locked — except during the few
+// system calls between a writer's open and its lock, and between its close and its rename, where
+// that writer's commit then fails (reported; the target keeps its previous version). Blocks on the
+// disk and costs one directory walk: call it from a pool thread.
+AbandonedTemporaries remove_abandoned_temporaries(const std::string& root);
 
 }  // namespace depot::disk

@@ -45,14 +45,6 @@ constexpr int kMaxRetries = 100;
 // ---------------------------------------------------------------------------------------------
 // Argument checking. Messages name the function and the argument.
 
-bool is_token(const std::string& text) {
-  if (text.empty()) return false;
-  for (unsigned char c : text) {
-    if (!(std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr) || c == 0) return false;
-  }
-  return true;
-}
-
 double check_number(lua_State* L, int index, const char* function, const char* argument,
                     double minimum, bool minimum_allowed) {
   double value = lua_tonumber(L, index);
@@ -85,7 +77,7 @@ void check_headers(lua_State* L, int index, const char* function, HttpClientOpti
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "%s: opts.headers keys must be header names", function);
     std::string name = lua_tostring(L, -2);
-    if (!is_token(name))
+    if (!http::valid_field_name(name))
       luaL_error(L, "%s: opts.headers: invalid header name '%s'", function, name.c_str());
     int type = lua_type(L, -1);
     if (type != LUA_TSTRING && type != LUA_TNUMBER) {
@@ -94,9 +86,9 @@ void check_headers(lua_State* L, int index, const char* function, HttpClientOpti
     size_t size;
     const char* text = lua_tolstring(L, -1, &size);
     std::string value(text, size);
-    if (value.find_first_of("\r\n", 0) != std::string::npos ||
-        value.find('\0') != std::string::npos) {
-      luaL_error(L, "%s: opts.headers['%s'] contains CR, LF or NUL", function, name.c_str());
+    if (!http::valid_field_value(value)) {
+      luaL_error(L, "%s: opts.headers['%s'] contains CR, LF, NUL or another control character",
+                 function, name.c_str());
     }
     std::string lower = http::lowercase(name);
     if (lower == "content-type") options.has_content_type = true;
@@ -229,7 +221,9 @@ int perform(lua_State* L, Task& task, HttpClientOptions options) {
 void check_method(lua_State* L, int index, const char* function, HttpClientOptions& options) {
   options.method = check_string(L, index, function, "method");
   for (char& c : options.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (!is_token(options.method)) luaL_error(L, "%s: method must be an HTTP method name", function);
+  // A method is a token, as a field name is (RFC 9110 §9.1).
+  if (!http::valid_field_name(options.method))
+    luaL_error(L, "%s: method must be an HTTP method name", function);
 }
 
 void check_url(lua_State* L, int index, const char* function, HttpClientOptions& options) {

@@ -115,8 +115,8 @@ int timer_set_gc(lua_State* L) {
 }
 
 TimerSet& timers_of(lua_State* L, const char* function) {
+  require_serving(L, function);  // an offline runtime has no worker to run timers on
   BindingContext& context = binding_context(L);
-  if (context.runtime == nullptr) luaL_error(L, "%s: only available in a running server", function);
   if (context.runtime->retired()) luaL_error(L, "%s: the scripts are being replaced or the server stops", function);
   lua_getfield(L, LUA_REGISTRYINDEX, kTimerSetKey);
   auto* timers = static_cast<TimerSet*>(lua_touserdata(L, -1));

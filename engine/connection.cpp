@@ -454,18 +454,25 @@ void Connection::write_head(Exchange& exchange, int status, const http::Headers&
     head.append(": ");
     head.append(value);
   };
-  for (const auto& [name, value] : exchange.response_headers) {
-    if (!is_engine_header(name)) add(name, value);
-  }
-  for (const auto& [name, value] : headers) {
-    if (!is_engine_header(name)) add(name, value);
-  }
+  // The Lua calls refuse invalid headers already; this is the last line of defence for any other
+  // producer: a header that would split the response is never written.
+  auto add_script_header = [&](const std::string& name, const std::string& value) {
+    if (is_engine_header(name)) return;
+    if (!http::valid_field_name(name) || !http::valid_field_value(value)) {
+      log::warn("invalid response header dropped", {{"request_id", exchange.id}, {"name", name}});
+      return;
+    }
+    add(name, value);
+  };
+  for (const auto& [name, value] : exchange.response_headers) add_script_header(name, value);
+  for (const auto& [name, value] : headers) add_script_header(name, value);
   add("X-Request-Id", exchange.id);
-  bool bodiless_status = status < 200 || status == 204 || status == 304;
-  if (content_length == nullptr) {
-    if (!bodiless_status) add("Transfer-Encoding", "chunked");
-  } else if (!bodiless_status) {
-    add("Content-Length", *content_length);
+  if (http::status_has_content(status)) {
+    if (content_length == nullptr) {
+      add("Transfer-Encoding", "chunked");
+    } else {
+      add("Content-Length", *content_length);
+    }
   }
   if (!exchange.head.keep_alive) {
     add("Connection", "close");
@@ -479,8 +486,7 @@ void Connection::write_head(Exchange& exchange, int status, const http::Headers&
 void Connection::respond(Exchange& exchange, int status, const http::Headers& headers, std::string_view body) {
   std::string length = std::to_string(body.size());
   write_head(exchange, status, headers, &length);
-  bool bodiless = exchange.head.method == "HEAD" || status < 200 || status == 204 || status == 304;
-  if (!bodiless) output_.append(body);
+  if (http::response_has_content(exchange.head.method, status)) output_.append(body);
   exchange.response_state = Exchange::ResponseState::done;
   if (!in_parse_) pump();
 }
@@ -491,7 +497,7 @@ void Connection::start_stream(Exchange& exchange, int status, const http::Header
 }
 
 void Connection::write_chunk(Exchange& exchange, std::string_view data) {
-  if (data.empty() || exchange.head.method == "HEAD") return;
+  if (data.empty() || !http::response_has_content(exchange.head.method, exchange.status)) return;
   char size_line[24];
   int n = snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
   output_.append(std::string_view(size_line, static_cast<size_t>(n)));
@@ -501,7 +507,7 @@ void Connection::write_chunk(Exchange& exchange, std::string_view data) {
 }
 
 void Connection::finish_stream(Exchange& exchange) {
-  if (exchange.head.method != "HEAD" && exchange.status >= 200 && exchange.status != 204 && exchange.status != 304) {
+  if (http::response_has_content(exchange.head.method, exchange.status)) {
     output_.append(std::string_view("0\r\n\r\n", 5));
   }
   exchange.response_state = Exchange::ResponseState::done;
@@ -512,10 +518,10 @@ void Connection::respond_file(Exchange& exchange, int status, const http::Header
                               uint64_t length) {
   std::string text = std::to_string(length);
   write_head(exchange, status, headers, &text);
-  if (exchange.head.method == "HEAD" || status == 304) {
-    fd.reset();
-  } else {
+  if (http::response_has_content(exchange.head.method, status)) {
     output_.append_file(std::move(fd), offset, length);
+  } else {
+    fd.reset();
   }
   exchange.response_state = Exchange::ResponseState::done;
   if (!in_parse_) pump();

@@ -73,6 +73,35 @@ std::optional<time_t> parse_http_date(std::string_view text) {
   return timegm(&parts);
 }
 
+bool valid_field_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 (c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+    if (!token) return false;
+  }
+  return true;
+}
+
+bool valid_field_value(std::string_view value) {
+  for (unsigned char c : value) {
+    if (c < 0x20 ? c != '\t' : c == 0x7f) return false;
+  }
+  return true;
+}
+
+bool valid_final_status(int status) {
+  return status >= 200 && status <= 599;
+}
+
+bool status_has_content(int status) {
+  return status >= 200 && status != 204 && status != 304;
+}
+
+bool response_has_content(std::string_view method, int status) {
+  return method != "HEAD" && status_has_content(status);
+}
+
 namespace {
 // ASCII only, without the C locale's per-character call: header names are ASCII tokens.
 char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }

@@ -20,6 +20,21 @@ std::string http_date(time_t when);
 // Parses an IMF-fixdate; nullopt if malformed.
 std::optional<time_t> parse_http_date(std::string_view text);
 
+// RFC 9110 §5.1: a field name is a non-empty token (letters, digits and !#$%&'*+-.^_`|~).
+bool valid_field_name(std::string_view name);
+// RFC 9110 §5.5: a field value is visible characters, SP, HTAB and obs-text (bytes >= 0x80).
+// Never CR, LF, NUL or another control: a line break would end the header and let the rest of
+// the value be read as a header of its own (response splitting).
+bool valid_field_value(std::string_view value);
+// The statuses a response may finally answer with: 200..599 (1xx are interim, sent by the engine).
+bool valid_final_status(int status);
+// RFC 9110 §6.4.1, RFC 9112 §6.3: answers with these statuses carry no content, nor the framing
+// headers (Content-Length, Transfer-Encoding) that would announce some.
+bool status_has_content(int status);
+// Whether content bytes follow the head: never for HEAD (its head describes what a GET would get)
+// nor for a status without content. The one place this rule is decided.
+bool response_has_content(std::string_view method, int status);
+
 bool iequals(std::string_view a, std::string_view b);
 std::string lowercase(std::string_view text);
 // Decodes %XX escapes (and '+' as space when `plus_is_space`); invalid escapes are kept as is.

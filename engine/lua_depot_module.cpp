@@ -78,8 +78,8 @@ int wait(lua_State* L) {
 
 int notify(lua_State* L) {
   std::string name = luaL_checkstring(L, 1);
+  require_serving(L, "depot.notify");
   Worker* here = binding_context(L).worker;
-  if (here == nullptr) luaL_error(L, "depot.notify: only available in a running server");
   auto waiters = here->core().events().take_all(name);
   for (const NamedEvents::Waiter& waiter : waiters) {
     Worker* target = waiter.worker;

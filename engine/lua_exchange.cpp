@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cmath>
 #include <cstring>
 
 #include "bindings/binding.hpp"
@@ -143,11 +145,66 @@ int body(lua_State* L) { return read_body(L, body_reader::whole, "req:body"); }
 int next_part(lua_State* L) { return read_body(L, body_reader::next_part, "req:parts"); }
 int read_part(lua_State* L) { return read_body(L, body_reader::part_data, "part:read"); }
 
+// Header names and values quoted in errors: control bytes escaped, long ones cut, so that the
+// message stays one readable line wherever it is shown.
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text.substr(0, 64)) {
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+      char escaped[5];
+      snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (text.size() > 64) out += "...";
+  return out + "\"";
+}
+
+void check_header(lua_State* L, std::string_view name, std::string_view value,
+                  const char* function) {
+  if (!http::valid_field_name(name)) {
+    luaL_error(L,
+               "%s: invalid header name %s (a name is an RFC 9110 token: letters, digits, "
+               "!#$%%&'*+-.^_`|~)",
+               function, quoted(name).c_str());
+  }
+  if (!http::valid_field_value(value)) {
+    luaL_error(L, "%s: header %s has an invalid value (CR, LF, NUL or another control character)",
+               function, quoted(name).c_str());
+  }
+}
+
+// The status a script answers with: an integer 200..599. Anything else would be written as given
+// (a 1xx or 0 with a body desynchronises a kept-alive connection), so it is a script error.
+int check_status(lua_State* L, int index, const char* function, const char* argument) {
+  lua_Number number = lua_tonumber(L, index);
+  bool integer = lua_type(L, index) == LUA_TNUMBER && number >= INT_MIN && number <= INT_MAX &&
+                 number == std::floor(number);
+  int status = integer ? static_cast<int>(number) : 0;
+  if (!integer || !http::valid_final_status(status)) {
+    luaL_error(
+        L, "%s: %s must be an integer 200..599, got %s", function, argument,
+        lua_type(L, index) == LUA_TNUMBER ? lua_tostring(L, index) : luaL_typename(L, index));
+  }
+  return status;
+}
+
+// core.check_response(status, headers, function): raises as res:send would. For answers built in
+// Lua that are sent later from C++ (service:on_error, depot.fail).
+int check_response(lua_State* L) {
+  const char* function = luaL_checkstring(L, 3);
+  check_status(L, 1, function, "status");
+  headers_from_table(L, 2, function);
+  return 0;
+}
+
 int send(lua_State* L) {
   const ExchangePtr& exchange = check_exchange(L);
-  int status = static_cast<int>(luaL_checkinteger(L, 2));
-  if (status < 100 || status > 999) luaL_error(L, "res:send: status must be 100..999, got %d", status);
-  http::Headers headers = headers_from_table(L, 3);
+  const char* function = luaL_optstring(L, 6, "res:send");
+  int status = check_status(L, 2, function, "status");
+  http::Headers headers = headers_from_table(L, 3, function);
   size_t length;
   const char* body = luaL_optlstring(L, 4, "", &length);
   if (const char* content_type = lua_tostring(L, 5)) {  // the default when the headers name none
@@ -155,7 +212,7 @@ int send(lua_State* L) {
     for (const auto& [name, value] : headers) named = named || http::iequals(name, "content-type");
     if (!named) headers.emplace_back("Content-Type", content_type);
   }
-  if (exchange->response_started()) luaL_error(L, "res:send: the response was already started");
+  if (exchange->response_started()) luaL_error(L, "%s: the response was already started", function);
   if (Connection* connection = exchange->connection) {
     connection->respond(*exchange, status, headers, std::string_view(body, length));
   } else {
@@ -166,17 +223,22 @@ int send(lua_State* L) {
 
 int set_header(lua_State* L) {
   const ExchangePtr& exchange = check_exchange(L);
-  const char* name = luaL_checkstring(L, 2);
-  const char* value = luaL_checkstring(L, 3);
+  size_t name_length;
+  const char* name = luaL_checklstring(L, 2, &name_length);
+  size_t value_length;
+  const char* value = luaL_checklstring(L, 3, &value_length);
+  check_header(L, std::string_view(name, name_length), std::string_view(value, value_length),
+               "res:header");
   if (exchange->response_started()) luaL_error(L, "res:header: the response was already started");
-  exchange->response_headers.emplace_back(name, value);
+  exchange->response_headers.emplace_back(std::string(name, name_length),
+                                          std::string(value, value_length));
   return 0;
 }
 
 int start(lua_State* L) {
   const ExchangePtr& exchange = check_exchange(L);
-  int status = static_cast<int>(luaL_checkinteger(L, 2));
-  http::Headers headers = headers_from_table(L, 3);
+  int status = check_status(L, 2, "res:start", "status");
+  http::Headers headers = headers_from_table(L, 3, "res:start");
   if (exchange->response_started()) luaL_error(L, "res:start: the response was already started");
   if (Connection* connection = exchange->connection) {
     connection->start_stream(*exchange, status, headers);
@@ -249,13 +311,38 @@ std::string content_disposition(const std::string& name) {
   return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + encoded;
 }
 
-// res:file(path, options): see the prelude for the contract.
+// An optional string option of res:file; "" when absent.
+std::string string_option(lua_State* L, int options, const char* key) {
+  lua_getfield(L, options, key);
+  if (lua_isnil(L, -1)) return "";
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "res:file: options.%s must be a string", key);
+  size_t length;
+  const char* text = lua_tolstring(L, -1, &length);
+  return std::string(text, length);
+}
+
+// res:file(path, options): see docs/lua-api.md for the contract. Options are checked before the
+// file is looked at, so a bad option is an error whether or not the file exists.
 int file(lua_State* L) {
   ExchangePtr exchange = check_exchange(L);
   const char* path = luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   Connection* connection = writable_connection(L, *exchange, "res:file");
   if (exchange->response_started()) luaL_error(L, "res:file: the response was already started");
+  http::Headers headers =
+      (lua_getfield(L, 3, "headers"), headers_from_table(L, lua_gettop(L), "res:file"));
+  std::string download_name = string_option(L, 3, "download_name");
+  std::string content_type = string_option(L, 3, "content_type");
+  if (!http::valid_field_value(content_type)) {
+    luaL_error(L,
+               "res:file: options.content_type has an invalid value (CR, LF, NUL or another "
+               "control character)");
+  }
+  if (content_type.empty())
+    content_type = http::mime_type_for(download_name.empty() ? path : download_name);
+  lua_getfield(L, 3, "status");
+  int status = lua_isnil(L, -1) ? 200 : check_status(L, -1, "res:file", "options.status");
+
   UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
   struct stat info;
   if (!fd.valid() || ::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
@@ -273,15 +360,6 @@ int file(lua_State* L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  http::Headers headers = (lua_getfield(L, 3, "headers"), headers_from_table(L, lua_gettop(L)));
-  lua_getfield(L, 3, "download_name");
-  std::string download_name = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
-  lua_getfield(L, 3, "content_type");
-  std::string content_type = lua_isstring(L, -1)
-                                 ? lua_tostring(L, -1)
-                                 : std::string(http::mime_type_for(download_name.empty() ? path : download_name));
-  lua_getfield(L, 3, "status");
-  int status = lua_isnumber(L, -1) ? static_cast<int>(lua_tointeger(L, -1)) : 200;
 
   std::string etag = etag_for(info);
   headers.emplace_back("ETag", etag);
@@ -360,26 +438,28 @@ int log_error(lua_State* L) {
 }
 }  // namespace
 
-http::Headers headers_from_table(lua_State* L, int index) {
+http::Headers headers_from_table(lua_State* L, int index, const char* function) {
   http::Headers headers;
-  if (!lua_istable(L, index)) return headers;
+  if (lua_isnoneornil(L, index)) return headers;
+  if (!lua_istable(L, index)) luaL_error(L, "%s: headers must be a table", function);
   if (index < 0) index = lua_gettop(L) + index + 1;
   lua_pushnil(L);
   while (lua_next(L, index) != 0) {
-    if (lua_type(L, -2) == LUA_TSTRING && (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
-      size_t name_length;
-      const char* name = lua_tolstring(L, -2, &name_length);
-      lua_pushvalue(L, -1);
-      size_t value_length;
-      const char* value = lua_tolstring(L, -1, &value_length);
-      std::string_view checked(value, value_length);
-      // A CR or LF in a value would let a script (or its caller's input) inject headers.
-      if (checked.find_first_of("\r\n") == std::string_view::npos) {
-        headers.emplace_back(std::string(name, name_length), std::string(checked));
-      }
-      lua_pop(L, 1);
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: header names must be strings", function);
+    size_t name_length;
+    const char* name = lua_tolstring(L, -2, &name_length);
+    std::string_view checked_name(name, name_length);
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+      luaL_error(L, "%s: header %s must be a string or a number", function,
+                 quoted(checked_name).c_str());
     }
-    lua_pop(L, 1);
+    lua_pushvalue(L, -1);  // lua_tolstring converts a number in place: not the key lua_next needs
+    size_t value_length;
+    const char* value = lua_tolstring(L, -1, &value_length);
+    std::string_view checked_value(value, value_length);
+    check_header(L, checked_name, checked_value, function);
+    headers.emplace_back(std::string(checked_name), std::string(checked_value));
+    lua_pop(L, 2);
   }
   return headers;
 }
@@ -399,6 +479,7 @@ void push_exchange_api(lua_State* L, const Limits& limits, Worker* worker) {
       {"read_part", read_part},
       {"send", send},
       {"set_header", set_header},
+      {"check_response", check_response},
       {"start", start},
       {"write", write},
       {"finish", finish},

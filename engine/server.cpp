@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pistache/reactor.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,8 +12,8 @@
 #include <cstring>
 #include <future>
 #include <mutex>
-#include <pistache/reactor.h>
 
+#include "bindings/fs_atomic_file.hpp"
 #include "engine/generation.hpp"
 #include "engine/log.hpp"
 #include "engine/reload_watcher.hpp"
@@ -90,11 +91,19 @@ class Server::Impl {
     reactor_->init(Pistache::Aio::AsyncContext(options_.threads, "depot-worker"));
     reactor_->addHandler(std::make_shared<Worker>(*core_, 0));  // a prototype: each thread runs a clone
     reactor_->run();
+    auto cleanup = remove_abandoned_temporaries_on_pool();
     std::string error = reload();
     if (!error.empty()) {
       shutdown_reactor();
       throw std::runtime_error("scripts failed to load: " + error);
     }
+    cleanup.wait();
+    // Only now: a request accepted before every worker has its scripts would get a 503. Clients
+    // that connected meanwhile wait in the backlog (the sockets listen since bind_listener).
+    on_every_worker<bool>(*core_, [](Worker& worker) {
+      worker.start_accepting();
+      return true;
+    });
     if (options_.watch_scripts) {
       std::vector<std::filesystem::path> roots = {options_.scripts_dir};
       for (const ServiceSpec& spec : options_.services) {
@@ -104,6 +113,30 @@ class Server::Impl {
     }
     log::info("listening", {{"host", options_.host}, {"port", port_}, {"threads", options_.threads},
                             {"generation", generation_}});
+  }
+
+  // Temporary files of writers that died with an earlier process (kill -9 during uploads) would
+  // otherwise stay until a service's own sweeper, holding disk space. Runs on the pool while the
+  // scripts load; Server::start waits for it before accepting.
+  std::future<void> remove_abandoned_temporaries_on_pool() {
+    auto done = std::make_shared<std::promise<void>>();
+    std::string root = options_.data_dir.string();
+    bool queued = core_->pool().submit([done, root] {
+      try {
+        auto started = Clock::now();
+        disk::AbandonedTemporaries removed = disk::remove_abandoned_temporaries(root);
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+        log::info(
+            "abandoned temporary files removed",
+            {{"data_dir", root}, {"files", removed.files}, {"bytes", removed.bytes}, {"ms", ms}});
+      } catch (const std::exception& e) {
+        log::warn("abandoned temporary files not removed",
+                  {{"data_dir", root}, {"error", e.what()}});
+      }
+      done->set_value();
+    });
+    if (!queued) done->set_value();
+    return done->get_future();
   }
 
   std::string reload() {

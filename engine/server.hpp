@@ -25,6 +25,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  // Binds (the port is taken and connections queue from here), loads the scripts on every worker
+  // while the pool removes temporary files that dead writers left in the data dir, and only then
+  // accepts: no request is ever answered "no scripts are loaded".
   void start();
   uint16_t port() const;
   // Loads the scripts again. On success the new generation serves new requests while in-flight

@@ -82,6 +82,7 @@ const char* Task::must_stop(Clock::time_point now) {
 Task& Task::require(lua_State* L, const char* function) {
   Task* task = of_state(L);
   if (task == nullptr) {
+    require_serving(L, function);
     luaL_error(L,
                "%s: can only wait inside a request handler, timer or job, and not inside a "
                "coroutine the script created itself",

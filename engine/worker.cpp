@@ -178,12 +178,15 @@ void Worker::registerPoller(Pistache::Polling::Epoll& poller) {
   poller.addFd(ticker_->fd(), Pistache::Flags<NotifyOn>(NotifyOn::Read), tag_of(ticker_.get()));
   poller.addFd(inbox_->fd(), Pistache::Flags<NotifyOn>(NotifyOn::Read), tag_of(inbox_.get()));
   listener_ = std::make_unique<Listener>(*this, core_.take_listen_fd(index_));
-  listener_->start();
   sweep_timer_ = add_timer(kSweepInterval, [this] { sweep(); });
   core_.register_worker(index_, this);
 }
 
 void Worker::post(std::function<void()> work) { inbox_->push(std::move(work)); }
+
+void Worker::start_accepting() {
+  if (!draining_) listener_->start();
+}
 
 void Worker::watch(int fd, EventSource* source, Interest interest) {
   poller_->addFd(fd, to_flags(interest), tag_of(source));

@@ -66,6 +66,11 @@ class Worker final : public Pistache::Aio::Handler {
   void retire_connection(Connection* connection);
   size_t connection_count() const { return connections_.size(); }
 
+  // Starts accepting connections on this worker's listening socket. Server::start calls it once
+  // every worker has its first generation: until then connections wait in the kernel's backlog
+  // rather than being answered "no scripts are loaded".
+  void start_accepting();
+
   // The runtime new requests and timers run in (the newest active generation); may be null
   // before the first generation is activated.
   Runtime* runtime() { return active_.get(); }

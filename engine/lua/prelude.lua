@@ -21,6 +21,7 @@ HttpError.__index = HttpError
 HttpError.__tostring = function(e) return string.format("HTTP %d: %s", e.status, e.message) end
 
 local function fail(status, message, headers)
+  core.check_response(status, headers, "depot.fail")
   error(setmetatable({ status = status, message = message or "", headers = headers }, HttpError), 2)
 end
 M.fail = fail
@@ -53,6 +54,14 @@ local function render_error(service, status, message, request_id, extra_headers)
   end
   if extra_headers then
     for name, value in pairs(extra_headers) do headers[name] = value end
+  end
+  -- An on_error handler answering with a bad status or header gets the engine's own 500 instead
+  -- (logged): an error answer must not fail in its turn.
+  local valid, problem = pcall(core.check_response, status, headers, "service:on_error")
+  if not valid then
+    core.log_error(request_id, problem)
+    status, headers = 500, { ["Content-Type"] = "application/json" }
+    body = json_module().encode(default_error_body(500, "internal server error", request_id))
   end
   return status, body, headers
 end
@@ -152,14 +161,17 @@ local function encode_body(body)
   return tostring(body), "text/plain; charset=utf-8"
 end
 
--- Sends a complete response. `body` is a string, or a table sent as JSON.
-function Response:send(status, body, headers)
+-- `what` names the call in errors.
+local function send(res, status, body, headers, what)
   local text, content_type = encode_body(body)
-  core.send(self._exchange, status, headers, text, content_type)
+  core.send(res._exchange, status, headers, text, content_type, what)
 end
 
+-- Sends a complete response. `body` is a string, or a table sent as JSON.
+function Response:send(status, body, headers) send(self, status, body, headers, "res:send") end
+
 function Response:json(status, value, headers)
-  core.send(self._exchange, status, headers, json_module().encode(value), "application/json")
+  core.send(self._exchange, status, headers, json_module().encode(value), "application/json", "res:json")
 end
 
 -- Sets a header on the response that has not started yet.
@@ -244,9 +256,9 @@ local function finalize(res, status, body, headers)
   if status == nil then
     core.send(res._exchange, 204, nil, "")
   elseif type(status) == "number" then
-    res:send(status, body, headers)
+    send(res, status, body, headers, "the handler's returned response")
   else
-    res:send(200, status, body)
+    send(res, 200, status, body, "the handler's returned response")
   end
 end
 

@@ -370,7 +370,8 @@ TEST_CASE("http: misuse raises, naming the function and the argument", "[http-cl
         std::string::npos);
   CHECK(result["both"].get<std::string>().find("opts.body and opts.body_file exclude each other") !=
         std::string::npos);
-  CHECK(result["header"].get<std::string>().find("contains CR, LF or NUL") != std::string::npos);
+  CHECK(result["header"].get<std::string>().find(
+            "contains CR, LF, NUL or another control character") != std::string::npos);
 }
 
 TEST_CASE("http: a reload leaves requests in flight to finish in the old generation",

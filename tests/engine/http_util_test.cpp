@@ -1,4 +1,4 @@
-// http_util: ranges, dates, percent-decoding, MIME types.
+// http_util: ranges, dates, percent-decoding, MIME types, header and status rules.
 #include <catch2/catch.hpp>
 
 #include "engine/http_util.hpp"
@@ -44,4 +44,46 @@ TEST_CASE("MIME types come from the extension", "[http_util]") {
   CHECK(mime_type_for("dir.d/file") == "application/octet-stream");
   CHECK(mime_type_for("archive.tar.gz") == "application/gzip");
   CHECK(mime_type_for("noextension") == "application/octet-stream");
+}
+
+TEST_CASE("header field names are tokens; values have no CR, LF, NUL or other controls",
+          "[http_util]") {
+  CHECK(valid_field_name("X-Request-Id"));
+  CHECK(valid_field_name("!#$%&'*+-.^_`|~09azAZ"));
+  CHECK_FALSE(valid_field_name(""));
+  CHECK_FALSE(valid_field_name("X Y"));
+  CHECK_FALSE(valid_field_name("X:"));
+  CHECK_FALSE(valid_field_name("X\r\nY"));
+  CHECK_FALSE(valid_field_name(std::string("X\0Y", 3)));
+  CHECK_FALSE(valid_field_name("caf\xc3\xa9"));
+  CHECK(valid_field_value(""));
+  CHECK(valid_field_value("text/plain; charset=utf-8"));
+  CHECK(valid_field_value("tab\tand obs-text caf\xc3\xa9 \xff"));
+  CHECK_FALSE(valid_field_value("a\r\nSet-Cookie: s=1"));
+  CHECK_FALSE(valid_field_value("a\nb"));
+  CHECK_FALSE(valid_field_value("a\rb"));
+  CHECK_FALSE(valid_field_value(std::string("a\0b", 3)));
+  CHECK_FALSE(
+      valid_field_value("a\x01"
+                        "b"));
+  CHECK_FALSE(valid_field_value("a\x7f"));
+}
+
+TEST_CASE("final statuses are 200..599; 1xx, 204 and 304 and HEAD answers carry no content",
+          "[http_util]") {
+  CHECK_FALSE(valid_final_status(0));
+  CHECK_FALSE(valid_final_status(100));
+  CHECK_FALSE(valid_final_status(199));
+  CHECK(valid_final_status(200));
+  CHECK(valid_final_status(599));
+  CHECK_FALSE(valid_final_status(600));
+  CHECK(status_has_content(200));
+  CHECK(status_has_content(404));
+  CHECK_FALSE(status_has_content(100));
+  CHECK_FALSE(status_has_content(204));
+  CHECK_FALSE(status_has_content(304));
+  CHECK(response_has_content("GET", 200));
+  CHECK_FALSE(response_has_content("HEAD", 200));
+  CHECK_FALSE(response_has_content("GET", 204));
+  CHECK_FALSE(response_has_content("POST", 304));
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 namespace depot::testing {
@@ -78,7 +79,9 @@ RawConnection::RawConnection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM 
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    throw std::runtime_error(std::string("connect: ") + strerror(errno));
+    int error = errno;
+    ::close(fd_);  // no destructor runs for a constructor that throws
+    throw std::runtime_error(std::string("connect: ") + strerror(error));
   }
 }
 
@@ -172,6 +175,50 @@ HttpResponse http_request(uint16_t port, const std::string& method, const std::s
   auto response = connection.read_response(std::chrono::seconds(30), method == "HEAD");
   if (!response) throw std::runtime_error("no response to " + method + " " + target);
   return *response;
+}
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    throw std::runtime_error(std::string("free_port: ") + strerror(errno));
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+EagerClient::EagerClient(uint16_t port, std::string target) {
+  thread_ = std::thread([this, port, target] {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::unique_ptr<RawConnection> connection;
+      try {
+        connection = std::make_unique<RawConnection>(port);
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // nothing listens yet
+        continue;
+      }
+      connected_ = true;
+      connection->send("GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      auto response = connection->read_response(std::chrono::seconds(15));
+      if (response) status_ = response->status;
+      return;
+    }
+  });
+}
+
+EagerClient::~EagerClient() {
+  if (thread_.joinable()) thread_.join();
+}
+
+int EagerClient::join() {
+  if (thread_.joinable()) thread_.join();
+  return status_;
 }
 
 }  // namespace depot::testing

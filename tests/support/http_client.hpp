@@ -2,10 +2,12 @@
 // responses in, so tests can pipeline, half-close, read slowly or send malformed input.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace depot::testing {
 
@@ -44,5 +46,26 @@ class RawConnection {
 // One request on a new connection. `extra_headers` are complete lines without CRLF.
 HttpResponse http_request(uint16_t port, const std::string& method, const std::string& target,
                           const std::string& body = "", const std::string& extra_headers = "");
+
+// A loopback port that was free a moment ago (Depot binds with SO_REUSEADDR), for tests that must
+// know the port before the server starts.
+uint16_t free_port();
+
+// A client that sends GET `target` to `port` as soon as anything listens there (refused connects
+// are retried for up to 20 s) and keeps the answer's status (-1: none came).
+class EagerClient {
+ public:
+  EagerClient(uint16_t port, std::string target);
+  ~EagerClient();
+  // Whether its connection has been accepted by the kernel (it may still wait for an answer).
+  bool connected() const { return connected_; }
+  // Waits for the answer; returns its status.
+  int join();
+
+ private:
+  std::atomic<bool> connected_{false};
+  int status_ = -1;
+  std::thread thread_;
+};
 
 }  // namespace depot::testing
