@@ -8,6 +8,7 @@ packages=(
   libpistache-dev libluajit2-5.1-dev liblmdb-dev libsodium-dev nlohmann-json3-dev
   libcurl4-openssl-dev libhttp-parser-dev catch2
   curl python3 python3-requests python3-pytest
+  clang libclang-rt-14-dev  # the fuzz harnesses (libFuzzer and clang's sanitizer runtimes)
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(wrk nginx libnginx-mod-http-lua lua-resty-core)
