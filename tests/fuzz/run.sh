@@ -17,9 +17,8 @@ if command -v ccache >/dev/null; then options+=(-DCMAKE_CXX_COMPILER_LAUNCHER=cc
 CC=clang CXX=clang++ cmake -S . -B build-fuzz "${options[@]}" >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${harnesses[@]/%/_fuzzer}"
 
-# Leaks are not checked here: libFuzzer's per-input leak check cannot tell the server's
-# long-lived per-connection state from a leak; the sanitizer stage of the test suite checks leaks.
-export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=0"
+# libFuzzer checks for leaks after an input whose mallocs and frees do not balance.
+export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 failed=()
 for harness in "${harnesses[@]}"; do
