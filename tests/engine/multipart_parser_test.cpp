@@ -6,114 +6,24 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
-#include <random>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "tests/support/multipart_outcome.hpp"
 
 using depot::MultipartError;
 using depot::MultipartParser;
 using depot::MultipartPart;
+using depot::testing::describe;
+using depot::testing::parse_in_pieces;
+using depot::testing::random_pieces;
+using depot::testing::single_bytes;
+using depot::testing::whole;
+using Outcome = depot::testing::MultipartOutcome;
 
 namespace {
 
 const std::string kBoundary = "----DepotFormBoundary7MA4YWxk";
-
-struct ParsedPart {
-  MultipartPart part;
-  std::string data;
-};
-
-// Everything a parse produced, with the data pieces of each part joined (how a body is split
-// changes the pieces, never their concatenation).
-struct Outcome {
-  std::vector<ParsedPart> parts;
-  bool finished = false;
-  std::string error;        // what() of the MultipartError from feed() or finish(); "" if none
-  std::string sink_misuse;  // events out of order (data or end outside a part, begin inside one)
-};
-
-class RecordingSink final : public MultipartParser::Sink {
- public:
-  explicit RecordingSink(Outcome& outcome) : outcome_(outcome) {}
-
-  void on_part_begin(MultipartPart part) override {
-    if (in_part_) outcome_.sink_misuse += "begin inside a part; ";
-    in_part_ = true;
-    outcome_.parts.push_back(ParsedPart{std::move(part), {}});
-  }
-  void on_part_data(std::string_view data) override {
-    if (!in_part_) {
-      outcome_.sink_misuse += "data outside a part; ";
-      return;
-    }
-    outcome_.parts.back().data.append(data);
-  }
-  void on_part_end() override {
-    if (!in_part_) outcome_.sink_misuse += "end outside a part; ";
-    in_part_ = false;
-  }
-
- private:
-  Outcome& outcome_;
-  bool in_part_ = false;
-};
-
-// A readable form of an outcome: comparing two of them shows where they differ.
-std::string describe(const Outcome& outcome) {
-  std::ostringstream text;
-  for (const ParsedPart& parsed : outcome.parts) {
-    const MultipartPart& part = parsed.part;
-    text << "part name=[" << part.name << "] filename=[" << part.filename
-         << "] has_filename=" << part.has_filename << " content_type=[" << part.content_type
-         << "]\n";
-    for (auto& [name, value] : part.headers)
-      text << "  header [" << name << "]=[" << value << "]\n";
-    text << "  data(" << parsed.data.size() << ")=[" << parsed.data << "]\n";
-  }
-  text << "finished=" << outcome.finished << " error=[" << outcome.error << "] misuse=["
-       << outcome.sink_misuse << "]\n";
-  return text.str();
-}
-
-Outcome parse_in_pieces(std::string_view body, const std::vector<size_t>& piece_sizes,
-                        const std::string& boundary = kBoundary) {
-  Outcome outcome;
-  RecordingSink sink(outcome);
-  MultipartParser parser(boundary);
-  try {
-    size_t offset = 0;
-    for (size_t size : piece_sizes) {
-      parser.feed(body.substr(offset, size), sink);
-      offset += size;
-    }
-    outcome.finished = parser.finished();
-    parser.finish();
-  } catch (const MultipartError& error) {
-    outcome.error = error.what();
-  }
-  return outcome;
-}
-
-std::vector<size_t> whole(std::string_view body) {
-  return {body.size()};
-}
-
-std::vector<size_t> single_bytes(std::string_view body) {
-  return std::vector<size_t>(body.size(), 1);
-}
-
-std::vector<size_t> random_pieces(std::string_view body, unsigned seed, size_t largest) {
-  std::mt19937 random(seed);
-  std::uniform_int_distribution<size_t> size_of(1, largest);
-  std::vector<size_t> sizes;
-  for (size_t remaining = body.size(); remaining > 0;) {
-    size_t size = std::min(remaining, size_of(random));
-    sizes.push_back(size);
-    remaining -= size;
-  }
-  return sizes;
-}
 
 // Parses `body` whole, byte by byte and in random pieces (small ones, around the delimiter's
 // length, and large ones), checks that all agree, and returns the outcome.
@@ -361,22 +271,22 @@ TEST_CASE("part headers larger than 16 KiB are rejected", "[multipart]") {
   std::string huge_header = "X-Padding: " + std::string(16 * 1024, 'p') + "\r\n";
   std::string body = first_delimiter() + field("ok", "fine") + delimiter() + "\r\n" + huge_header +
                      "Content-Disposition: form-data; name=\"big\"\r\n\r\ndata" + closing();
-  Outcome outcome = parse_in_pieces(body, whole(body));
+  Outcome outcome = parse_in_pieces(body, whole(body), kBoundary);
   CHECK(outcome.error == "multipart: part headers exceed 16384 bytes");
   for (const auto& sizes :
        {single_bytes(body), random_pieces(body, 1, 300), random_pieces(body, 2, 5000)}) {
-    CHECK(describe(parse_in_pieces(body, sizes)) == describe(outcome));
+    CHECK(describe(parse_in_pieces(body, sizes, kBoundary)) == describe(outcome));
   }
 
   // Headers that never end are rejected as soon as they pass the limit, not at the end.
   std::string endless = first_delimiter() + "\r\nX-Endless: " + std::string(64 * 1024, 'e');
-  Outcome cut = parse_in_pieces(endless, random_pieces(endless, 3, 1000));
+  Outcome cut = parse_in_pieces(endless, random_pieces(endless, 3, 1000), kBoundary);
   CHECK(cut.error == "multipart: part headers exceed 16384 bytes");
 
   // Just under the limit is fine.
   std::string fitting = first_delimiter() + "\r\nX-Padding: " + std::string(16 * 1024 - 64, 'p') +
                         "\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1" + closing();
-  CHECK(parse_in_pieces(fitting, random_pieces(fitting, 4, 700)).error.empty());
+  CHECK(parse_in_pieces(fitting, random_pieces(fitting, 4, 700), kBoundary).error.empty());
 }
 
 TEST_CASE("malformed bodies throw MultipartError", "[multipart]") {
