@@ -15,7 +15,9 @@ namespace depot {
 namespace {
 
 const char* const kWriterMetatable = "depot.fs.writer";
-constexpr size_t kFlushBytes = 1024 * 1024;
+// Big enough that a pool job and a write(2) are cheap per byte, small enough that many writers at
+// once stay small (see fs_writer.hpp). A socket read is 64 KiB, so one body chunk fills a buffer.
+constexpr size_t kFlushBytes = 64 * 1024;
 
 int push_failure(lua_State* L, const std::string& message) {
   lua_pushnil(L);
@@ -102,7 +104,7 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   // Worker thread, after a background write.
   void on_flushed(const std::string& failure) {
     in_flight = false;
-    flushing.clear();
+    release_if_oversized(flushing);
     if (!failure.empty() && error.empty()) error = "fs.writer: " + failure;
     if (when_idle) {
       std::function<void()> next = std::move(when_idle);
@@ -130,6 +132,17 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
       }
       return 2;
     };
+  }
+
+  // Keeps a flushed buffer's capacity for the next one, unless a big chunk made it larger than
+  // the buffers normally are: that memory goes back at once rather than living as long as the
+  // writer.
+  static void release_if_oversized(std::string& flushed) {
+    if (flushed.capacity() > kFlushBytes) {
+      std::string().swap(flushed);
+    } else {
+      flushed.clear();
+    }
   }
 
   // Drops the data and removes the temporary file: on the pool when there is one (the pool's
@@ -187,6 +200,13 @@ int writer_write(lua_State* L) {
   if (!stream.error.empty()) return push_failure(L, stream.error);
   size_t size;
   const char* chunk = lua_tolstring(L, 2, &size);
+  // A chunk that would overflow a part-filled buffer sends that buffer first when the pool is
+  // free, so buffers stay at kFlushBytes instead of growing to twice that for odd chunk sizes.
+  if (worker != nullptr && !stream.in_flight && !stream.buffer.empty() &&
+      stream.buffer.size() + size > kFlushBytes && !stream.start_flush(*worker)) {
+    return luaL_error(L, "%s", queue_full_message("fs.writer:write").c_str());
+  }
+  if (stream.buffer.capacity() < kFlushBytes) stream.buffer.reserve(kFlushBytes);
   stream.buffer.append(chunk, size);
   stream.bytes += size;
   if (stream.buffer.size() < kFlushBytes) return push_true(L);
@@ -196,7 +216,7 @@ int writer_write(lua_State* L) {
     } catch (const std::exception& e) {
       stream.error = std::string("fs.writer: ") + e.what();
     }
-    stream.buffer.clear();
+    WriteStream::release_if_oversized(stream.buffer);
     return stream.error.empty() ? push_true(L) : push_failure(L, stream.error);
   }
   if (!stream.in_flight) {

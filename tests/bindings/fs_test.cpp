@@ -298,7 +298,7 @@ assert(not pcall(w.write, w, "more"), "write after commit raises")
 eq(w:abort(), false, "abort after commit")
 
 local aborted = assert(fs.writer("doc"))
-assert(aborted:write(string.rep("x", 3 * 1024 * 1024)))  -- past the 1 MiB buffer: written inline
+assert(aborted:write(string.rep("x", 3 * 1024 * 1024)))  -- past the 64 KiB buffer: written inline
 eq(aborted:abort(), true, "abort")
 eq(#fs.list("."), 1, "abort removes the temp file")
 eq(fs.read("doc"), "hello world", "abort keeps the previous version")
