@@ -1,6 +1,8 @@
 // Write streams for Lua: buffering and handing writes to the pool (see fs_writer.hpp).
 #include "bindings/fs_writer.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <new>
@@ -15,9 +17,19 @@ namespace depot {
 namespace {
 
 const char* const kWriterMetatable = "depot.fs.writer";
-// Big enough that a pool job and a write(2) are cheap per byte, small enough that many writers at
-// once stay small (see fs_writer.hpp). A socket read is 64 KiB, so one body chunk fills a buffer.
-constexpr size_t kFlushBytes = 64 * 1024;
+// How much a buffer holds before it goes to the pool: the writers open in the process share
+// kWritersBudget, each between 64 KiB (a socket read, so one body chunk fills a buffer) and 1 MiB.
+// A few writers get big writes, hence few pool round trips per MiB; 500 concurrent uploads get
+// 64 KiB each instead of 500 × 2 MiB (see fs_writer.hpp).
+constexpr size_t kMinFlushBytes = 64 * 1024;
+constexpr size_t kMaxFlushBytes = 1024 * 1024;
+constexpr size_t kWritersBudget = 16 * 1024 * 1024;
+std::atomic<size_t> open_writers{0};
+
+size_t flush_bytes() {
+  size_t share = kWritersBudget / std::max<size_t>(1, open_writers.load(std::memory_order_relaxed));
+  return std::clamp(share, kMinFlushBytes, kMaxFlushBytes);
+}
 
 int push_failure(lua_State* L, const std::string& message) {
   lua_pushnil(L);
@@ -40,7 +52,10 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
  public:
   enum class State { open, committing, committed, aborted };
 
-  explicit WriteStream(std::shared_ptr<disk::AtomicFile> file) : file(std::move(file)) {}
+  explicit WriteStream(std::shared_ptr<disk::AtomicFile> file) : file(std::move(file)) {
+    open_writers.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~WriteStream() { leave_budget(); }
 
   std::shared_ptr<disk::AtomicFile> file;
   std::string buffer;    // accepted, not yet handed to the pool
@@ -50,6 +65,14 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   std::string error;                // the first failure; every later call returns it
   uint64_t bytes = 0;
   State state = State::open;
+  bool in_budget = true;  // counted in open_writers: still taking data
+
+  // Called once the stream takes no more data (committed, aborted, collected).
+  void leave_budget() {
+    if (!in_budget) return;
+    in_budget = false;
+    open_writers.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   // Hands `buffer` to the pool as one write. False (buffer kept) when the queue is full.
   bool start_flush(Worker& worker) {
@@ -114,6 +137,7 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   }
 
   void on_committed(const std::string& failure) {
+    leave_budget();
     in_flight = false;
     std::string().swap(buffer);
     std::string().swap(flushing);
@@ -134,11 +158,11 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
     };
   }
 
-  // Keeps a flushed buffer's capacity for the next one, unless a big chunk made it larger than
-  // the buffers normally are: that memory goes back at once rather than living as long as the
-  // writer.
+  // Keeps a flushed buffer's capacity for the next one, unless it is larger than buffers are now
+  // (a big chunk, or more writers opened since): that memory goes back at once rather than living
+  // as long as the writer.
   static void release_if_oversized(std::string& flushed) {
-    if (flushed.capacity() > kFlushBytes) {
+    if (flushed.capacity() > flush_bytes()) {
       std::string().swap(flushed);
     } else {
       flushed.clear();
@@ -148,6 +172,7 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   // Drops the data and removes the temporary file: on the pool when there is one (the pool's
   // mutex-ordered file waits for a write still running), inline otherwise.
   void abandon(Worker* worker) {
+    leave_budget();
     state = State::aborted;
     std::string().swap(buffer);
     std::shared_ptr<disk::AtomicFile> target = file;
@@ -192,24 +217,42 @@ Worker* writer_worker(lua_State* L, WriteStream& stream, const char* function) {
   return worker;
 }
 
-// w:write(chunk) -> true | nil, message
-int writer_write(lua_State* L) {
+// The C half of w:write(chunk): takes the chunk into the buffer, or returns false (taking
+// nothing) when that would fill the buffer while a write is still in flight; the Lua half
+// (kWriteInLua) then waits with writer_wait and tries again. So while a task waits, the chunk is
+// still the caller's string, not a second copy here: per writer at most one buffer in flight and
+// one part-filled buffer. Returns true | nil, message | false.
+int writer_take(lua_State* L) {
   WriteStream& stream = check_open_writer(L, "write");
   if (lua_type(L, 2) != LUA_TSTRING) luaL_error(L, "fs.writer:write: chunk must be a string");
   Worker* worker = writer_worker(L, stream, "fs.writer:write");
   if (!stream.error.empty()) return push_failure(L, stream.error);
   size_t size;
   const char* chunk = lua_tolstring(L, 2, &size);
-  // A chunk that would overflow a part-filled buffer sends that buffer first when the pool is
-  // free, so buffers stay at kFlushBytes instead of growing to twice that for odd chunk sizes.
-  if (worker != nullptr && !stream.in_flight && !stream.buffer.empty() &&
-      stream.buffer.size() + size > kFlushBytes && !stream.start_flush(*worker)) {
-    return luaL_error(L, "%s", queue_full_message("fs.writer:write").c_str());
+  size_t limit = flush_bytes();
+  bool fills = stream.buffer.size() + size >= limit;
+  if (fills && worker != nullptr) {
+    if (stream.in_flight) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    // A chunk that would overflow a part-filled buffer sends that buffer on its own, so buffers
+    // stay at `limit` instead of growing to twice that for odd chunk sizes.
+    if (!stream.buffer.empty() && stream.buffer.size() + size > limit) {
+      if (!stream.start_flush(*worker)) {
+        return luaL_error(L, "%s", queue_full_message("fs.writer:write").c_str());
+      }
+      fills = size >= limit;
+      if (fills) {
+        lua_pushboolean(L, 0);
+        return 1;
+      }
+    }
   }
-  if (stream.buffer.capacity() < kFlushBytes) stream.buffer.reserve(kFlushBytes);
+  if (stream.buffer.capacity() < kMinFlushBytes) stream.buffer.reserve(kMinFlushBytes);
   stream.buffer.append(chunk, size);
   stream.bytes += size;
-  if (stream.buffer.size() < kFlushBytes) return push_true(L);
+  if (!fills) return push_true(L);
   if (worker == nullptr) {
     try {
       stream.file->append(stream.buffer);
@@ -219,26 +262,39 @@ int writer_write(lua_State* L) {
     WriteStream::release_if_oversized(stream.buffer);
     return stream.error.empty() ? push_true(L) : push_failure(L, stream.error);
   }
-  if (!stream.in_flight) {
-    if (!stream.start_flush(*worker)) {
-      return luaL_error(L, "%s", queue_full_message("fs.writer:write").c_str());
-    }
-    return push_true(L);
+  if (!stream.start_flush(*worker)) {
+    return luaL_error(L, "%s", queue_full_message("fs.writer:write").c_str());
   }
+  return push_true(L);
+}
+
+// Waits (inside a task) until no write is in flight; returns nothing. writer_take reports a
+// failure of that write.
+int writer_wait(lua_State* L) {
+  WriteStream& stream = check_open_writer(L, "write");
+  Worker* worker = writer_worker(L, stream, "fs.writer:write");
+  if (worker == nullptr || !stream.in_flight) return 0;
   Task& task = *Task::of_state(L);
   uint64_t task_id = task.id();
-  WriteStream* waiting = &stream;  // kept alive by the in-flight write, which holds it
-  stream.when_idle = [waiting, worker, task_id] {
-    if (!waiting->error.empty()) {
-      resume_task(*worker, task_id, failure_pusher(waiting->error));
-    } else if (!waiting->start_flush(*worker)) {
-      resume_task(*worker, task_id, failure_pusher(queue_full_message("fs.writer:write")));
-    } else {
-      resume_task(*worker, task_id, Task::Pusher(push_true));
-    }
+  stream.when_idle = [worker, task_id] {
+    resume_task(*worker, task_id, [](lua_State*) { return 0; });
   };
   return task.suspend(L);
 }
+
+// w:write(chunk) -> true | nil, message. Lua, so that the chunk stays referenced (a local) while
+// the task waits; called with writer_take and writer_wait.
+const char kWriteInLua[] = R"LUA(
+local take, wait = ...
+return function(self, chunk)
+  local ok, err = take(self, chunk)
+  while ok == false do
+    wait(self)
+    ok, err = take(self, chunk)
+  end
+  return ok, err
+end
+)LUA";
 
 // w:bytes() -> number of bytes accepted so far
 int writer_bytes(lua_State* L) {
@@ -296,6 +352,7 @@ int writer_abort(lua_State* L) {
     return 1;
   }
   stream.state = WriteStream::State::aborted;
+  stream.leave_budget();
   std::string().swap(stream.buffer);
   std::shared_ptr<disk::AtomicFile> file = stream.file;
   return run_blocking(L, "fs.writer:abort", [file]() -> Task::Pusher {
@@ -334,10 +391,17 @@ void push_writer(lua_State* L, std::shared_ptr<disk::AtomicFile> file) {
 
 void create_writer_metatable(lua_State* L) {
   const luaL_Reg methods[] = {
-      {"write", writer_write}, {"bytes", writer_bytes}, {"commit", writer_commit},
-      {"abort", writer_abort}, {nullptr, nullptr},
+      {"bytes", writer_bytes}, {"commit", writer_commit}, {"abort", writer_abort}, {nullptr, nullptr},
   };
   define_metatable(L, kWriterMetatable, methods, writer_gc, writer_tostring);
+  luaL_getmetatable(L, kWriterMetatable);
+  lua_getfield(L, -1, "__index");
+  if (luaL_loadbuffer(L, kWriteInLua, sizeof kWriteInLua - 1, "=fs.writer:write") != 0) lua_error(L);
+  lua_pushcfunction(L, writer_take);
+  lua_pushcfunction(L, writer_wait);
+  lua_call(L, 2, 1);
+  lua_setfield(L, -2, "write");
+  lua_pop(L, 2);
 }
 
 int open_writer(lua_State* L, std::string path, disk::AtomicFileOptions options) {

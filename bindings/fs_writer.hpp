@@ -3,13 +3,14 @@
 // commit) without the reactor ever waiting on the disk.
 //
 // How it spends round trips and memory: w:write(chunk) appends to a memory buffer; once the
-// buffer holds 64 KiB it is handed to the thread pool as one write and the call returns at once.
-// The task yields when a buffer fills while the previous write is still running, so at most one
-// write is in flight and one buffer fills per writer: about 2 × 64 KiB (plus one chunk larger than
-// that), which is what lets 500 concurrent uploads stay in a few hundred KiB each. The request
-// body waiting in the connection meanwhile keeps the pool busy; 64 KiB writes cost the same disk
-// throughput as 1 MiB ones. A failed background write is reported by the next call (write or
-// commit).
+// buffer is full it is handed to the thread pool as one write and the call returns at once. A
+// buffer holds the writer's share of 16 MiB split among all writers open in the process, between
+// 64 KiB and 1 MiB: a lone upload makes one pool round trip per MiB, 500 concurrent uploads hold
+// 64 KiB each. When a chunk would fill the buffer while the previous write is still running, the
+// task waits for that write before it copies the chunk (w:write is a Lua loop around a C half, so
+// the chunk stays the caller's string meanwhile). Per writer that is one buffer in flight and one
+// part-filled buffer; the request body waiting in the connection keeps the pool busy. A failed
+// background write is reported by the next call (write or commit).
 //
 // Lifetime: a writer that is neither committed nor aborted when the garbage collector takes it is
 // aborted then (its temporary file removed on the pool), so a client that disconnects mid-upload
