@@ -391,12 +391,16 @@ void push_writer(lua_State* L, std::shared_ptr<disk::AtomicFile> file) {
 
 void create_writer_metatable(lua_State* L) {
   const luaL_Reg methods[] = {
-      {"bytes", writer_bytes}, {"commit", writer_commit}, {"abort", writer_abort}, {nullptr, nullptr},
+      {"bytes", writer_bytes},
+      {"commit", writer_commit},
+      {"abort", writer_abort},
+      {nullptr, nullptr},
   };
   define_metatable(L, kWriterMetatable, methods, writer_gc, writer_tostring);
   luaL_getmetatable(L, kWriterMetatable);
   lua_getfield(L, -1, "__index");
-  if (luaL_loadbuffer(L, kWriteInLua, sizeof kWriteInLua - 1, "=fs.writer:write") != 0) lua_error(L);
+  if (luaL_loadbuffer(L, kWriteInLua, sizeof kWriteInLua - 1, "=fs.writer:write") != 0)
+    lua_error(L);
   lua_pushcfunction(L, writer_take);
   lua_pushcfunction(L, writer_wait);
   lua_call(L, 2, 1);

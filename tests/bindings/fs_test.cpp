@@ -736,12 +736,15 @@ TEST_CASE("fs.writer holds at most two buffers: writes wait while the pool is be
   REQUIRE(fd >= 0);  // the only pool thread now sits in read()
   nlohmann::json written;
   std::thread writer([&] {
-    written = nlohmann::json::parse(http_request(server.port(), "POST", "/held/write?count=40").body);
+    written =
+        nlohmann::json::parse(http_request(server.port(), "POST", "/held/write?count=40").body);
   });
   auto writes = [&] {
-    return nlohmann::json::parse(http_request(server.port(), "GET", "/held/writes").body)["writes"].get<int>();
+    return nlohmann::json::parse(http_request(server.port(), "GET", "/held/writes").body)["writes"]
+        .get<int>();
   };
-  for (int attempt = 0; attempt < 500 && writes() == 0; ++attempt) std::this_thread::sleep_for(10ms);
+  for (int attempt = 0; attempt < 500 && writes() == 0; ++attempt)
+    std::this_thread::sleep_for(10ms);
   std::this_thread::sleep_for(200ms);
   // A lone writer's buffers are 1 MiB (16 writes of 64 KiB): the first buffer waits in the
   // pool's queue, 15 writes part-fill the second, and the one that would fill it waits there
