@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake make pkg-config
   libpistache-dev libluajit2-5.1-dev liblmdb-dev libsodium-dev nlohmann-json3-dev
-  libcurl4-openssl-dev libhttp-parser-dev catch2 libmimalloc-dev
+  libcurl4-openssl-dev libhttp-parser-dev catch2
   curl python3 python3-requests python3-pytest
 )
 if [ "${1:-}" = "--bench" ]; then
