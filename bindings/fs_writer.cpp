@@ -1,11 +1,12 @@
 // Write streams for Lua: buffering and handing writes to the pool (see fs_writer.hpp).
 #include "bindings/fs_writer.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <malloc.h>
 #include <memory>
 #include <new>
 
