@@ -2,11 +2,15 @@
 // body arrives and lands them in a disk::AtomicFile (temporary file, incremental hash, rename on
 // commit) without the reactor ever waiting on the disk.
 //
-// How it spends round trips: w:write(chunk) only appends to a memory buffer; once the buffer
-// holds 1 MiB it is handed to the thread pool as one write and the call returns at once. The task
-// yields only when a buffer fills while the previous write is still running — so a stream of
-// 64 KiB chunks costs one pool job per MiB, and memory stays under about 2 MiB plus two chunks
-// per writer. A failed background write is reported by the next call (write or commit).
+// How it spends round trips and memory: w:write(chunk) appends to a memory buffer; once the
+// buffer is full it is handed to the thread pool as one write and the call returns at once. A
+// buffer holds the writer's share of 16 MiB split among all writers open in the process, between
+// 64 KiB and 1 MiB: a lone upload makes one pool round trip per MiB, 500 concurrent uploads hold
+// 64 KiB each. When a chunk would fill the buffer while the previous write is still running, the
+// task waits for that write before it copies the chunk (w:write is a Lua loop around a C half, so
+// the chunk stays the caller's string meanwhile). Per writer that is one buffer in flight and one
+// part-filled buffer; the request body waiting in the connection keeps the pool busy. A failed
+// background write is reported by the next call (write or commit).
 //
 // Lifetime: a writer that is neither committed nor aborted when the garbage collector takes it is
 // aborted then (its temporary file removed on the pool), so a client that disconnects mid-upload

@@ -17,7 +17,7 @@
 
 namespace depot {
 namespace {
-constexpr size_t kBodyHighWater = 256 * 1024;  // stop reading the socket above this
+constexpr size_t kBodyHighWater = 64 * 1024;  // stop reading the socket above this (one read)
 constexpr size_t kOutputHighWater = 256 * 1024;
 constexpr uint64_t kDiscardableBody = 64 * 1024;  // unread body we drop to keep the connection
 

@@ -76,6 +76,16 @@ size_t temporary_files(const stdfs::path& directory, const std::string& name) {
   return count;
 }
 
+// Opens a FIFO's writing end once a pool thread is reading it (ENXIO until then); -1 after 5 s.
+int open_fifo_for_writing(const stdfs::path& fifo) {
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) return fd;
+    std::this_thread::sleep_for(10ms);
+  }
+  return -1;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -305,7 +315,7 @@ assert(not pcall(w.write, w, "more"), "write after commit raises")
 eq(w:abort(), false, "abort after commit")
 
 local aborted = assert(fs.writer("doc"))
-assert(aborted:write(string.rep("x", 3 * 1024 * 1024)))  -- past the 1 MiB buffer: written inline
+assert(aborted:write(string.rep("x", 3 * 1024 * 1024)))  -- past the 64 KiB buffer: written inline
 eq(aborted:abort(), true, "abort")
 eq(#fs.list("."), 1, "abort removes the temp file")
 eq(fs.read("doc"), "hello world", "abort keeps the previous version")
@@ -483,6 +493,22 @@ service:get("/slow", function(req)
   return {bytes = bytes, seconds = depot.monotonic() - started}
 end)
 
+-- One writer kept across requests, to see how far its writes get while the pool is blocked.
+local held = {}
+service:post("/held/open", function()
+  held.writer, held.writes = assert(fs.writer("held.bin")), 0
+  return "ok"
+end)
+service:post("/held/write", function(req)
+  local piece = string.rep("h", 65536)
+  for _ = 1, tonumber(req.query.count) do
+    assert(held.writer:write(piece))
+    held.writes = held.writes + 1
+  end
+  return {bytes = assert(held.writer:commit())}
+end)
+service:get("/held/writes", function() return {writes = held.writes} end)
+
 local scenarios = {}
 
 function scenarios.functions()
@@ -658,22 +684,13 @@ TEST_CASE("disk work waits on the pool, never on the reactor", "[fs]") {
   SECTION("a read blocked on a pipe leaves /hello fast") {
     stdfs::path pipe = server.data_dir() / "pipe";
     REQUIRE(::mkfifo(pipe.c_str(), 0600) == 0);
-    // Opens the pipe's writing end once the pool thread is reading it (ENXIO until then).
-    auto open_writer = [&] {
-      for (int attempt = 0; attempt < 500; ++attempt) {
-        int fd = ::open(pipe.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0) return fd;
-        std::this_thread::sleep_for(10ms);
-      }
-      return -1;
-    };
     std::atomic<bool> answered{false};
     std::string body;
     std::thread reader([&] {
       body = http_request(server.port(), "GET", "/pipe").body;
       answered = true;
     });
-    int fd = open_writer();
+    int fd = open_fifo_for_writing(pipe);
     REQUIRE(fd >= 0);  // the pool thread now sits in read()
     double worst = 0;
     for (int i = 0; i < 20; ++i) {
@@ -714,4 +731,39 @@ TEST_CASE("disk work waits on the pool, never on the reactor", "[fs]") {
     CHECK(worst < 0.2);
     CHECK(stdfs::file_size(server.data_dir() / "slow.bin") == 50u * 1024 * 1024);
   }
+}
+
+TEST_CASE("fs.writer holds at most two buffers: writes wait while the pool is behind", "[fs]") {
+  TestServer server("app", kRoutes, [](depot::Options& options) { options.blocking_threads = 1; });
+  REQUIRE(http_request(server.port(), "POST", "/held/open").status == 200);
+  stdfs::path pipe = server.data_dir() / "pipe";
+  REQUIRE(::mkfifo(pipe.c_str(), 0600) == 0);
+  std::string piped;
+  std::thread reader([&] { piped = http_request(server.port(), "GET", "/pipe").body; });
+  int fd = open_fifo_for_writing(pipe);
+  REQUIRE(fd >= 0);  // the only pool thread now sits in read()
+  nlohmann::json written;
+  std::thread writer([&] {
+    written =
+        nlohmann::json::parse(http_request(server.port(), "POST", "/held/write?count=40").body);
+  });
+  auto writes = [&] {
+    return nlohmann::json::parse(http_request(server.port(), "GET", "/held/writes").body)["writes"]
+        .get<int>();
+  };
+  for (int attempt = 0; attempt < 500 && writes() == 0; ++attempt)
+    std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(200ms);
+  // A lone writer's buffers are 1 MiB (16 writes of 64 KiB): the first buffer waits in the
+  // pool's queue, 15 writes part-fill the second, and the one that would fill it waits there
+  // instead of piling up the other 560 KiB.
+  CHECK(writes() == 31);
+  CHECK(::write(fd, "go", 2) == 2);
+  ::close(fd);
+  reader.join();
+  writer.join();
+  CHECK(piped == "go");
+  CHECK(written["bytes"] == 40 * 65536);
+  CHECK(writes() == 40);
+  CHECK(stdfs::file_size(server.data_dir() / "held.bin") == 40u * 65536);
 }
