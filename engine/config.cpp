@@ -65,6 +65,7 @@ void read_limits(const nlohmann::json& document, Limits& limits) {
   limits.send_timeout = seconds_setting(section, "send_timeout", limits.send_timeout);
   limits.request_deadline = seconds_setting(section, "request_deadline", limits.request_deadline);
   limits.instruction_budget = json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");
+  limits.max_connections = json_get<size_t>(section, "max_connections", limits.max_connections, "limits");
 }
 
 void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& services) {

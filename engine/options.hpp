@@ -23,6 +23,10 @@ struct Limits {
   std::chrono::milliseconds send_timeout = 60s;       // no write progress to a blocked client → close
   std::chrono::milliseconds request_deadline = 300s;  // wall clock per request task → 503 (0 = none)
   uint64_t instruction_budget = 0;                    // Lua VM instructions per request → 500 (0 = none)
+  // Open client connections of the server, all workers together. At the limit the oldest idle
+  // keep-alive connection is closed for a new one; with none idle the new one is answered 503.
+  // 0: min(RLIMIT_NOFILE - 128, 10000), so descriptors remain for files, LMDB and upstreams.
+  size_t max_connections = 0;
 };
 
 // A route script mounted at one or more URL prefixes.
