@@ -36,6 +36,9 @@ def connect(port):
     return sock
 
 
+probe_times = []
+
+
 def probe(port, results, stop):
     """Normal requests during the attack: (seconds taken, status or the failure)."""
     while not stop.is_set():
@@ -57,6 +60,7 @@ def probe(port, results, stop):
         except (ConnectionError, socket.timeout) as error:
             status = type(error).__name__
         results.append((time.monotonic() - started, status))
+        probe_times.append(started)
         stop.wait(0.25)
 
 
@@ -64,8 +68,9 @@ def slowloris(port, connections, seconds, interval):
     raise_descriptor_limit(connections + 64)
     selector = selectors.DefaultSelector()
     first_byte = {}
-    cut_after = []
-    refused = 0
+    cut_after = []  # attackers answered 408: seconds from their first byte
+    refused = 0     # answered 503 at max_connections
+    dropped = 0     # closed or reset without an answer (evicted while idle, or a 503 lost to a reset)
     began = time.monotonic()
     for _ in range(connections):
         sock = connect(port)
@@ -78,7 +83,7 @@ def slowloris(port, connections, seconds, interval):
     head = b"GET /hello HTTP/1.1\r\nHost: bench\r\nX-Slow: "
     next_send = 0.0
     deadline = began + seconds
-    while time.monotonic() < deadline and first_byte:
+    while time.monotonic() < deadline:
         now = time.monotonic()
         trickle = now >= next_send
         if trickle:
@@ -92,6 +97,9 @@ def slowloris(port, connections, seconds, interval):
                     first_byte[sock] = now
             except OSError:
                 pass  # not connected yet, or closed: the read side sees the close
+        if not first_byte:  # every attacker is gone: the probe goes on until the deadline
+            time.sleep(0.1)
+            continue
         for key, _ in selector.select(timeout=0.1):
             sock = key.fileobj
             try:
@@ -102,8 +110,10 @@ def slowloris(port, connections, seconds, interval):
                 data = b""
             if data.startswith(b"HTTP/1.1 503"):
                 refused += 1
-            elif first_byte.get(sock) is not None:
+            elif data.startswith(b"HTTP/1.1 408") and first_byte[sock] is not None:
                 cut_after.append(time.monotonic() - first_byte[sock])
+            else:
+                dropped += 1
             selector.unregister(sock)
             sock.close()
             del first_byte[sock]
@@ -114,16 +124,25 @@ def slowloris(port, connections, seconds, interval):
     statuses = {}
     for _, status in probes:
         statuses[status] = statuses.get(status, 0) + 1
+    # When the probes were served again: the first 200 after the last refusal.
+    recovered = None
+    for index, (_, status) in enumerate(probes):
+        if status != "200":
+            recovered = None
+        elif recovered is None:
+            recovered = index
     cut_after.sort()
     print(json.dumps({
         "attackers": connections,
         "refused_503": refused,
-        "cut_by_server": len(cut_after),
-        "cut_after_s": {"min": round(cut_after[0], 1), "max": round(cut_after[-1], 1)} if cut_after else None,
+        "dropped_without_answer": dropped,
+        "cut_408": len(cut_after),
+        "cut_408_after_s": {"min": round(cut_after[0], 1), "max": round(cut_after[-1], 1)} if cut_after else None,
         "still_open_at_end": len(first_byte),
         "probes": len(probes),
         "probe_statuses": statuses,
         "probe_max_latency_s": round(max((t for t, _ in probes), default=0), 3),
+        "probes_200_from_s": round(probe_times[recovered] - began, 1) if recovered is not None else None,
     }))
 
 

@@ -32,10 +32,10 @@ JSON
 # Depot with a descriptor limit of its own (the client raises its own limit in Python).
 start_limited_depot() { # descriptor-limit port
   local previous
-  previous=$(ulimit -n)
-  ulimit -n "$1"
+  previous=$(ulimit -Sn)
+  ulimit -Sn "$1"
   start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$2" warn
-  ulimit -n "$previous"
+  ulimit -Sn "$previous"
 }
 
 slowloris() {

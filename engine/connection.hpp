@@ -119,7 +119,9 @@ class Connection final : public EventSource {
   size_t header_bytes_ = 0;
   std::optional<RequestProblem> parse_problem_;  // why a parser callback stopped the parser
   bool head_started_ = false;
-  bool reading_head_ = true;  // the parser is between messages or in a head
+  int requests_this_turn_ = 0;  // pipelined requests started since the last read (or turn)
+  bool turn_over_ = false;      // the rest waits for a deferred turn (kRequestsPerTurn)
+  bool reading_head_ = true;    // the parser is between messages or in a head
   std::string raw_head_;      // the head's bytes, for request_syntax::check_head
   // The header_timeout clock: runs from the first byte of a request (or from the end of the
   // previous exchange, when the next request was already received).
