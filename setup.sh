@@ -10,7 +10,7 @@ packages=(
   curl python3 python3-requests python3-pytest
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(wrk nginx libnginx-mod-http-lua lua-resty-core)
+  packages+=(wrk nginx libnginx-mod-http-lua lua-resty-core lua-cjson)
 fi
 
 missing=()

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Hello-route comparison: Depot (2 reactor threads) against nginx + lua-nginx-module (2 workers,
+# Route comparison: Depot (2 reactor threads) against nginx + lua-nginx-module (2 workers,
 # content_by_lua_block), both on 127.0.0.1, measured with wrk in alternating rounds. Reports
 # req/s, p50/p99 latency and server CPU per request, and the Depot/nginx req/s ratio.
+# ROUTE picks the route: hello (scripts/hello), json (a small table encoded; cjson on nginx) or
+# kv (one kv read; a shared dict on nginx), both from bench/scripts/routes.
 # Method and nginx.conf follow /work/shared/notes/reactor-design.md §6.1 so the figures compare
 # with the prototype's. Neither server writes access logs: Depot runs at --log-level warn (its
 # access log is at info) and nginx has access_log off.
 #
-# Environment: ROUNDS (default 3), DURATION seconds per wrk run (8), WARMUP seconds (2),
-# DEPOT_BINARY (build/depot), KEEP_WORK_DIR=1 to keep the server logs.
+# Environment: ROUTE (hello, json or kv), JIT=1 (the Depot service opts into LuaJIT's compiler,
+# giving up preemption of compiled loops), ROUNDS (default 3), DURATION seconds per wrk run (8),
+# WARMUP seconds (2), DEPOT_BINARY (build/depot), KEEP_WORK_DIR=1 to keep the server logs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
+ROUTE=${ROUTE:-hello}
+JIT=${JIT:-0}
+case "$ROUTE" in hello | json | kv) ;; *) die "ROUTE must be hello, json or kv, not '$ROUTE'" ;; esac
 NGINX_MODULES_DIR=/usr/lib/nginx/modules
 # No Connection header: HTTP/1.1 keep-alive by default is what real clients rely on, and a server
 # that closes such connections must show up in the numbers (toolchain.md §3).
@@ -26,12 +32,18 @@ check_tools() {
   require_file "$NGINX_MODULES_DIR/ngx_http_lua_module.so" libnginx-mod-http-lua
   # lua-nginx-module 0.10.23 refuses to start without resty.core.
   require_file /usr/share/lua/5.1/resty/core.lua lua-resty-core
+  [ "$ROUTE" != json ] || require_file /usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so lua-cjson
   require_depot_tools
 }
 
 write_depot_config() {
-  cat >"$WORK_DIR/depot.json" <<'JSON'
-{"services": [{"name": "hello", "script": "hello", "mount": ["/"]}], "watch_scripts": false}
+  local service=routes jit=false
+  [ "$ROUTE" != hello ] || service=hello
+  [ "$JIT" != 1 ] || jit=true
+  SCRIPTS_DIR=$BENCH_DIR/scripts
+  [ "$ROUTE" != hello ] || SCRIPTS_DIR=$REPO_DIR/scripts
+  cat >"$WORK_DIR/depot.json" <<JSON
+{"services": [{"name": "$service", "script": "$service", "mount": ["/"], "jit": $jit}], "watch_scripts": false}
 JSON
 }
 
@@ -45,10 +57,15 @@ load_module $NGINX_MODULES_DIR/ngx_http_lua_module.so;
 worker_processes 2; daemon on; pid logs/nginx.pid; error_log logs/error.log warn;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
+  lua_shared_dict bench 1m;
+  init_by_lua_block { local found, module = pcall(require, "cjson"); cjson = found and module or nil; ngx.shared.bench:set("greeting", "hello\\n") }
   client_body_temp_path tmp/body; proxy_temp_path tmp/proxy; fastcgi_temp_path tmp/fcgi;
   uwsgi_temp_path tmp/uwsgi; scgi_temp_path tmp/scgi;
   server { listen 127.0.0.1:$1;
-    location = /hello { default_type text/plain; content_by_lua_block { ngx.print("hello\n") } } } }
+    location = /hello { default_type text/plain; content_by_lua_block { ngx.print("hello\n") } }
+    location = /json { default_type application/json;
+      content_by_lua_block { ngx.print(cjson.encode({ message = "hello", items = { 1, 2, 3 }, ok = true })) } }
+    location = /kv { default_type text/plain; content_by_lua_block { ngx.print(ngx.shared.bench:get("greeting")) } } } }
 NGINX
 }
 
@@ -86,15 +103,20 @@ child_pids() { # parent-pid
   return 0
 }
 
-# Both servers must send the same body, or the comparison measures different work. The response
-# sizes go into the report because header bytes differ between the servers.
-check_hello() { # name port
-  local body summary
-  body=$(curl -fsS --max-time 5 "http://127.0.0.1:$2/hello") || die "$1: GET /hello failed"
-  [ "$body" = hello ] || die "$1: GET /hello answered '$body' instead of 'hello'"
+# Both servers must send the same body (JSON: the same document, keys in any order), or the
+# comparison measures different work. The response sizes go into the report because header bytes
+# differ between the servers.
+check_route() { # name port
+  local body summary expected=hello
+  body=$(curl -fsS --max-time 5 "http://127.0.0.1:$2/$ROUTE") || die "$1: GET /$ROUTE failed"
+  if [ "$ROUTE" = json ]; then
+    body=$(python3 -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$body")
+    expected='{"items": [1, 2, 3], "message": "hello", "ok": true}'
+  fi
+  [ "$body" = "$expected" ] || die "$1: GET /$ROUTE answered '$body' instead of '$expected'"
   summary=$(curl -sS -o /dev/null --max-time 5 -w '%{http_code}, %{size_header} header bytes + %{size_download} body bytes' \
-    "http://127.0.0.1:$2/hello")
-  report "$(printf '%-6s GET /hello -> %s' "$1" "$summary")"
+    "http://127.0.0.1:$2/$ROUTE")
+  report "$(printf '%-6s GET /%s -> %s' "$1" "$ROUTE" "$summary")"
 }
 
 # Prints "req/s p50_us p99_us requests seconds errors" from wrk's --latency output. Errors are socket
@@ -131,7 +153,7 @@ measure() { # round name port pid...
   local round=$1 name=$2 port=$3 output ticks_before ticks_after rate p50 p99 requests seconds errors cpu_per_request cores
   shift 3
   ticks_before=$(cpu_ticks "$@")
-  output=$(wrk "${WRK_OPTIONS[@]}" -d"${DURATION}s" "http://127.0.0.1:$port/hello")
+  output=$(wrk "${WRK_OPTIONS[@]}" -d"${DURATION}s" "http://127.0.0.1:$port/$ROUTE")
   ticks_after=$(cpu_ticks "$@")
   printf '=== round %s, %s ===\n%s\n' "$round" "$name" "$output" >>"$WORK_DIR/wrk-output"
   read -r rate p50 p99 requests seconds errors < <(parse_wrk <<<"$output")
@@ -192,22 +214,22 @@ main() {
   write_depot_config
   write_nginx_config "$NGINX_PORT"
   log "starting Depot on port $DEPOT_PORT and nginx on port $NGINX_PORT"
-  start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$DEPOT_PORT" warn
+  start_depot "$WORK_DIR/depot.json" "$SCRIPTS_DIR" "$DEPOT_PORT" warn
   start_nginx "$NGINX_PORT"
 
-  report "hello-route benchmark: Depot vs nginx + lua-nginx-module"
+  report "$ROUTE-route benchmark: Depot vs nginx + lua-nginx-module"
   report_environment
   report "nginx:    $(nginx -v 2>&1 | sed 's/^nginx version: //'), 2 workers, content_by_lua_block, access_log off"
-  report "depot:    2 reactor threads, --log-level warn (no access log)"
-  report "client:   wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') ${WRK_OPTIONS[*]} -d${DURATION}s http://127.0.0.1:PORT/hello (no Connection header)"
+  report "depot:    2 reactor threads, --log-level warn (no access log), JIT $([ "$JIT" = 1 ] && echo on || echo "off (preemption hook on)")"
+  report "client:   wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') ${WRK_OPTIONS[*]} -d${DURATION}s http://127.0.0.1:PORT/$ROUTE (no Connection header)"
   report "          on the same machine, so wrk shares the CPUs with the server: compare ratios, not absolute req/s"
   report "rounds:   $ROUNDS, after ${WARMUP}s of wrk warm-up per server; the order alternates each round"
-  check_hello depot "$DEPOT_PORT"
-  check_hello nginx "$NGINX_PORT"
+  check_route depot "$DEPOT_PORT"
+  check_route nginx "$NGINX_PORT"
 
   log "warming up (${WARMUP}s each)"
-  wrk "${WRK_OPTIONS[@]}" -d"${WARMUP}s" "http://127.0.0.1:$DEPOT_PORT/hello" >/dev/null
-  wrk "${WRK_OPTIONS[@]}" -d"${WARMUP}s" "http://127.0.0.1:$NGINX_PORT/hello" >/dev/null
+  wrk "${WRK_OPTIONS[@]}" -d"${WARMUP}s" "http://127.0.0.1:$DEPOT_PORT/$ROUTE" >/dev/null
+  wrk "${WRK_OPTIONS[@]}" -d"${WARMUP}s" "http://127.0.0.1:$NGINX_PORT/$ROUTE" >/dev/null
 
   report ""
   report "$(printf '%5s  %-6s %10s %10s %10s %12s %6s %7s' round server req/s p50 p99 "CPU/req(us)" cores errors)"

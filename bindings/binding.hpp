@@ -5,13 +5,17 @@
 // package.preload, so scripts load them with `local kv = require "kv"`.
 //
 // Errors: a binding raises Lua errors whose message names the function and the argument
-// ("kv.put: value must be a string or table"), converting C++ exceptions at this boundary.
+// ("kv.put: value must be a string or table"), converting C++ exceptions at this boundary. The
+// checks and result pushers below are the ones every module uses; a binding that waits resumes
+// its task through engine/task_handle.hpp (or engine/blocking.hpp for work on the thread pool).
 #pragma once
 
 #include <lua.hpp>
 
 #include <filesystem>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <nlohmann/json.hpp>
 
 namespace depot {
@@ -34,10 +38,32 @@ void set_binding_context(lua_State* L, BindingContext* context);
 BindingContext& binding_context(lua_State* L);
 
 // Argument checks shared by modules; errors name the function and the argument
-// ("fs.read: path must be a string").
+// ("fs.read: path must be a string"). They raise, so call them before any work starts.
+//
+// A string argument (numbers are not coerced): "<function>: <argument> must be a string".
 std::string check_string(lua_State* L, int index, const char* function, const char* argument);
+// The same without a copy: the view lives as long as the Lua value stays on the stack.
+std::string_view check_string_view(lua_State* L, int index, const char* function,
+                                   const char* argument);
 // A path argument: non-empty, no NUL byte; a relative one is taken under the data dir.
 std::string check_path(lua_State* L, int index, const char* function, const char* argument);
+// An integer argument in [min, max] (both below 2^53, so exact as doubles):
+// "<function>: <argument> must be an integer <min>..<max>".
+double check_integer(lua_State* L, int index, const char* function, const char* argument,
+                     double min, double max);
+// The same, `fallback` when the value is nil.
+double optional_integer(lua_State* L, int index, const char* function, const char* argument,
+                        double fallback, double min, double max);
+// The optional options table at `index`: false when it is nil, true when it is a table whose
+// keys are all in `known`. Raises "<function>: options must be a table" and "<function>: unknown
+// option <name>", so that a typo such as {fsnyc = true} fails loudly instead of being ignored.
+bool check_options(lua_State* L, int index, const char* function,
+                   std::initializer_list<const char*> known);
+
+// Results shared by modules. Failures the caller should handle (the disk, the network) return
+// `nil, message` and never raise; each returns how many values it pushed.
+int push_failure(lua_State* L, std::string_view message);
+int push_true(lua_State* L);
 
 // Creates the metatable `name` for a userdata type: `methods` as its __index table, and `gc`
 // (and `tostring`) when given. Leaves the stack as it found it.

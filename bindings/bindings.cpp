@@ -1,7 +1,10 @@
-// The list of Lua modules Depot provides, registered in package.preload (see binding.hpp).
+// The list of Lua modules Depot provides, registered in package.preload, and the helpers every
+// module shares: its context, argument checks, result pushers, metatables (see binding.hpp).
 #include "bindings/binding.hpp"
 #include "engine/embedded_lua.hpp"
 
+#include <cmath>
+#include <cstring>
 #include <string>
 
 namespace depot {
@@ -46,11 +49,16 @@ BindingContext& binding_context(lua_State* L) {
   return *context;
 }
 
-std::string check_string(lua_State* L, int index, const char* function, const char* argument) {
+std::string_view check_string_view(lua_State* L, int index, const char* function,
+                                   const char* argument) {
   if (lua_type(L, index) != LUA_TSTRING) luaL_error(L, "%s: %s must be a string", function, argument);
   size_t size;
   const char* text = lua_tolstring(L, index, &size);
-  return std::string(text, size);
+  return std::string_view(text, size);
+}
+
+std::string check_string(lua_State* L, int index, const char* function, const char* argument) {
+  return std::string(check_string_view(L, index, function, argument));
 }
 
 std::string check_path(lua_State* L, int index, const char* function, const char* argument) {
@@ -59,6 +67,54 @@ std::string check_path(lua_State* L, int index, const char* function, const char
   if (path.find('\0') != std::string::npos) luaL_error(L, "%s: %s contains a NUL byte", function, argument);
   if (path[0] == '/') return path;
   return (binding_context(L).data_dir / path).string();
+}
+
+double check_integer(lua_State* L, int index, const char* function, const char* argument,
+                     double min, double max) {
+  double value = lua_type(L, index) == LUA_TNUMBER ? lua_tonumber(L, index) : NAN;
+  if (!(value >= min && value <= max) || value != std::floor(value)) {
+    luaL_error(L, "%s: %s must be an integer %.0f..%.0f", function, argument, min, max);
+  }
+  return value;
+}
+
+double optional_integer(lua_State* L, int index, const char* function, const char* argument,
+                        double fallback, double min, double max) {
+  if (lua_isnoneornil(L, index)) return fallback;
+  return check_integer(L, index, function, argument, min, max);
+}
+
+bool check_options(lua_State* L, int index, const char* function,
+                   std::initializer_list<const char*> known) {
+  if (lua_isnoneornil(L, index)) return false;
+  if (!lua_istable(L, index)) luaL_error(L, "%s: options must be a table", function);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    lua_pop(L, 1);
+    bool is_known = false;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      for (const char* name : known) {
+        is_known = is_known || std::strcmp(lua_tostring(L, -1), name) == 0;
+      }
+    }
+    if (!is_known) {
+      const char* name =
+          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+      luaL_error(L, "%s: unknown option %s", function, name);
+    }
+  }
+  return true;
+}
+
+int push_failure(lua_State* L, std::string_view message) {
+  lua_pushnil(L);
+  lua_pushlstring(L, message.data(), message.size());
+  return 2;
+}
+
+int push_true(lua_State* L) {
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 void define_metatable(lua_State* L, const char* name, const luaL_Reg* methods, lua_CFunction gc,

@@ -14,10 +14,7 @@
 #include <sodium.h>
 
 #include <cctype>
-#include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <initializer_list>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -123,47 +120,8 @@ struct Bytes {
 };
 
 Bytes check_bytes(lua_State* L, int index, const char* function, const char* argument) {
-  if (lua_type(L, index) != LUA_TSTRING) {
-    luaL_error(L, "%s: %s must be a string", function, argument);
-  }
-  size_t size;
-  const char* data = lua_tolstring(L, index, &size);
-  return {reinterpret_cast<const unsigned char*>(data), size};
-}
-
-// An integer argument in [min, max] (both below 2^53, so exact as doubles); `fallback` when the
-// value is nil, unless `fallback` is NAN, which makes the argument required.
-double check_integer(lua_State* L, int index, const char* function, const char* argument,
-                     double fallback, double min, double max) {
-  if (lua_isnoneornil(L, index) && !std::isnan(fallback)) return fallback;
-  double value = lua_type(L, index) == LUA_TNUMBER ? lua_tonumber(L, index) : NAN;
-  if (!(value >= min && value <= max) || value != std::floor(value)) {
-    luaL_error(L, "%s: %s must be an integer %.0f..%.0f", function, argument, min, max);
-  }
-  return value;
-}
-
-// The options table at `index` (nil means none): rejects keys outside `known` so that a typo such
-// as {digest_size = 32} fails loudly instead of silently using the default.
-bool check_options(lua_State* L, int index, const char* function,
-                   std::initializer_list<const char*> known) {
-  if (lua_isnoneornil(L, index)) return false;
-  if (!lua_istable(L, index)) luaL_error(L, "%s: options must be a table", function);
-  lua_pushnil(L);
-  while (lua_next(L, index) != 0) {
-    bool is_known = false;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      for (const char* name : known) {
-        is_known = is_known || std::strcmp(lua_tostring(L, -2), name) == 0;
-      }
-    }
-    if (!is_known) {
-      luaL_error(L, "%s: unknown option '%s'", function,
-                 lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
-    }
-    lua_pop(L, 1);
-  }
-  return true;
+  std::string_view text = check_string_view(L, index, function, argument);
+  return {reinterpret_cast<const unsigned char*>(text.data()), text.size()};
 }
 
 // libsodium's crypto_generichash_BYTES_MIN (16) is a recommendation; BLAKE2b itself, libsodium's
@@ -180,8 +138,8 @@ Blake2bOptions check_blake2b_options(lua_State* L, int index, const char* functi
   if (!check_options(L, index, function, {"size", "key"})) return options;
   lua_getfield(L, index, "size");
   options.digest_size = static_cast<size_t>(
-      check_integer(L, -1, function, "size", crypto_generichash_blake2b_BYTES_MAX,
-                    kBlake2bMinDigestSize, crypto_generichash_blake2b_BYTES_MAX));
+      optional_integer(L, -1, function, "size", crypto_generichash_blake2b_BYTES_MAX,
+                       kBlake2bMinDigestSize, crypto_generichash_blake2b_BYTES_MAX));
   lua_pop(L, 1);
   lua_getfield(L, index, "key");
   if (!lua_isnil(L, -1)) {
@@ -419,7 +377,7 @@ void create_stream_metatable(lua_State* L) {
 //   Errors: n not an integer 0..1073741824 (1 GiB).
 //   Example: local salt = crypto.random_bytes(16)
 int lua_random_bytes(lua_State* L) {
-  auto size = static_cast<size_t>(check_integer(L, 1, "crypto.random_bytes", "n", NAN, 0, 1 << 30));
+  auto size = static_cast<size_t>(check_integer(L, 1, "crypto.random_bytes", "n", 0, 1 << 30));
   unsigned char* bytes = push_scratch(L, size);
   randombytes_buf(bytes, size);
   push_bytes(L, bytes, size);
@@ -433,7 +391,7 @@ int lua_random_bytes(lua_State* L) {
 //   Errors: nbytes not an integer 1..1024.
 //   Example: local session_id = crypto.token()  --> 43 characters
 int lua_token(lua_State* L) {
-  auto size = static_cast<size_t>(check_integer(L, 1, "crypto.token", "nbytes", 32, 1, 1024));
+  auto size = static_cast<size_t>(optional_integer(L, 1, "crypto.token", "nbytes", 32, 1, 1024));
   unsigned char bytes[1024];
   randombytes_buf(bytes, size);
   push_base64(L, bytes, size, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -483,11 +441,7 @@ int lua_unhex(lua_State* L) {
       return 2;
     }
   }
-  if (hex.size % 2 != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, "crypto.unhex: odd number of hex digits");
-    return 2;
-  }
+  if (hex.size % 2 != 0) return push_failure(L, "crypto.unhex: odd number of hex digits");
   unsigned char* bytes = push_scratch(L, hex.size / 2);
   sodium_hex2bin(bytes, hex.size / 2, reinterpret_cast<const char*>(hex.data), hex.size, nullptr,
                  nullptr, nullptr);
@@ -560,12 +514,13 @@ int lua_password_hash(lua_State* L) {
   if (check_options(L, 2, "crypto.password_hash", {"ops", "mem"})) {
     lua_getfield(L, 2, "ops");
     limits.ops = static_cast<unsigned long long>(
-        check_integer(L, -1, "crypto.password_hash", "ops", static_cast<double>(limits.ops),
-                      crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_MAX));
+        optional_integer(L, -1, "crypto.password_hash", "ops", static_cast<double>(limits.ops),
+                         crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_MAX));
     lua_getfield(L, 2, "mem");
     limits.mem = static_cast<size_t>(
-        check_integer(L, -1, "crypto.password_hash", "mem", static_cast<double>(limits.mem),
-                      crypto_pwhash_MEMLIMIT_MIN, static_cast<double>(crypto_pwhash_MEMLIMIT_MAX)));
+        optional_integer(L, -1, "crypto.password_hash", "mem", static_cast<double>(limits.mem),
+                         crypto_pwhash_MEMLIMIT_MIN,
+                         static_cast<double>(crypto_pwhash_MEMLIMIT_MAX)));
     lua_pop(L, 2);
   }
   std::string secret(reinterpret_cast<const char*>(password.data), password.size);

@@ -22,9 +22,7 @@
 // docs/lua-api.md (fs).
 #include <sodium.h>
 
-#include <cmath>
 #include <cstring>
-#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,15 +43,6 @@ constexpr double kLargestCount = 9007199254740992.0;  // 2^53: every integer bel
 // ---------------------------------------------------------------------------------------------
 // Argument checking. Messages name the function and the argument: "fs.read: path must be a
 // string".
-
-double check_integer(lua_State* L, int index, const char* function, const char* argument,
-                     double min, double max) {
-  double value = lua_type(L, index) == LUA_TNUMBER ? lua_tonumber(L, index) : NAN;
-  if (!(value >= min && value <= max) || value != std::floor(value)) {
-    luaL_error(L, "%s: %s must be an integer %.0f..%.0f", function, argument, min, max);
-  }
-  return value;
-}
 
 // A user or group id for fs.chown; nil gives -1, "leave unchanged".
 long check_id(lua_State* L, int index, const char* argument) {
@@ -76,27 +65,6 @@ mode_t check_mode(lua_State* L, int index, const char* function, mode_t fallback
                function);
   }
   return static_cast<mode_t>(mode);
-}
-
-// Checks that the optional options table at `index` only has the names in `allowed`.
-bool check_options(lua_State* L, int index, const char* function,
-                   std::initializer_list<const char*> allowed) {
-  if (lua_isnoneornil(L, index)) return false;
-  if (!lua_istable(L, index)) luaL_error(L, "%s: options must be a table", function);
-  lua_pushnil(L);
-  while (lua_next(L, index) != 0) {
-    lua_pop(L, 1);
-    bool known = false;
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      for (const char* name : allowed) known = known || strcmp(lua_tostring(L, -1), name) == 0;
-    }
-    if (!known) {
-      const char* name =
-          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-      luaL_error(L, "%s: unknown option %s", function, name);
-    }
-  }
-  return true;
 }
 
 // Leaves options[name] on the stack top (nil when there are no options).
@@ -161,11 +129,6 @@ disk::AtomicFileOptions check_file_options(lua_State* L, int index, const char* 
 // ---------------------------------------------------------------------------------------------
 // Results, pushed on the worker thread.
 
-int push_true(lua_State* L) {
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 Task::Pusher boolean_pusher(bool value) {
   return [value](lua_State* co) {
     lua_pushboolean(co, value);
@@ -204,11 +167,7 @@ int lua_confine(lua_State* L) {
   std::string root = check_path(L, 1, "fs.confine", "root");
   std::string user_path = check_string(L, 2, "fs.confine", "user_path");
   disk::Confined confined = disk::confine(root, user_path);
-  if (confined.path.empty()) {
-    lua_pushnil(L);
-    lua_pushstring(L, ("fs.confine: " + confined.error).c_str());
-    return 2;
-  }
+  if (confined.path.empty()) return push_failure(L, "fs.confine: " + confined.error);
   lua_pushlstring(L, confined.path.data(), confined.path.size());
   return 1;
 }

@@ -66,14 +66,11 @@ void remove_tree_at(int parent_fd, const char* name, const std::string& path) {
   if (::unlinkat(parent_fd, name, 0) == 0) return;
   if (errno != EISDIR && errno != EPERM) throw FsError(path, errno);
   int unlink_error = errno;
-  int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) throw FsError(path, errno == ENOTDIR ? unlink_error : errno);
-  DirectoryHandle directory(::fdopendir(fd));
-  if (!directory) {
-    int error = errno;
-    ::close(fd);
-    throw FsError(path, error);
-  }
+  UniqueFd fd(::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) throw FsError(path, errno == ENOTDIR ? unlink_error : errno);
+  DirectoryHandle directory(::fdopendir(fd.get()));
+  if (!directory) throw FsError(path, errno);
+  fd.release();  // the DIR owns it now
   for (const std::string& child : read_names(directory.get(), path)) {
     remove_tree_at(::dirfd(directory.get()), child.c_str(), path + "/" + child);
   }
@@ -166,27 +163,6 @@ FsError::FsError(const std::string& path, int error_number)
 
 FsError::FsError(const std::string& path, const std::string& reason)
     : std::runtime_error(path + ": " + reason) {}
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) {
-    reset();
-    fd_ = other.release();
-  }
-  return *this;
-}
-
-int UniqueFd::release() {
-  int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
-int UniqueFd::reset() {
-  if (fd_ < 0) return 0;
-  int result = ::close(fd_);
-  fd_ = -1;
-  return result;
-}
 
 void write_all(int fd, const char* data, size_t size, const std::string& path) {
   while (size > 0) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/unique_fd.hpp"
+
 namespace depot::disk {
 
 class FsError : public std::runtime_error {
@@ -21,22 +23,6 @@ class FsError : public std::runtime_error {
   FsError(const std::string& path, int error_number);
   // "<path>: <reason>"
   FsError(const std::string& path, const std::string& reason);
-};
-
-// An owned file descriptor, closed when the object goes.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  int get() const { return fd_; }
-  int release();
-  // Closes now; returns close()'s result (0 when there was nothing to close).
-  int reset();
-
- private:
-  int fd_;
 };
 
 // Writes all of `data` to `fd` (retrying short writes and EINTR); `path` names it in errors.

@@ -9,6 +9,7 @@
 #include "engine/blocking.hpp"
 #include "engine/server_core.hpp"
 #include "engine/task.hpp"
+#include "engine/task_handle.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -16,21 +17,6 @@ namespace {
 
 const char* const kWriterMetatable = "depot.fs.writer";
 constexpr size_t kFlushBytes = 1024 * 1024;
-
-int push_failure(lua_State* L, const std::string& message) {
-  lua_pushnil(L);
-  lua_pushlstring(L, message.data(), message.size());
-  return 2;
-}
-
-Task::Pusher failure_pusher(std::string message) {
-  return [message = std::move(message)](lua_State* co) { return push_failure(co, message); };
-}
-
-int push_true(lua_State* L) {
-  lua_pushboolean(L, 1);
-  return 1;
-}
 
 // The worker-thread side of one writer. The pool side is `file` (thread-safe); `flushing` is the
 // one piece of memory the two share, and only the pool touches it while `in_flight`.
@@ -71,14 +57,13 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
     return queued;
   }
 
-  // Hands the rest to the pool with the commit; resumes task `task_id` with its results.
-  bool start_commit(Worker& worker, uint64_t task_id) {
+  // Hands the rest to the pool with the commit; resumes task `waiting` with its results.
+  bool start_commit(Worker& worker, TaskHandle waiting) {
     flushing.swap(buffer);
     buffer.clear();
     in_flight = true;
     std::shared_ptr<WriteStream> self = shared_from_this();
-    Worker* home = &worker;
-    bool queued = offload(worker, [self, home, task_id]() -> std::function<void()> {
+    bool queued = offload(worker, [self, waiting]() -> std::function<void()> {
       disk::AtomicFile::Result result;
       std::string failure;
       try {
@@ -87,9 +72,9 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
       } catch (const std::exception& e) {
         failure = e.what();
       }
-      return [self, home, task_id, result, failure] {
+      return [self, waiting, result, failure] {
         self->on_committed(failure);
-        resume_task(*home, task_id, self->commit_pusher(result));
+        waiting.resume_here(self->commit_pusher(result));
       };
     });
     if (!queued) {
@@ -206,15 +191,15 @@ int writer_write(lua_State* L) {
     return push_true(L);
   }
   Task& task = *Task::of_state(L);
-  uint64_t task_id = task.id();
+  TaskHandle waiting_task(task);
   WriteStream* waiting = &stream;  // kept alive by the in-flight write, which holds it
-  stream.when_idle = [waiting, worker, task_id] {
+  stream.when_idle = [waiting, worker, waiting_task] {
     if (!waiting->error.empty()) {
-      resume_task(*worker, task_id, failure_pusher(waiting->error));
+      waiting_task.resume_here(failure_pusher(waiting->error));
     } else if (!waiting->start_flush(*worker)) {
-      resume_task(*worker, task_id, failure_pusher(queue_full_message("fs.writer:write")));
+      waiting_task.resume_here(failure_pusher(queue_full_message("fs.writer:write")));
     } else {
-      resume_task(*worker, task_id, Task::Pusher(push_true));
+      waiting_task.resume_here(push_true);
     }
   };
   return task.suspend(L);
@@ -248,19 +233,19 @@ int writer_commit(lua_State* L) {
     return stream.commit_pusher(result)(L);
   }
   Task& task = *Task::of_state(L);
-  uint64_t task_id = task.id();
+  TaskHandle waiting_task(task);
   if (stream.in_flight) {
     WriteStream* waiting = &stream;
-    stream.when_idle = [waiting, worker, task_id] {
+    stream.when_idle = [waiting, worker, waiting_task] {
       if (!waiting->error.empty()) {
         waiting->abandon(worker);
-        resume_task(*worker, task_id, failure_pusher(waiting->error));
-      } else if (!waiting->start_commit(*worker, task_id)) {
+        waiting_task.resume_here(failure_pusher(waiting->error));
+      } else if (!waiting->start_commit(*worker, waiting_task)) {
         waiting->state = WriteStream::State::open;
-        resume_task(*worker, task_id, failure_pusher(queue_full_message("fs.writer:commit")));
+        waiting_task.resume_here(failure_pusher(queue_full_message("fs.writer:commit")));
       }
     };
-  } else if (!stream.start_commit(*worker, task_id)) {
+  } else if (!stream.start_commit(*worker, waiting_task)) {
     stream.state = WriteStream::State::open;
     return luaL_error(L, "%s", queue_full_message("fs.writer:commit").c_str());
   }

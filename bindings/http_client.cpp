@@ -31,9 +31,10 @@
 #include "bindings/binding.hpp"
 #include "bindings/http_client_multi.hpp"
 #include "bindings/http_client_request.hpp"
-#include "engine/blocking.hpp"
+#include "engine/http_util.hpp"
 #include "engine/runtime.hpp"
 #include "engine/task.hpp"
+#include "engine/task_handle.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -97,8 +98,7 @@ void check_headers(lua_State* L, int index, const char* function, HttpClientOpti
         value.find('\0') != std::string::npos) {
       luaL_error(L, "%s: opts.headers['%s'] contains CR, LF or NUL", function, name.c_str());
     }
-    std::string lower = name;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string lower = http::lowercase(name);
     if (lower == "content-type") options.has_content_type = true;
     if (lower == "expect") options.has_expect = true;
     // "Name;" is curl's way to send a header with an empty value ("Name:" would remove it).
@@ -216,14 +216,12 @@ int push_response(lua_State* L, const HttpClientResponse& response) {
 
 // Ends every public function: starts the request and suspends the calling task until the result.
 int perform(lua_State* L, Task& task, HttpClientOptions options) {
-  Worker& worker = task.runtime().worker();
-  uint64_t task_id = task.id();
+  TaskHandle waiting(task);
   HttpClientRequest::start(
-      HttpClientMulti::of_worker(worker), std::move(options),
-      [&worker, task_id] { return worker.find_task(task_id) != nullptr; },
-      [&worker, task_id](std::shared_ptr<HttpClientResponse> response) {
-        resume_task(worker, task_id,
-                    [response](lua_State* co) { return push_response(co, *response); });
+      HttpClientMulti::of_worker(task.runtime().worker()), std::move(options),
+      [waiting] { return waiting.alive(); },
+      [waiting](std::shared_ptr<HttpClientResponse> response) {
+        waiting.resume_here([response](lua_State* co) { return push_response(co, *response); });
       });
   return task.suspend(L);
 }

@@ -45,7 +45,7 @@ bool HttpBodyFile::open(Worker& worker, const std::string& path,
   Worker* home = &worker;
   return offload(worker, [home, path, done]() -> std::function<void()> {
     std::string failure;
-    auto fd = std::make_shared<disk::UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    auto fd = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     struct stat status {};
     if (fd->get() < 0 || ::fstat(fd->get(), &status) != 0) {
       failure = disk::FsError(path, errno).what();
@@ -60,7 +60,7 @@ bool HttpBodyFile::open(Worker& worker, const std::string& path,
   });
 }
 
-HttpBodyFile::HttpBodyFile(Worker& worker, std::string path, std::shared_ptr<disk::UniqueFd> fd,
+HttpBodyFile::HttpBodyFile(Worker& worker, std::string path, std::shared_ptr<UniqueFd> fd,
                            uint64_t size)
     : worker_(worker), path_(std::move(path)), fd_(std::move(fd)), size_(size) {}
 

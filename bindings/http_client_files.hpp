@@ -36,7 +36,7 @@ class HttpBodyFile : public std::enable_shared_from_this<HttpBodyFile> {
   static bool open(Worker& worker, const std::string& path,
                    std::function<void(std::shared_ptr<HttpBodyFile>, std::string)> done);
 
-  HttpBodyFile(Worker& worker, std::string path, std::shared_ptr<disk::UniqueFd> fd, uint64_t size);
+  HttpBodyFile(Worker& worker, std::string path, std::shared_ptr<UniqueFd> fd, uint64_t size);
 
   uint64_t size() const { return size_; }
   // Up to `capacity` bytes into `out`; 0 at the end of the file; kPause or kFailed.
@@ -53,7 +53,7 @@ class HttpBodyFile : public std::enable_shared_from_this<HttpBodyFile> {
 
   Worker& worker_;
   std::string path_;
-  std::shared_ptr<disk::UniqueFd> fd_;
+  std::shared_ptr<UniqueFd> fd_;
   uint64_t size_;
   std::string current_;  // being handed to curl
   size_t current_position_ = 0;

@@ -3,32 +3,18 @@
 #include "bindings/http_client_request.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 
 #include "bindings/http_client_files.hpp"
 #include "bindings/http_client_multi.hpp"
+#include "engine/http_util.hpp"
+#include "engine/text.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
 namespace {
 
 constexpr long kMaxRedirects = 5;
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' ||
-                           text.back() == '\n')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
-std::string lower_case(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower;
-}
 
 long response_status(CURL* easy) {
   long status = 0;
@@ -232,14 +218,14 @@ void HttpClientRequest::header_line(std::string_view line) {
   }
   auto& headers = response_->headers;
   if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {  // obsolete line folding
-    std::string_view more = trim(line);
+    std::string_view more = trim(line, kWhitespace);
     if (!headers.empty() && !more.empty()) headers.back().second.append(" ").append(more);
     return;
   }
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) return;  // the blank line ending the head
-  std::string name = lower_case(trim(line.substr(0, colon)));
-  std::string_view value = trim(line.substr(colon + 1));
+  std::string name = http::lowercase(trim(line.substr(0, colon), kWhitespace));
+  std::string_view value = trim(line.substr(colon + 1), kWhitespace);
   for (auto& [existing, existing_value] : headers) {
     if (existing == name) {
       existing_value.append(", ").append(value);

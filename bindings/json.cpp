@@ -541,11 +541,7 @@ int with_parsed_text(lua_State* L, const char* function, Use use) {
   } catch (const ParseError& parse_error) {
     error = describe(function, text, parse_error);
   }
-  if (!root) {
-    lua_pushnil(L);
-    lua_pushlstring(L, error.data(), error.size());
-    return 2;
-  }
+  if (!root) return push_failure(L, error);
   return use(*root);
 }
 

@@ -27,6 +27,7 @@
 #include "bindings/lmdb_env.hpp"
 #include "engine/runtime.hpp"
 #include "engine/task.hpp"
+#include "engine/task_handle.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -61,11 +62,9 @@ Tx& check_tx(lua_State* L) {
 }
 
 std::string_view check_key(lua_State* L, int index, const char* function) {
-  size_t length = 0;
-  const char* key = lua_type(L, index) == LUA_TSTRING ? lua_tolstring(L, index, &length) : nullptr;
-  if (key == nullptr) luaL_error(L, "%s: key must be a string", function);
-  if (length == 0 || length > kMaxKey) luaL_error(L, "%s: key must be 1..%d bytes", function, static_cast<int>(kMaxKey));
-  return std::string_view(key, length);
+  std::string_view key = check_string_view(L, index, function, "key");
+  if (key.empty() || key.size() > kMaxKey) luaL_error(L, "%s: key must be 1..%d bytes", function, static_cast<int>(kMaxKey));
+  return key;
 }
 
 // 's' + bytes for strings, 'j' + JSON for the rest (through the json module: one encoder).
@@ -147,7 +146,12 @@ IterOptions iter_options(lua_State* L, int index) {
   if (!lua_istable(L, index)) return options;
   auto text = [&](const char* field, std::string& out) {
     lua_getfield(L, index, field);
-    if (lua_isstring(L, -1)) out = lua_tostring(L, -1);
+    if (lua_isstring(L, -1)) {
+      // With its length: a bound such as key .. "\0" (the first key after `key`) holds a NUL.
+      size_t length = 0;
+      const char* bytes = lua_tolstring(L, -1, &length);
+      out.assign(bytes, length);
+    }
     lua_pop(L, 1);
   };
   text("prefix", options.prefix);
@@ -243,19 +247,15 @@ int finish_write(lua_State* L, const std::shared_ptr<LmdbEnv>& env, bool durable
   lua_insert(L, -results - 1);
   for (int i = results; i >= 1; --i) lua_rawseti(L, -i - 1, i);
   int saved = luaL_ref(L, LUA_REGISTRYINDEX);
-  Worker* worker = &task->runtime().worker();
-  uint64_t id = task->id();
-  env->sync_async([worker, id, saved, results] {
-    worker->post([worker, id, saved, results] {
-      Task* waiting = worker->find_task(id);
-      if (waiting == nullptr) return;  // ended meanwhile (deadline): its state drops the ref
-      waiting->resume([saved, results](lua_State* co) {
-        lua_rawgeti(co, LUA_REGISTRYINDEX, saved);
-        for (int i = 1; i <= results; ++i) lua_rawgeti(co, -i, i);
-        lua_remove(co, -results - 1);
-        luaL_unref(co, LUA_REGISTRYINDEX, saved);
-        return results;
-      });
+  TaskHandle waiting(*task);
+  env->sync_async([waiting, saved, results] {
+    // A task that ended meanwhile (deadline) is not resumed: its state drops the ref.
+    waiting.resume([saved, results](lua_State* co) {
+      lua_rawgeti(co, LUA_REGISTRYINDEX, saved);
+      for (int i = 1; i <= results; ++i) lua_rawgeti(co, -i, i);
+      lua_remove(co, -results - 1);
+      luaL_unref(co, LUA_REGISTRYINDEX, saved);
+      return results;
     });
   });
   return task->suspend(L);
@@ -313,7 +313,11 @@ int db_iter(lua_State* L) {
 int db_count(lua_State* L) {
   Db& db = check_db(L);
   IterOptions options;
-  if (lua_isstring(L, 2)) options.prefix = lua_tostring(L, 2);
+  if (lua_isstring(L, 2)) {
+    size_t length = 0;
+    const char* prefix = lua_tolstring(L, 2, &length);
+    options.prefix.assign(prefix, length);
+  }
   size_t count = 0;
   guarded(L, "kv.count", [&] {
     db.env->read([&](MDB_txn* txn) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bindings/binding.hpp"
+#include "engine/http_util.hpp"
 #include "engine/log.hpp"
 #include "engine/task.hpp"
 
@@ -16,8 +17,7 @@ namespace depot {
 namespace {
 
 bool looks_secret(const std::string& key) {
-  std::string lower;
-  for (char c : key) lower.push_back(static_cast<char>(tolower(static_cast<unsigned char>(c))));
+  std::string lower = http::lowercase(key);
   for (const char* word : {"authorization", "token", "password", "secret", "cookie"}) {
     if (lower.find(word) != std::string::npos) return true;
   }

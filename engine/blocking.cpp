@@ -3,11 +3,13 @@
 
 #include <exception>
 #include <string>
+#include <utility>
 
 #include "bindings/binding.hpp"
 #include "engine/log.hpp"
 #include "engine/runtime.hpp"
 #include "engine/server_core.hpp"
+#include "engine/task_handle.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -21,17 +23,17 @@ Task::Pusher run_guarded(const BlockingWork& work, const char* function) {
   } catch (const std::exception& e) {
     message = std::string(function) + ": " + e.what();
   }
-  return [message](lua_State* co) {
-    lua_pushnil(co);
-    lua_pushlstring(co, message.data(), message.size());
-    return 2;
-  };
+  return failure_pusher(std::move(message));
 }
 
 }  // namespace
 
 std::string queue_full_message(const char* function) {
   return std::string(function) + ": too much blocking work queued; try again later";
+}
+
+Task::Pusher failure_pusher(std::string message) {
+  return [message = std::move(message)](lua_State* co) { return push_failure(co, message); };
 }
 
 Worker* blocking_worker(lua_State* L, const char* function) {
@@ -56,18 +58,14 @@ bool offload(Worker& worker, std::function<std::function<void()>()> work) {
   });
 }
 
-void resume_task(Worker& worker, uint64_t task_id, const Task::Pusher& push) {
-  if (Task* task = worker.find_task(task_id)) task->resume(push);
-}
-
 int run_blocking(lua_State* L, const char* function, BlockingWork work) {
   Worker* worker = blocking_worker(L, function);
   if (worker == nullptr) return run_guarded(work, function)(L);
   Task& task = *Task::of_state(L);
-  uint64_t task_id = task.id();
-  bool queued = offload(*worker, [worker, task_id, function, work = std::move(work)] {
+  TaskHandle waiting(task);
+  bool queued = offload(*worker, [waiting, function, work = std::move(work)] {
     Task::Pusher push = run_guarded(work, function);
-    return [worker, task_id, push = std::move(push)] { resume_task(*worker, task_id, push); };
+    return [waiting, push = std::move(push)] { waiting.resume_here(push); };
   });
   if (!queued) {
     lua_pushstring(L, queue_full_message(function).c_str());

@@ -24,7 +24,6 @@
 // pusher is dropped on the worker thread.
 #pragma once
 
-#include <cstdint>
 #include <functional>
 #include <lua.hpp>
 #include <string>
@@ -54,11 +53,11 @@ Worker* blocking_worker(lua_State* L, const char* function);
 // error is logged and nothing runs on the worker.
 bool offload(Worker& worker, std::function<std::function<void()>()> work);
 
-// Worker thread: resumes task `task_id` with `push`; dropped when that task has ended.
-void resume_task(Worker& worker, uint64_t task_id, const Task::Pusher& push);
-
 // "<function>: too much blocking work queued; try again later": what run_blocking raises when the
 // pool's queue is full, for callers of offload to raise (or return) the same.
 std::string queue_full_message(const char* function);
+
+// A pusher of the results `nil, message` (bindings' "OS failures return nil, message").
+Task::Pusher failure_pusher(std::string message);
 
 }  // namespace depot

@@ -1,6 +1,7 @@
 // Body reads for the Lua request API (see body_reader.hpp).
 #include "engine/body_reader.hpp"
 
+#include "bindings/binding.hpp"
 #include "engine/connection.hpp"
 #include "engine/exchange.hpp"
 #include "engine/multipart_reader.hpp"
@@ -19,10 +20,8 @@ void notice_consumption(Worker& worker, const std::shared_ptr<Exchange>& exchang
   });
 }
 
-int push_failure(lua_State* L, const Exchange& exchange) {
-  lua_pushnil(L);
-  lua_pushstring(L, exchange.body_error.empty() ? "request body failed" : exchange.body_error.c_str());
-  return 2;
+int push_body_failure(lua_State* L, const Exchange& exchange) {
+  return push_failure(L, exchange.body_error.empty() ? "request body failed" : exchange.body_error);
 }
 
 int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange) {
@@ -34,7 +33,7 @@ int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& ex
   }
   switch (exchange->body_state) {
     case Exchange::BodyState::complete: lua_pushnil(L); return 1;
-    case Exchange::BodyState::failed: return push_failure(L, *exchange);
+    case Exchange::BodyState::failed: return push_body_failure(L, *exchange);
     case Exchange::BodyState::receiving: return -1;
   }
   return -1;
@@ -43,9 +42,7 @@ int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& ex
 int read_whole(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange) {
   Exchange& x = *exchange;
   if (x.head.content_length && *x.head.content_length > x.body_limit) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "too large");
-    return 2;
+    return push_failure(L, "too large");
   }
   std::string chunk;
   bool consumed = false;
@@ -53,9 +50,7 @@ int read_whole(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& ex
     consumed = true;
     if (x.whole_body.size() + chunk.size() > x.body_limit) {
       x.whole_body.clear();
-      lua_pushnil(L);
-      lua_pushliteral(L, "too large");
-      return 2;
+      return push_failure(L, "too large");
     }
     x.whole_body.append(chunk);
   }
@@ -65,7 +60,7 @@ int read_whole(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& ex
       lua_pushlstring(L, x.whole_body.data(), x.whole_body.size());
       x.whole_body = std::string();
       return 1;
-    case Exchange::BodyState::failed: return push_failure(L, x);
+    case Exchange::BodyState::failed: return push_body_failure(L, x);
     case Exchange::BodyState::receiving: return -1;
   }
   return -1;
@@ -128,22 +123,14 @@ int read_multipart(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>
   if (!exchange->multipart) {
     const std::string* type = exchange->head.header("content-type");
     std::string boundary = type ? MultipartParser::boundary_from_content_type(*type) : "";
-    if (boundary.empty()) {
-      lua_pushnil(L);
-      lua_pushliteral(L, "the request is not multipart/form-data");
-      return 2;
-    }
+    if (boundary.empty()) return push_failure(L, "the request is not multipart/form-data");
     exchange->multipart = std::make_unique<MultipartReader>(boundary);
   }
   MultipartReader& reader = *exchange->multipart;
   for (;;) {
     std::string error;
     if (!fill_events(worker, exchange, error)) return -1;
-    if (!error.empty()) {
-      lua_pushnil(L);
-      lua_pushstring(L, error.c_str());
-      return 2;
-    }
+    if (!error.empty()) return push_failure(L, error);
     if (reader.events().empty()) {  // the end of the body
       lua_pushnil(L);
       return 1;

@@ -3,19 +3,15 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
 #include "engine/log.hpp"
+#include "engine/text.hpp"
 
 namespace depot {
 namespace {
-
-std::string trim(std::string text) {
-  size_t start = text.find_first_not_of(" \t\r\n");
-  size_t end = text.find_last_not_of(" \t\r\n");
-  return start == std::string::npos ? "" : text.substr(start, end - start + 1);
-}
 
 std::optional<std::string> env(const char* name) {
   const char* value = std::getenv(name);
@@ -52,6 +48,35 @@ std::chrono::milliseconds seconds_setting(const nlohmann::json& limits, const ch
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
+// A size in bytes: a whole number, or a string with a unit ("512MiB", "2 GiB", "64KiB", "1000").
+size_t size_setting(const nlohmann::json& limits, const char* key, size_t fallback) {
+  if (!limits.contains(key)) return fallback;
+  const nlohmann::json& value = limits[key];
+  std::string setting = std::string("limits.") + key;
+  if (value.is_number_unsigned()) return value.get<size_t>();
+  if (!value.is_string())
+    throw ConfigError(setting + " must be a number of bytes or a string like \"512MiB\"");
+  const std::string text = value.get<std::string>();
+  size_t used = 0;
+  unsigned long long number = 0;
+  try {
+    if (text.empty() || text[0] < '0' || text[0] > '9') throw std::invalid_argument(text);
+    number = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    throw ConfigError(setting + " must start with a whole number, got '" + text + "'");
+  }
+  std::string unit(trim(text.substr(used)));
+  static const std::pair<const char*, int> kUnits[] = {
+      {"", 0}, {"B", 0}, {"KiB", 10}, {"K", 10}, {"MiB", 20}, {"M", 20}, {"GiB", 30}, {"G", 30}};
+  for (const auto& [name, shift] : kUnits) {
+    if (unit != name) continue;
+    if (number > (std::numeric_limits<size_t>::max() >> shift))
+      throw ConfigError(setting + " is too large: " + text);
+    return static_cast<size_t>(number) << shift;
+  }
+  throw ConfigError(setting + ": unknown unit '" + unit + "' (use B, KiB, MiB or GiB)");
+}
+
 void read_limits(const nlohmann::json& document, Limits& limits) {
   if (!document.contains("limits")) return;
   const nlohmann::json& section = document["limits"];
@@ -64,6 +89,8 @@ void read_limits(const nlohmann::json& document, Limits& limits) {
   limits.keepalive_timeout = seconds_setting(section, "keepalive_timeout", limits.keepalive_timeout);
   limits.send_timeout = seconds_setting(section, "send_timeout", limits.send_timeout);
   limits.request_deadline = seconds_setting(section, "request_deadline", limits.request_deadline);
+  limits.cpu_slice = seconds_setting(section, "cpu_slice", limits.cpu_slice);
+  limits.lua_memory = size_setting(section, "lua_memory", limits.lua_memory);
   limits.instruction_budget = json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");
   limits.max_connections = json_get<size_t>(section, "max_connections", limits.max_connections, "limits");
 }
@@ -84,6 +111,7 @@ void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& ser
                                      : std::vector<std::string>{mount.get<std::string>()};
     }
     if (entry.contains("config")) spec.config = entry["config"];
+    spec.jit = json_get<bool>(entry, "jit", spec.jit, "services." + spec.name);
     services.push_back(std::move(spec));
   }
 }
@@ -94,13 +122,13 @@ void apply_dotenv(const std::string& path) {
   std::ifstream file(path);
   std::string line;
   while (std::getline(file, line)) {
-    line = trim(line);
+    line = std::string(trim(line, kWhitespace));
     if (line.empty() || line[0] == '#') continue;
-    if (line.rfind("export ", 0) == 0) line = trim(line.substr(7));
+    if (line.rfind("export ", 0) == 0) line = std::string(trim(line.substr(7), kWhitespace));
     size_t equals = line.find('=');
     if (equals == std::string::npos) continue;
-    std::string name = trim(line.substr(0, equals));
-    std::string value = trim(line.substr(equals + 1));
+    std::string name(trim(line.substr(0, equals), kWhitespace));
+    std::string value(trim(line.substr(equals + 1), kWhitespace));
     if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }

@@ -96,18 +96,17 @@ const http_parser_settings Connection::kParserSettings = [] {
   return settings;
 }();
 
-Connection::Connection(Worker& worker, int fd, const sockaddr_storage& peer)
-    : worker_(worker), fd_(fd), remote_address_(format_address(peer)), last_progress_(worker.now()) {
+Connection::Connection(Worker& worker, UniqueFd fd, const sockaddr_storage& peer)
+    : worker_(worker), fd_(std::move(fd)), remote_address_(format_address(peer)), last_progress_(worker.now()) {
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
-  worker_.watch(fd_, this, Interest::read);
+  worker_.watch(fd_.get(), this, Interest::read);
   listed_idle_ = true;  // waiting for its first request
   worker_.add_idle(this);
 }
 
 Connection::~Connection() {
   if (!closed_) {
-    ::close(fd_);
     if (current_) current_->connection = nullptr;
   }
 }
@@ -131,7 +130,7 @@ void Connection::on_ready(Readiness readiness) {
 
 void Connection::read_input() {
   if (!can_parse() || !pending_.empty()) return;  // level-triggered: we will be asked again
-  ssize_t n = ::recv(fd_, worker_.read_buffer(), worker_.read_buffer_size(), 0);
+  ssize_t n = ::recv(fd_.get(), worker_.read_buffer(), worker_.read_buffer_size(), 0);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) close();
     return;
@@ -583,14 +582,14 @@ void Connection::finish_stream(Exchange& exchange) {
   if (!in_parse_) pump();
 }
 
-void Connection::respond_file(Exchange& exchange, int status, const http::Headers& headers, int fd, off_t offset,
+void Connection::respond_file(Exchange& exchange, int status, const http::Headers& headers, UniqueFd fd, off_t offset,
                               uint64_t length) {
   std::string text = std::to_string(length);
   write_head(exchange, status, headers, &text);
   if (exchange.head.method == "HEAD" || status == 304) {
-    ::close(fd);
+    fd.reset();
   } else {
-    output_.append_file(fd, offset, length);
+    output_.append_file(std::move(fd), offset, length);
   }
   exchange.response_state = Exchange::ResponseState::done;
   if (!in_parse_) pump();
@@ -612,7 +611,7 @@ void Connection::pump() {
   if (closed_) return;
   if (!output_.empty()) {
     uint64_t before = output_.bytes_sent();
-    OutputQueue::FlushResult result = output_.flush(fd_);
+    OutputQueue::FlushResult result = output_.flush(fd_.get());
     if (output_.bytes_sent() != before) last_progress_ = worker_.now();
     if (result == OutputQueue::FlushResult::failed) {
       close();
@@ -665,7 +664,7 @@ void Connection::update_interest() {
   }
   if (wanted != interest_) {
     interest_ = wanted;
-    worker_.rewatch(fd_, this, wanted);
+    worker_.rewatch(fd_.get(), this, wanted);
   }
 }
 
@@ -723,10 +722,10 @@ void Connection::close() {
   // Out of epoll first: if the process forked (io.popen, os.execute), a child holding a copy of
   // the socket would keep the registration alive, and its events would reach a freed Connection.
   try {
-    worker_.unwatch(fd_);
+    worker_.unwatch(fd_.get());
   } catch (const std::exception&) {
   }
-  ::close(fd_);
+  fd_.reset();
   output_.clear();
   if (listed_idle_) {
     listed_idle_ = false;

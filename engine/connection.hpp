@@ -24,13 +24,14 @@
 #include "engine/exchange.hpp"
 #include "engine/output_queue.hpp"
 #include "engine/request_syntax.hpp"
+#include "engine/unique_fd.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
 
 class Connection final : public EventSource {
  public:
-  Connection(Worker& worker, int fd, const sockaddr_storage& peer);
+  Connection(Worker& worker, UniqueFd fd, const sockaddr_storage& peer);
   ~Connection() override;
 
   void on_ready(Readiness readiness) override;
@@ -52,8 +53,8 @@ class Connection final : public EventSource {
   void write_chunk(Exchange& exchange, std::string_view data);
   void finish_stream(Exchange& exchange);
   // A file response: head with Content-Length, then `length` bytes of `fd` from `offset` via
-  // sendfile. Takes ownership of fd.
-  void respond_file(Exchange& exchange, int status, const http::Headers& headers, int fd,
+  // sendfile.
+  void respond_file(Exchange& exchange, int status, const http::Headers& headers, UniqueFd fd,
                     off_t offset, uint64_t length);
   // True while more than the high-water mark of output waits for the client.
   bool output_congested() const;
@@ -101,7 +102,7 @@ class Connection final : public EventSource {
   bool add_header_bytes(size_t length);
 
   Worker& worker_;
-  int fd_;
+  UniqueFd fd_;
   std::string remote_address_;
   http_parser parser_;
   Pause pause_ = Pause::none;

@@ -17,6 +17,7 @@
 #include "engine/runtime.hpp"
 #include "engine/server_core.hpp"
 #include "engine/task.hpp"
+#include "engine/task_handle.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -31,11 +32,9 @@ std::chrono::nanoseconds seconds_argument(lua_State* L, int index, const char* f
 int sleep(lua_State* L) {
   auto delay = seconds_argument(L, 1, "depot.sleep");
   Task& task = Task::require(L, "depot.sleep");
-  Worker& worker = task.runtime().worker();
-  uint64_t id = task.id();
-  worker.add_timer(delay, [&worker, id] {
-    if (Task* sleeping = worker.find_task(id)) sleeping->resume([](lua_State*) { return 0; });
-  });
+  TaskHandle sleeping(task);
+  task.runtime().worker().add_timer(
+      delay, [sleeping] { sleeping.resume_here([](lua_State*) { return 0; }); });
   return task.suspend(L);
 }
 

@@ -14,6 +14,7 @@
 #include "engine/log.hpp"
 #include "engine/lua_api.hpp"
 #include "engine/task.hpp"
+#include "engine/unique_fd.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -255,13 +256,12 @@ int file(lua_State* L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   Connection* connection = writable_connection(L, *exchange, "res:file");
   if (exchange->response_started()) luaL_error(L, "res:file: the response was already started");
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
   struct stat info;
-  if (fd < 0 || ::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+  if (!fd.valid() || ::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
     int error = errno;
-    if (fd >= 0) ::close(fd);
     lua_pushnil(L);
-    if (fd >= 0 || error == ENOENT || error == ENOTDIR) {
+    if (fd.valid() || error == ENOENT || error == ENOTDIR) {
       lua_pushliteral(L, "not found");
     } else {
       lua_pushstring(L, strerror(error));
@@ -269,7 +269,6 @@ int file(lua_State* L) {
     return 2;
   }
   if (connection == nullptr) {
-    ::close(fd);
     exchange->response_state = Exchange::ResponseState::done;
     lua_pushboolean(L, 1);
     return 1;
@@ -299,7 +298,7 @@ int file(lua_State* L) {
     not_modified = when && *when >= info.st_mtim.tv_sec;
   }
   if (not_modified && (head.method == "GET" || head.method == "HEAD")) {
-    connection->respond_file(*exchange, 304, headers, fd, 0, 0);
+    connection->respond_file(*exchange, 304, headers, std::move(fd), 0, 0);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -313,12 +312,11 @@ int file(lua_State* L) {
       case http::RangeResult::satisfiable:
         headers.emplace_back("Content-Range", "bytes " + std::to_string(range.first) + "-" +
                                                   std::to_string(range.last) + "/" + std::to_string(size));
-        connection->respond_file(*exchange, 206, headers, fd, static_cast<off_t>(range.first),
+        connection->respond_file(*exchange, 206, headers, std::move(fd), static_cast<off_t>(range.first),
                                  range.last - range.first + 1);
         lua_pushboolean(L, 1);
         return 1;
       case http::RangeResult::unsatisfiable:
-        ::close(fd);
         headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
         connection->respond(*exchange, 416, headers, "");
         lua_pushboolean(L, 1);
@@ -326,7 +324,7 @@ int file(lua_State* L) {
       case http::RangeResult::none: break;
     }
   }
-  connection->respond_file(*exchange, status, headers, fd, 0, size);
+  connection->respond_file(*exchange, status, headers, std::move(fd), 0, size);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -1,9 +1,11 @@
 // The `depot` command: `depot serve` runs the server; `depot help` says how.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "engine/config.hpp"
 #include "engine/generation.hpp"
@@ -29,7 +31,8 @@ options (each also from the environment, and from ./.env):
   --threads N        reactor threads (DEPOT_THREADS; default: one per core)
   --log-level LEVEL  debug, info, warn or error (DEPOT_LOG_LEVEL; default info)
 
-signals: SIGHUP reloads the scripts; SIGTERM and SIGINT stop gracefully.
+signals: SIGHUP reloads the scripts; SIGTERM and SIGINT stop gracefully (requests get
+         drain_timeout; a worker still stuck 3 s after that makes the process exit 1).
 )";
 
 int parse_number(const std::string& option, const char* text) {
@@ -67,6 +70,9 @@ depot::CommandLine parse_options(int argc, char** argv, int* rest = nullptr) {
   return command_line;
 }
 
+// How long after drain_timeout a stopping server may take before the process exits regardless.
+constexpr std::chrono::milliseconds kStopGrace{3000};
+
 int serve(int argc, char** argv) {
   depot::apply_dotenv(".env");
   depot::Options options = depot::load_options(parse_options(argc, argv));
@@ -91,6 +97,14 @@ int serve(int argc, char** argv) {
       continue;
     }
     depot::log::info("stopping", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    // stop() waits for the workers, and a worker stuck in C code (a regex-like string.find that
+    // backtracks for hours, say) never answers: the process still exits, a little after the drain.
+    std::thread([drain = options.drain_timeout] {
+      std::this_thread::sleep_for(drain + kStopGrace);
+      depot::log::error("a worker did not stop after the drain; exiting anyway",
+                        {{"drain_timeout_ms", drain.count()}, {"grace_ms", kStopGrace.count()}});
+      _exit(1);
+    }).detach();
     server.stop();
     return 0;
   }

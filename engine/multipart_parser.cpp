@@ -5,16 +5,10 @@
 #include <cstring>
 
 #include "engine/http_util.hpp"
+#include "engine/text.hpp"
 
 namespace depot {
 namespace {
-
-std::string_view trim(std::string_view text) {
-  size_t start = text.find_first_not_of(" \t");
-  if (start == std::string_view::npos) return {};
-  size_t end = text.find_last_not_of(" \t");
-  return text.substr(start, end - start + 1);
-}
 
 size_t find_bytes(std::string_view haystack, std::string_view needle, size_t from) {
   if (from >= haystack.size()) return std::string_view::npos;

@@ -17,12 +17,17 @@ struct Limits {
   size_t max_header_bytes = 16 * 1024;  // request line + headers → 431
   size_t max_header_count = 100;        // → 431
   size_t max_body_bytes = 1024 * 1024;  // default cap for req:body() (buffered) → 413; routes may raise it
-  std::chrono::milliseconds header_timeout = 30s;     // idle while reading the head → 408
+  std::chrono::milliseconds header_timeout = 30s;     // the whole head, from its first byte → 408
   std::chrono::milliseconds body_timeout = 60s;       // idle while reading the body → 408
   std::chrono::milliseconds keepalive_timeout = 75s;  // idle between requests → close
   std::chrono::milliseconds send_timeout = 60s;       // no write progress to a blocked client → close
-  std::chrono::milliseconds request_deadline = 300s;  // wall clock per request task → 503 (0 = none)
-  uint64_t instruction_budget = 0;                    // Lua VM instructions per request → 500 (0 = none)
+  // A request task waiting this long without progress (its body arriving, its output draining)
+  // → 503 (0 = none); a route may set its own (route option `deadline`).
+  std::chrono::milliseconds request_deadline = 300s;
+  // The longest a task may run without waiting: its worker serves no one else meanwhile → 503.
+  std::chrono::milliseconds cpu_slice = 2s;
+  size_t lua_memory = size_t{512} << 20;  // bytes per Lua state (per worker and generation) → 500
+  uint64_t instruction_budget = 0;        // Lua VM instructions per request → 500 (0 = none)
   // Open client connections of the server, all workers together. At the limit the oldest idle
   // keep-alive connection is closed for a new one; with none idle the new one is answered 503.
   // 0: min(RLIMIT_NOFILE - 128, 10000), so descriptors remain for files, LMDB and upstreams.
@@ -36,6 +41,9 @@ struct ServiceSpec {
   std::filesystem::path script;
   std::vector<std::string> mounts = {"/"};
   nlohmann::json config = nlohmann::json::object();  // the service's own section
+  // LuaJIT's compiler for this service's code. Off by default: compiled loops never call the hook
+  // that stops runaway code, so with it on only code that waits or runs interpreted is stopped.
+  bool jit = false;
 };
 
 struct Options {

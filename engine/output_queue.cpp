@@ -3,9 +3,9 @@
 
 #include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 namespace depot {
 namespace {
@@ -16,9 +16,6 @@ constexpr size_t kSendfileBudget = 4 * 1024 * 1024;
 OutputQueue::~OutputQueue() { clear(); }
 
 void OutputQueue::clear() {
-  for (Segment& segment : segments_) {
-    if (segment.fd >= 0) ::close(segment.fd);
-  }
   segments_.clear();
   buffered_ = 0;
 }
@@ -28,7 +25,7 @@ void OutputQueue::append(std::string_view bytes) {
   buffered_ += bytes.size();
   if (!segments_.empty()) {
     Segment& last = segments_.back();
-    if (last.fd < 0 && last.data.size() - last.data_offset + bytes.size() <= kCoalesceLimit) {
+    if (!last.fd.valid() && last.data.size() - last.data_offset + bytes.size() <= kCoalesceLimit) {
       last.data.append(bytes);
       return;
     }
@@ -39,7 +36,7 @@ void OutputQueue::append(std::string_view bytes) {
 }
 
 void OutputQueue::append(std::string&& bytes) {
-  bool can_coalesce = !segments_.empty() && segments_.back().fd < 0 &&
+  bool can_coalesce = !segments_.empty() && !segments_.back().fd.valid() &&
                       segments_.back().data.size() + bytes.size() <= kCoalesceLimit;
   if (can_coalesce) {
     append(std::string_view(bytes));
@@ -51,13 +48,10 @@ void OutputQueue::append(std::string&& bytes) {
   segments_.push_back(std::move(segment));
 }
 
-void OutputQueue::append_file(int fd, off_t offset, size_t length) {
-  if (length == 0) {
-    ::close(fd);
-    return;
-  }
+void OutputQueue::append_file(UniqueFd fd, off_t offset, size_t length) {
+  if (length == 0) return;
   Segment segment;
-  segment.fd = fd;
+  segment.fd = std::move(fd);
   segment.file_offset = offset;
   segment.file_left = length;
   segments_.push_back(std::move(segment));
@@ -67,7 +61,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
   size_t sendfile_budget = kSendfileBudget;
   while (!segments_.empty()) {
     Segment& segment = segments_.front();
-    if (segment.fd < 0) {
+    if (!segment.fd.valid()) {
       bool more = segments_.size() > 1;
       size_t left = segment.data.size() - segment.data_offset;
       ssize_t n = ::send(socket, segment.data.data() + segment.data_offset, left,
@@ -85,7 +79,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
     }
     if (sendfile_budget == 0) return FlushResult::blocked;
     size_t chunk = std::min(segment.file_left, sendfile_budget);
-    ssize_t n = ::sendfile(socket, segment.fd, &segment.file_offset, chunk);
+    ssize_t n = ::sendfile(socket, segment.fd.get(), &segment.file_offset, chunk);
     if (n < 0) {
       if (errno == EINTR) continue;
       return (errno == EAGAIN || errno == EWOULDBLOCK) ? FlushResult::blocked : FlushResult::failed;
@@ -94,10 +88,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
     sent_ += static_cast<uint64_t>(n);
     sendfile_budget -= static_cast<size_t>(n);
     segment.file_left -= static_cast<size_t>(n);
-    if (segment.file_left == 0) {
-      ::close(segment.fd);
-      segments_.erase(segments_.begin());
-    }
+    if (segment.file_left == 0) segments_.erase(segments_.begin());
   }
   return FlushResult::done;
 }

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "engine/unique_fd.hpp"
+
 namespace depot {
 
 class OutputQueue {
@@ -24,8 +26,8 @@ class OutputQueue {
   // head + small body leave in a single send.
   void append(std::string_view bytes);
   void append(std::string&& bytes);
-  // Queues `length` bytes of `fd` from `offset`; the queue owns (and closes) fd.
-  void append_file(int fd, off_t offset, size_t length);
+  // Queues `length` bytes of `fd` from `offset`; the queue closes fd once they are sent.
+  void append_file(UniqueFd fd, off_t offset, size_t length);
 
   FlushResult flush(int socket);
   bool empty() const { return segments_.empty(); }
@@ -38,9 +40,9 @@ class OutputQueue {
 
  private:
   struct Segment {
-    std::string data;  // memory segment when fd < 0
+    std::string data;  // memory segment when fd is none
     size_t data_offset = 0;
-    int fd = -1;
+    UniqueFd fd;
     off_t file_offset = 0;
     size_t file_left = 0;
   };

@@ -19,17 +19,15 @@ ReloadWatcher::ReloadWatcher(std::vector<std::filesystem::path> roots, std::func
       on_change_(std::move(on_change)),
       inotify_fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
       stop_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (inotify_fd_ < 0 || stop_fd_ < 0) throw std::runtime_error("cannot create the script watcher");
+  if (!inotify_fd_.valid() || !stop_fd_.valid()) throw std::runtime_error("cannot create the script watcher");
   watch_tree();
   thread_ = std::thread([this] { run(); });
 }
 
 ReloadWatcher::~ReloadWatcher() {
   uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof one);
+  [[maybe_unused]] ssize_t n = ::write(stop_fd_.get(), &one, sizeof one);
   thread_.join();
-  ::close(inotify_fd_);
-  ::close(stop_fd_);
 }
 
 // Watches every directory under the roots; re-run after changes so new directories are seen
@@ -38,10 +36,10 @@ void ReloadWatcher::watch_tree() {
   for (const auto& root : roots_) {
     std::error_code error;
     std::filesystem::path directory = std::filesystem::is_directory(root, error) ? root : root.parent_path();
-    inotify_add_watch(inotify_fd_, directory.c_str(), kEvents);
+    inotify_add_watch(inotify_fd_.get(), directory.c_str(), kEvents);
     for (auto it = std::filesystem::recursive_directory_iterator(directory, error);
          !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
-      if (it->is_directory(error)) inotify_add_watch(inotify_fd_, it->path().c_str(), kEvents);
+      if (it->is_directory(error)) inotify_add_watch(inotify_fd_.get(), it->path().c_str(), kEvents);
     }
   }
 }
@@ -50,7 +48,7 @@ void ReloadWatcher::run() {
   char buffer[16 * 1024];
   bool changed = false;
   for (;;) {
-    pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    pollfd fds[2] = {{inotify_fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
     int ready = ::poll(fds, 2, changed ? kSettleMilliseconds : -1);
     if (ready < 0) continue;
     if (fds[1].revents) return;
@@ -64,7 +62,7 @@ void ReloadWatcher::run() {
       }
       continue;
     }
-    while (::read(inotify_fd_, buffer, sizeof buffer) > 0) {
+    while (::read(inotify_fd_.get(), buffer, sizeof buffer) > 0) {
     }
     changed = true;
   }

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/unique_fd.hpp"
+
 namespace depot {
 
 class ReloadWatcher {
@@ -23,8 +25,8 @@ class ReloadWatcher {
 
   std::vector<std::filesystem::path> roots_;
   std::function<void()> on_change_;
-  int inotify_fd_;
-  int stop_fd_;
+  UniqueFd inotify_fd_;
+  UniqueFd stop_fd_;
   std::thread thread_;
 };
 

@@ -1,8 +1,11 @@
 // Strict request-head checks (see request_syntax.hpp).
 #include "engine/request_syntax.hpp"
 
+#include <cstring>
+
 #include "engine/exchange.hpp"
 #include "engine/http_util.hpp"
+#include "engine/text.hpp"
 
 namespace depot::request_syntax {
 namespace {
@@ -10,21 +13,19 @@ namespace {
 bool is_tchar(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-  }
-  return false;
+  return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
 // field-vchar, SP and HTAB (RFC 9110 §5.5): every byte except the other controls and DEL.
-bool is_field_value_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+bool is_field_value_byte(unsigned char c) {
+  return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
 constexpr RequestProblem kBareCr{400, "bare CR in the request head"};
 
 // Splits the next line off `rest`; false (and `problem` set) if its ending is malformed.
-bool next_line(std::string_view& rest, std::string_view& line, std::optional<RequestProblem>& problem) {
+bool next_line(std::string_view& rest, std::string_view& line,
+               std::optional<RequestProblem>& problem) {
   size_t lf = rest.find('\n');
   if (lf == std::string_view::npos) {
     problem = RequestProblem{400, "incomplete request head"};
@@ -42,19 +43,25 @@ bool next_line(std::string_view& rest, std::string_view& line, std::optional<Req
 
 std::optional<RequestProblem> check_request_line(std::string_view line) {
   size_t method_end = line.find(' ');
-  if (method_end == 0 || method_end == std::string_view::npos || !is_token(line.substr(0, method_end))) {
+  if (method_end == 0 || method_end == std::string_view::npos ||
+      !is_token(line.substr(0, method_end))) {
     return RequestProblem{400, "malformed request line"};
   }
   size_t target_begin = line.find_first_not_of(' ', method_end);
-  size_t target_end = target_begin == std::string_view::npos ? target_begin : line.find(' ', target_begin);
-  if (target_end == std::string_view::npos) return RequestProblem{400, "request line without HTTP version"};
+  size_t target_end =
+      target_begin == std::string_view::npos ? target_begin : line.find(' ', target_begin);
+  if (target_end == std::string_view::npos)
+    return RequestProblem{400, "request line without HTTP version"};
   size_t version_begin = line.find_first_not_of(' ', target_end);
-  if (version_begin == std::string_view::npos) return RequestProblem{400, "request line without HTTP version"};
+  if (version_begin == std::string_view::npos)
+    return RequestProblem{400, "request line without HTTP version"};
   std::string_view version = line.substr(version_begin);
   bool well_formed = version.size() == 8 && version.substr(0, 5) == "HTTP/" && version[5] >= '0' &&
-                     version[5] <= '9' && version[6] == '.' && version[7] >= '0' && version[7] <= '9';
+                     version[5] <= '9' && version[6] == '.' && version[7] >= '0' &&
+                     version[7] <= '9';
   if (!well_formed) return RequestProblem{400, "malformed HTTP version"};
-  if (version != "HTTP/1.1" && version != "HTTP/1.0") return RequestProblem{505, "HTTP version not supported"};
+  if (version != "HTTP/1.1" && version != "HTTP/1.0")
+    return RequestProblem{505, "HTTP version not supported"};
   return std::nullopt;
 }
 
@@ -74,22 +81,16 @@ std::optional<RequestProblem> check_field_line(std::string_view line) {
   return std::nullopt;
 }
 
-std::string_view trim_whitespace(std::string_view text) {
-  size_t begin = text.find_first_not_of(" \t");
-  if (begin == std::string_view::npos) return {};
-  size_t end = text.find_last_not_of(" \t");
-  return text.substr(begin, end - begin + 1);
-}
-
 // RFC 9112 §6.1, §6.3: the only coding Depot decodes is chunked, and it must be the only one.
 // Empty list elements are skipped (RFC 9110 §5.6.1).
 std::optional<RequestProblem> check_transfer_codings(std::string_view list, bool& chunked_seen) {
   while (true) {
     size_t comma = list.find(',');
-    std::string_view coding = trim_whitespace(list.substr(0, comma));
+    std::string_view coding = trim(list.substr(0, comma));
     if (!coding.empty()) {
       if (!is_token(coding)) return RequestProblem{400, "malformed Transfer-Encoding"};
-      if (!http::iequals(coding, "chunked")) return RequestProblem{501, "unsupported transfer coding"};
+      if (!http::iequals(coding, "chunked"))
+        return RequestProblem{501, "unsupported transfer coding"};
       if (chunked_seen) return RequestProblem{400, "chunked applied more than once"};
       chunked_seen = true;
     }
@@ -148,11 +149,14 @@ std::optional<RequestProblem> check_framing(const RequestHead& head) {
   if (hosts == 0 && head.http_minor >= 1) return RequestProblem{400, "missing Host header"};
   if (has_transfer_encoding) {
     if (!chunked) return RequestProblem{400, "malformed Transfer-Encoding"};
-    if (head.http_minor == 0) return RequestProblem{400, "Transfer-Encoding in an HTTP/1.0 request"};
-    if (content_lengths > 0) return RequestProblem{400, "both Transfer-Encoding and Content-Length"};
+    if (head.http_minor == 0)
+      return RequestProblem{400, "Transfer-Encoding in an HTTP/1.0 request"};
+    if (content_lengths > 0)
+      return RequestProblem{400, "both Transfer-Encoding and Content-Length"};
   }
   if (content_lengths > 1) return RequestProblem{400, "more than one Content-Length"};
-  if (head.path.find('\0') != std::string::npos) return RequestProblem{400, "NUL in the request path"};
+  if (head.path.find('\0') != std::string::npos)
+    return RequestProblem{400, "NUL in the request path"};
   return std::nullopt;
 }
 

@@ -3,6 +3,8 @@
 
 #include <luajit.h>
 
+#include <algorithm>
+
 #include "engine/connection.hpp"
 #include "engine/embedded_lua.hpp"
 #include "engine/exchange.hpp"
@@ -13,7 +15,9 @@
 namespace depot {
 namespace {
 const char* const kRuntimeKey = "depot.runtime";
-constexpr int kHookInterval = 10000;  // instructions between budget checks
+// VM instructions between preemption checks: a few microseconds of interpreted code, so a check
+// (a registry lookup and a clock read) costs well under 1%.
+constexpr int kHookInterval = 10000;
 
 int traceback(lua_State* L) {
   if (lua_istable(L, 1)) {  // a configuration error (see bindings/config.lua) keeps its shape
@@ -27,17 +31,23 @@ int traceback(lua_State* L) {
   return 1;
 }
 
-// Counts instructions of the running task. Only installed when a budget is configured, because it
-// needs the JIT off (LuaJIT's compiled loops never call hooks).
-void budget_hook(lua_State* L, lua_Debug*) {
-  Task* task = Task::of_state(L);
+// Stops runaway code: runs in every coroutine of the state, also the ones a script creates (hooks
+// are per state in LuaJIT), but never inside compiled traces (hence the JIT off by default).
+// A task that must stop has its own coroutine yielded from the hook, which no pcall can catch;
+// Task::run then ends it without resuming. Where that cannot be done (inside a coroutine the
+// script created, under a C call such as table.sort's comparator) an error unwinds toward the
+// task's coroutine instead, and the next hook there yields it.
+void preemption_hook(lua_State* L, lua_Debug*) {
+  Task* task = Task::running_in(L);
   if (task == nullptr) return;
   task->instructions += kHookInterval;
-  const Limits& limits = task->runtime().generation().limits;
-  if (task->instructions > limits.instruction_budget) {
-    luaL_error(L, "instruction budget of %llu exceeded", static_cast<unsigned long long>(limits.instruction_budget));
+  const char* reason = task->must_stop(Clock::now());
+  if (reason == nullptr) return;
+  if (L == task->coroutine() && lua_isyieldable(L)) {
+    lua_yield(L, 0);  // does not return here
+    return;
   }
-  if (Clock::now() > task->deadline) luaL_error(L, "request deadline exceeded");
+  luaL_error(L, "%s", reason);
 }
 
 std::filesystem::path script_file(const Generation& generation, const ServiceSpec& spec) {
@@ -86,8 +96,12 @@ void push_json(lua_State* L, const nlohmann::json& value) {
 Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
     : worker_(worker), generation_(std::move(generation)), L_(luaL_newstate()) {
   if (L_ == nullptr) throw std::runtime_error("cannot create a Lua state (out of memory)");
+  memory_ = std::make_unique<LuaMemory>(L_, generation_->limits.lua_memory);
+  const bool jit = std::any_of(generation_->services.begin(), generation_->services.end(),
+                               [](const ServiceSpec& spec) { return spec.jit; });
   try {
     luaL_openlibs(L_);
+    if (!jit) luaJIT_setmode(L_, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     context_.data_dir = generation_->data_dir;
     context_.config = generation_->config;
     context_.worker = worker_;
@@ -123,18 +137,18 @@ Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
 
     load_services();
     build_router();
-    if (generation_->limits.instruction_budget > 0) {
-      // Compiled traces never call hooks: a budget that holds needs the interpreter.
-      luaJIT_setmode(L_, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
-      lua_sethook(L_, budget_hook, LUA_MASKCOUNT, kHookInterval);
-    }
+    lua_sethook(L_, preemption_hook, LUA_MASKCOUNT, kHookInterval);
   } catch (...) {
+    memory_->restore();
     lua_close(L_);
     throw;
   }
 }
 
-Runtime::~Runtime() { lua_close(L_); }
+Runtime::~Runtime() {
+  memory_->restore();
+  lua_close(L_);
+}
 
 Runtime& Runtime::of_state(lua_State* L) {
   lua_getfield(L, LUA_REGISTRYINDEX, kRuntimeKey);
@@ -160,6 +174,8 @@ void Runtime::load_services() {
     if (luaL_loadfile(L_, file.c_str()) != 0) {
       throw std::runtime_error("service " + spec.name + ": " + lua_tostring(L_, -1));
     }
+    // Another service turned the JIT on for this state: this one's own code stays interpreted.
+    if (!spec.jit) luaJIT_setmode(L_, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
     lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
     lua_getfield(L_, -1, "new_service");
     lua_remove(L_, -2);
@@ -173,7 +189,12 @@ void Runtime::load_services() {
     lua_call(L_, 3, 1);  // the service object, passed to the script as `...`
     lua_pushvalue(L_, -1);
     lua_insert(L_, 1);  // keep the service object below the traceback function
-    if (lua_pcall(L_, 1, 0, 2) != 0) {
+    int status;
+    {
+      LuaMemory::Enforced enforced(*memory_);
+      status = lua_pcall(L_, 1, 0, 2);
+    }
+    if (status != 0) {
       if (!lua_istable(L_, -1)) throw std::runtime_error("service " + spec.name + ": " + lua_tostring(L_, -1));
       lua_getfield(L_, -1, "message");
       std::string reason = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "configuration error";
@@ -183,6 +204,7 @@ void Runtime::load_services() {
     }
   }
   lua_settop(L_, 0);
+  if (memory_->refused()) memory_->collect();
 }
 
 void Runtime::build_router() {
@@ -190,6 +212,7 @@ void Runtime::build_router() {
   lua_getfield(L_, -1, "services");
   lua_call(L_, 0, 1);
   size_t service_count = lua_objlen(L_, -1);
+  routes_.resize(service_count);
   for (size_t s = 0; s < service_count; ++s) {
     const ServiceSpec& spec = generation_->services[s];
     lua_rawgeti(L_, -1, static_cast<int>(s + 1));
@@ -208,7 +231,14 @@ void Runtime::build_router() {
       std::string method = lua_tostring(L_, -1);
       lua_getfield(L_, -2, "pattern");
       std::string pattern = lua_tostring(L_, -1);
-      lua_pop(L_, 3);
+      lua_getfield(L_, -3, "options");
+      lua_getfield(L_, -1, "deadline");  // seconds, checked by Service:route; nil: the server's
+      std::chrono::milliseconds deadline =
+          lua_isnumber(L_, -1)
+              ? std::chrono::milliseconds(static_cast<int64_t>(lua_tonumber(L_, -1) * 1000))
+              : generation_->limits.request_deadline;
+      lua_pop(L_, 5);
+      routes_[s].push_back(RouteInfo{spec.name + ": " + method + " " + pattern, deadline});
       for (const std::string& mount : spec.mounts) {
         std::string full = Router::join(mount, pattern);
         router_.add(method, full, RouteTarget{static_cast<uint32_t>(s), static_cast<uint32_t>(r)},
@@ -234,9 +264,9 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
   auto owned = std::make_unique<Task>(*this, Task::Kind::request, exchange);
   Task* task = owned.get();
   worker_->add_task(std::move(owned));
-  if (generation_->limits.request_deadline.count() > 0) {
-    task->deadline = worker_->now() + generation_->limits.request_deadline;
-  }
+  const RouteInfo& route = routes_[match.target.service][match.target.route];
+  task->route = route.description;
+  task->set_deadline(route.deadline, worker_->now());
   task->start([&](lua_State* co) {
     lua_rawgeti(co, LUA_REGISTRYINDEX, dispatch_ref_);  // dispatch(service, route, exchange, ...)
     lua_pushinteger(co, match.target.service + 1);

@@ -4,15 +4,15 @@
 // running its in-flight tasks and is closed when the last one ends.
 #pragma once
 
-#include <lua.hpp>
-
 #include <functional>
+#include <lua.hpp>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "bindings/binding.hpp"
 #include "engine/generation.hpp"
+#include "engine/lua_memory.hpp"
 #include "engine/router.hpp"
 #include "engine/task.hpp"
 
@@ -31,6 +31,7 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   lua_State* state() const { return L_; }
+  LuaMemory& memory() { return *memory_; }
   Worker& worker() { return *worker_; }
   const Generation& generation() const { return *generation_; }
   static Runtime& of_state(lua_State* L);
@@ -69,9 +70,17 @@ class Runtime {
   void build_router();
   int prelude_function(const char* name);
 
+  // What the engine needs of a route beyond the router: its name for the log, its deadline.
+  struct RouteInfo {
+    std::string description;
+    std::chrono::milliseconds deadline;
+  };
+
   Worker* worker_;
   std::shared_ptr<const Generation> generation_;
   lua_State* L_;
+  std::unique_ptr<LuaMemory> memory_;
+  std::vector<std::vector<RouteInfo>> routes_;  // [service][route]
   BindingContext context_;
   Router router_;
   int prelude_ref_ = LUA_NOREF;

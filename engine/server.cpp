@@ -17,12 +17,13 @@
 #include "engine/log.hpp"
 #include "engine/reload_watcher.hpp"
 #include "engine/server_core.hpp"
+#include "engine/unique_fd.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
 namespace {
 
-int bind_listener(const std::string& host, uint16_t port) {
+UniqueFd bind_listener(const std::string& host, uint16_t port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -33,17 +34,16 @@ int bind_listener(const std::string& host, uint16_t port) {
   if (status != 0) throw std::runtime_error("cannot resolve listen address " + host + ": " + gai_strerror(status));
   std::string last_error = "no address";
   for (addrinfo* address = found; address != nullptr; address = address->ai_next) {
-    int fd = ::socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
+    UniqueFd fd(::socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) continue;
     int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (::bind(fd, address->ai_addr, address->ai_addrlen) == 0 && ::listen(fd, 1024) == 0) {
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (::bind(fd.get(), address->ai_addr, address->ai_addrlen) == 0 && ::listen(fd.get(), 1024) == 0) {
       freeaddrinfo(found);
       return fd;
     }
     last_error = strerror(errno);
-    ::close(fd);
   }
   freeaddrinfo(found);
   throw std::runtime_error("cannot listen on " + host + ":" + service + ": " + last_error);
@@ -81,16 +81,11 @@ class Server::Impl {
     if (core_) throw std::logic_error("Server::start: already running");
     if (options_.threads == 0) options_.threads = 1;
     std::filesystem::create_directories(options_.data_dir);
-    std::vector<int> fds;
-    try {
-      fds.push_back(bind_listener(options_.host, options_.port));
-      port_ = bound_port(fds.front());
-      for (size_t i = 1; i < options_.threads; ++i) fds.push_back(bind_listener(options_.host, port_));
-    } catch (...) {
-      for (int fd : fds) ::close(fd);
-      throw;
-    }
-    core_ = std::make_unique<ServerCore>(options_, fds);
+    std::vector<UniqueFd> fds;
+    fds.push_back(bind_listener(options_.host, options_.port));
+    port_ = bound_port(fds.front().get());
+    for (size_t i = 1; i < options_.threads; ++i) fds.push_back(bind_listener(options_.host, port_));
+    core_ = std::make_unique<ServerCore>(options_, std::move(fds));
     reactor_ = Pistache::Aio::Reactor::create();
     reactor_->init(Pistache::Aio::AsyncContext(options_.threads, "depot-worker"));
     reactor_->addHandler(std::make_shared<Worker>(*core_, 0));  // a prototype: each thread runs a clone

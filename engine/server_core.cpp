@@ -20,7 +20,7 @@ size_t resolve_max_connections(size_t configured) {
 }
 }  // namespace
 
-ServerCore::ServerCore(Options options, std::vector<int> listen_fds)
+ServerCore::ServerCore(Options options, std::vector<UniqueFd> listen_fds)
     : options_(std::move(options)),
       listen_fds_(std::move(listen_fds)),
       workers_(listen_fds_.size(), nullptr),

@@ -4,11 +4,13 @@
 
 #include <atomic>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "engine/named_events.hpp"
 #include "engine/options.hpp"
 #include "engine/thread_pool.hpp"
+#include "engine/unique_fd.hpp"
 
 namespace depot {
 
@@ -16,11 +18,12 @@ class Worker;
 
 class ServerCore {
  public:
-  ServerCore(Options options, std::vector<int> listen_fds);
+  ServerCore(Options options, std::vector<UniqueFd> listen_fds);
   ~ServerCore();
 
   const Options& options() const { return options_; }
-  int listen_fd(size_t worker_index) const { return listen_fds_.at(worker_index); }
+  // The listening socket of worker `worker_index`, handed over once (the worker closes it).
+  UniqueFd take_listen_fd(size_t worker_index) { return std::move(listen_fds_.at(worker_index)); }
   size_t next_worker_index() { return next_worker_index_++; }
   void register_worker(size_t index, Worker* worker);
   const std::vector<Worker*>& workers() const { return workers_; }
@@ -34,7 +37,7 @@ class ServerCore {
 
  private:
   Options options_;
-  std::vector<int> listen_fds_;
+  std::vector<UniqueFd> listen_fds_;  // those no worker has taken yet, closed with the core
   std::atomic<size_t> next_worker_index_{0};
   std::vector<Worker*> workers_;
   size_t max_connections_;

@@ -5,6 +5,7 @@
 #include "engine/connection.hpp"
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
+#include "engine/lua_memory.hpp"
 #include "engine/runtime.hpp"
 #include "engine/worker.hpp"
 
@@ -29,13 +30,53 @@ Task::~Task() = default;
 
 const std::string& Task::request_id() const { return exchange_ ? exchange_->id : kNoRequestId; }
 
-Task* Task::of_state(lua_State* L) {
+Task* Task::running_in(lua_State* L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "depot.binding_context");
   auto* context = static_cast<BindingContext*>(lua_touserdata(L, -1));
   lua_pop(L, 1);
   if (context == nullptr || context->worker == nullptr) return nullptr;
   Task* task = context->worker->running_task();
+  return task != nullptr && &task->runtime_ == context->runtime ? task : nullptr;
+}
+
+Task* Task::of_state(lua_State* L) {
+  Task* task = running_in(L);
   return task != nullptr && task->coroutine_ == L ? task : nullptr;
+}
+
+void Task::set_deadline(std::chrono::milliseconds span, Clock::time_point now) {
+  deadline_span_ = span;
+  deadline_ = span.count() > 0 ? now + span : Clock::time_point::max();
+  body_seen_ = exchange_ ? exchange_->body_received : 0;
+}
+
+bool Task::overdue(Clock::time_point now) {
+  if (deadline_span_.count() <= 0) return false;
+  if (exchange_) {
+    bool waits_on_client = exchange_->body_waiter != 0 || exchange_->drain_waiter != 0;
+    if (waits_on_client || exchange_->body_received != body_seen_) {
+      body_seen_ = exchange_->body_received;
+      deadline_ = now + deadline_span_;
+      return false;
+    }
+  }
+  return deadline_ <= now;
+}
+
+const char* Task::must_stop(Clock::time_point now) {
+  if (stop_reason_ != nullptr) return stop_reason_;
+  const Limits& limits = runtime_.generation().limits;
+  if (limits.instruction_budget > 0 && instructions > limits.instruction_budget) {
+    stop_reason_ = "instruction budget exceeded";
+    stop_status_ = 500;
+  } else if (now >= deadline_) {
+    stop_reason_ = "request deadline exceeded";
+    stop_status_ = 503;
+  } else if (limits.cpu_slice.count() > 0 && now - running_since_ > limits.cpu_slice) {
+    stop_reason_ = "ran longer than limits.cpu_slice without waiting";
+    stop_status_ = 503;
+  }
+  return stop_reason_;
 }
 
 Task& Task::require(lua_State* L, const char* function) {
@@ -80,23 +121,31 @@ void Task::run(int argument_count) {
   Worker& worker = runtime_.worker();
   Task* outer = worker.running_task();
   worker.set_running_task(this);
-  int status = lua_resume(coroutine_, argument_count);
+  running_since_ = Clock::now();
+  int status;
+  {
+    LuaMemory::Enforced enforced(runtime_.memory());
+    status = lua_resume(coroutine_, argument_count);
+  }
   worker.set_running_task(outer);
-  if (status == LUA_YIELD) {
-    if (!suspended_) {
+  if (stop_reason_ != nullptr && status != 0) {
+    // The preemption hook yielded the coroutine (or its error escaped every pcall): it never runs
+    // again.
+    abort(stop_status_, stop_reason_);
+  } else if (status == LUA_YIELD) {
+    if (!suspended_)
       finish("the script yielded outside a Depot call (coroutine.yield at the top of a handler?)");
-    }
-    return;
-  }
-  if (status == 0) {
+  } else if (status == 0) {
     finish(nullptr);
-    return;
+  } else {
+    const char* message = lua_tostring(coroutine_, -1);
+    luaL_traceback(runtime_.state(), coroutine_,
+                   message ? message : "(error object is not a string)", 0);
+    std::string text = lua_tostring(runtime_.state(), -1);
+    lua_pop(runtime_.state(), 1);
+    finish(text.c_str());
   }
-  const char* message = lua_tostring(coroutine_, -1);
-  luaL_traceback(runtime_.state(), coroutine_, message ? message : "(error object is not a string)", 0);
-  std::string text = lua_tostring(runtime_.state(), -1);
-  lua_pop(runtime_.state(), 1);
-  finish(text.c_str());
+  if (stop_reason_ != nullptr || runtime_.memory().refused()) runtime_.memory().collect();
 }
 
 void Task::abort(int status, const std::string& message) {
@@ -109,7 +158,9 @@ void Task::abort(int status, const std::string& message) {
       exchange.connection->close();
     }
   }
-  log::warn("task aborted", {{"request_id", request_id()}, {"status", status}, {"reason", message}});
+  log::warn(
+      "task aborted",
+      {{"request_id", request_id()}, {"route", route}, {"status", status}, {"reason", message}});
   finish(nullptr);
 }
 
@@ -118,7 +169,7 @@ void Task::finish(const char* error) {
   finished_ = true;
   suspended_ = false;
   if (error != nullptr) {
-    log::error("lua error", {{"request_id", request_id()}, {"error", error}});
+    log::error("lua error", {{"request_id", request_id()}, {"route", route}, {"error", error}});
     if (exchange_ && exchange_->connection && !exchange_->response_started()) {
       runtime_.respond_error(*exchange_, 500, "internal server error");
     }

@@ -5,8 +5,8 @@
 //
 // Bindings that wait follow one pattern:
 //   Task& task = Task::require(L, "fs.copy");
-//   ... start the work; when it completes, on the worker thread:
-//       if (Task* task = worker.find_task(id)) task->resume([](lua_State* co) { push results; return count; });
+//   ... start the work with a TaskHandle(task); when it completes, on any thread:
+//       waiting.resume([](lua_State* co) { push results; return count; });  (task_handle.hpp)
 //   (engine/blocking.hpp does all of this for work that runs on the thread pool).
 //   return task.suspend(L);
 #pragma once
@@ -45,14 +45,29 @@ class Task {
   Exchange* exchange() const { return exchange_.get(); }
   const std::shared_ptr<Exchange>& exchange_pointer() const { return exchange_; }
   const std::string& request_id() const;
-  uint64_t instructions = 0;  // counted by the budget hook
-  // A request still waiting at its deadline is aborted with 503 by the worker's once-a-second
-  // sweep; running code meets it in the instruction hook (when a budget is configured).
-  Clock::time_point deadline = Clock::time_point::max();
+  uint64_t instructions = 0;  // counted by the preemption hook
+  // "service: GET /pattern" for a request task, for the log.
+  std::string route;
+
+  // The request deadline counts time the task waits without progress. Waits on the client itself
+  // (its body, its output draining) count as progress: the connection's body_timeout and
+  // send_timeout govern those. Arrivals of body bytes push the deadline out too.
+  void set_deadline(std::chrono::milliseconds span, Clock::time_point now);
+  // The worker's once-a-second sweep: true when the deadline passed without progress.
+  bool overdue(Clock::time_point now);
+
+  // The preemption hook, every few thousand VM instructions of the running task: why the task
+  // must stop now (deadline, cpu_slice, instruction budget), or nullptr. Once a task was told
+  // to stop it stays stopped: every later call says so again, so pcall cannot swallow it.
+  const char* must_stop(Clock::time_point now);
+  // The HTTP status the stop is answered with (503 for time, 500 for the budget).
+  int stop_status() const { return stop_status_; }
 
   // The task whose coroutine is L and is running now; nullptr in a plain state, at load time,
   // or inside a coroutine the script created itself.
   static Task* of_state(lua_State* L);
+  // The task running now in L's state, also inside a coroutine the script created.
+  static Task* running_in(lua_State* L);
   // Like of_state, but raises "<function>: ..." explaining where waiting is possible.
   static Task& require(lua_State* L, const char* function);
 
@@ -65,7 +80,7 @@ class Task {
   // (pushing nothing) when what the task waits for has not happened yet.
   void resume(const Pusher& push);
   bool suspended() const { return suspended_; }
-  // Ends a suspended task without running it again (deadline, shutdown).
+  // Ends a suspended (or preempted) task without running it again (deadline, shutdown).
   void abort(int status, const std::string& message);
 
  private:
@@ -80,6 +95,12 @@ class Task {
   int coroutine_ref_ = LUA_NOREF;
   bool suspended_ = false;
   bool finished_ = false;
+  std::chrono::milliseconds deadline_span_{0};
+  Clock::time_point deadline_ = Clock::time_point::max();
+  uint64_t body_seen_ = 0;
+  Clock::time_point running_since_;
+  const char* stop_reason_ = nullptr;
+  int stop_status_ = 0;
 };
 
 }  // namespace depot

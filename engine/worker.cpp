@@ -18,6 +18,7 @@
 #include "engine/runtime.hpp"
 #include "engine/server_core.hpp"
 #include "engine/task.hpp"
+#include "engine/unique_fd.hpp"
 
 namespace depot {
 
@@ -44,47 +45,42 @@ constexpr auto kSweepInterval = std::chrono::seconds(1);
 // Accepts connections from this worker's SO_REUSEPORT socket.
 class Worker::Listener final : public EventSource {
  public:
-  Listener(Worker& worker, int fd) : worker_(worker), fd_(fd) {}
-  ~Listener() override { stop(); }
+  Listener(Worker& worker, UniqueFd fd) : worker_(worker), fd_(std::move(fd)) {}
 
-  void start() { worker_.watch(fd_, this, Interest::read); }
-  void stop() {
-    if (fd_ < 0) return;
-    ::close(fd_);  // closing removes it from epoll: the fd is never duplicated
-    fd_ = -1;
-  }
+  void start() { worker_.watch(fd_.get(), this, Interest::read); }
+  // Closing removes it from epoll: the fd is never duplicated.
+  void stop() { fd_.reset(); }
 
   void on_ready(Readiness) override {
-    for (int i = 0; i < kMaxAcceptsPerWakeup && fd_ >= 0; ++i) {
+    for (int i = 0; i < kMaxAcceptsPerWakeup && fd_.valid(); ++i) {
       sockaddr_storage address;
       socklen_t length = sizeof address;
-      int client = ::accept4(fd_, reinterpret_cast<sockaddr*>(&address), &length,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (client < 0) {
+      UniqueFd client(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&address), &length,
+                                SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!client.valid()) {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
           pause_after_exhaustion();
         }
         return;  // EAGAIN, or a connection that died in the backlog
       }
       if (!worker_.make_room_for_connection()) {
-        refuse(client);
+        refuse(std::move(client));
         continue;
       }
       int one = 1;
-      ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      worker_.add_connection(new Connection(worker_, client, address));
+      ::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      worker_.add_connection(new Connection(worker_, std::move(client), address));
     }
   }
 
  private:
   // At max_connections with no idle connection to close: a quick answer rather than a client
   // left in the backlog until it gives up, and the listener keeps draining its queue.
-  void refuse(int client) {
+  void refuse(UniqueFd client) {
     static constexpr std::string_view kBusy =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 50\r\n"
         "Retry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too many open connections\",\"status\":503}";
-    [[maybe_unused]] ssize_t n = ::send(client, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    ::close(client);
+    [[maybe_unused]] ssize_t n = ::send(client.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (!refusing_) log::warn("refusing connections: max_connections reached", {{"worker", worker_.index()}});
     refusing_ = true;
   }
@@ -92,14 +88,14 @@ class Worker::Listener final : public EventSource {
   // A level-triggered listener would spin while the process is out of descriptors.
   void pause_after_exhaustion() {
     log::warn("accept paused: out of file descriptors", {{"worker", worker_.index()}});
-    worker_.rewatch(fd_, this, Interest::none);
+    worker_.rewatch(fd_.get(), this, Interest::none);
     worker_.add_timer(kAcceptBackoff, [this] {
-      if (fd_ >= 0) worker_.rewatch(fd_, this, Interest::read);
+      if (fd_.valid()) worker_.rewatch(fd_.get(), this, Interest::read);
     });
   }
 
   Worker& worker_;
-  int fd_;
+  UniqueFd fd_;
   bool refusing_ = false;  // logged once per worker, not once per refused connection
 };
 
@@ -108,10 +104,9 @@ class Worker::Ticker final : public EventSource {
  public:
   explicit Ticker(Worker& worker)
       : worker_(worker), fd_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
-    if (fd_ < 0) throw std::runtime_error(std::string("timerfd_create: ") + strerror(errno));
+    if (!fd_.valid()) throw std::runtime_error(std::string("timerfd_create: ") + strerror(errno));
   }
-  ~Ticker() override { ::close(fd_); }
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
 
   void arm(Clock::time_point deadline) {
     itimerspec spec{};
@@ -120,29 +115,28 @@ class Worker::Ticker final : public EventSource {
     spec.it_value.tv_sec = seconds.count();
     spec.it_value.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count();
     if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
-    ::timerfd_settime(fd_, TFD_TIMER_ABSTIME, &spec, nullptr);
+    ::timerfd_settime(fd_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
   }
 
   void on_ready(Readiness) override {
     uint64_t expirations;
-    while (::read(fd_, &expirations, sizeof expirations) > 0) {
+    while (::read(fd_.get(), &expirations, sizeof expirations) > 0) {
     }
     worker_.on_tick();
   }
 
  private:
   Worker& worker_;
-  int fd_;
+  UniqueFd fd_;
 };
 
 // Work posted from other threads, woken through an eventfd.
 class Worker::Inbox final : public EventSource {
  public:
   Inbox() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-    if (fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
+    if (!fd_.valid()) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
   }
-  ~Inbox() override { ::close(fd_); }
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
 
   void push(std::function<void()> work) {
     {
@@ -150,12 +144,12 @@ class Worker::Inbox final : public EventSource {
       queue_.push_back(std::move(work));
     }
     uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof one);
+    [[maybe_unused]] ssize_t n = ::write(fd_.get(), &one, sizeof one);
   }
 
   void on_ready(Readiness) override {
     uint64_t count;
-    [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof count);  // drain before popping
+    [[maybe_unused]] ssize_t n = ::read(fd_.get(), &count, sizeof count);  // drain before popping
     std::vector<std::function<void()>> batch;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -171,7 +165,7 @@ class Worker::Inbox final : public EventSource {
   }
 
  private:
-  int fd_;
+  UniqueFd fd_;
   std::mutex mutex_;
   std::vector<std::function<void()>> queue_;
 };
@@ -200,7 +194,7 @@ void Worker::registerPoller(Pistache::Polling::Epoll& poller) {
   inbox_ = std::make_unique<Inbox>();
   poller.addFd(ticker_->fd(), Pistache::Flags<NotifyOn>(NotifyOn::Read), tag_of(ticker_.get()));
   poller.addFd(inbox_->fd(), Pistache::Flags<NotifyOn>(NotifyOn::Read), tag_of(inbox_.get()));
-  listener_ = std::make_unique<Listener>(*this, core_.listen_fd(index_));
+  listener_ = std::make_unique<Listener>(*this, core_.take_listen_fd(index_));
   listener_->start();
   sweep_timer_ = add_timer(kSweepInterval, [this] { sweep(); });
   core_.register_worker(index_, this);
@@ -238,14 +232,14 @@ void Worker::on_tick() {
   timers_.run_due(now_);
 }
 
-// Once a second: idle and stalled connections time out, and requests still waiting past their
-// deadline are answered 503 (checked here rather than with a timer per request).
+// Once a second: idle and stalled connections time out, and requests waiting without progress
+// past their deadline are answered 503 (checked here rather than with a timer per request).
 void Worker::sweep() {
   std::vector<Connection*> open(connections_.begin(), connections_.end());
   for (Connection* connection : open) connection->check_timeouts(now_);
   std::vector<uint64_t> overdue;
   for (auto& [id, task] : tasks_) {
-    if (task->is_request() && task->suspended() && task->deadline <= now_) overdue.push_back(id);
+    if (task->is_request() && task->overdue(now_) && task->suspended()) overdue.push_back(id);
   }
   for (uint64_t id : overdue) {
     if (Task* task = find_task(id)) task->abort(503, "request deadline exceeded");

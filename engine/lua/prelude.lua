@@ -183,12 +183,15 @@ function Response:started() return core.response_started(self._exchange) end
 local Service = {}
 Service.__index = Service
 
--- Registers a route. `options.max_body_bytes` raises req:body()'s limit for this route.
+-- Registers a route. `options.max_body_bytes` raises req:body()'s limit for this route;
+-- `options.deadline` (seconds, 0: none) replaces limits.request_deadline for it.
 function Service:route(method, pattern, handler, options)
   assert(type(method) == "string", "route: method must be a string")
   assert(type(pattern) == "string" and pattern:sub(1, 1) == "/", "route: pattern must start with /")
   assert(type(handler) == "function", "route: handler must be a function")
   options = options or {}
+  assert(options.deadline == nil or (type(options.deadline) == "number" and options.deadline >= 0),
+    "route: options.deadline must be a number of seconds (0: none)")
   options.max_body_bytes = options.max_body_bytes or core.max_body_bytes
   self.routes[#self.routes + 1] = { method = method:upper(), pattern = pattern, handler = handler, options = options }
 end

@@ -1,6 +1,15 @@
--- Cache entries: metadata in kv ("entry:<id>" → {state = "pending" | "image" | "error", ...}),
--- image bytes in files under the cache directory, and an index from a query's canonical form to
--- the live entry for it ("query:<sha256>" → id), so identical queries share one fetch.
+-- Cache entries: metadata in kv, image bytes in files under the cache directory.
+--
+-- Keys (one "image_cache" database):
+--   entry:<id>             the entry: {id, state = "pending" | "image" | "error", expiry, index,
+--                          created, query (only while pending: a settled entry drops it), ...}
+--   pending:<id>,          the compact listing index, one per live entry, under the prefix of its
+--   active:<id>            listing section: "<type>|<size>|<expiry>" (what /info shows, no JSON)
+--   expiry:<time>:<id>     the expiry order (time zero-padded, so bytewise order is time order):
+--                          the prune reads only what has expired
+--   query:<sha256>         a query's canonical form → the live entry for it, so identical
+--                          queries share one fetch
+-- An entry and its index keys change together, in one update.
 local kv = require "kv"
 local fs = require "fs"
 local json = require "json"
@@ -10,6 +19,11 @@ local depot = require "depot"
 local M = {}
 M.__index = M
 
+local LAYOUT = 2 -- 1: entries only; 2: with the listing and expiry indexes
+local BATCH = 200 -- entries per step of a scan: a step holds the worker well under a millisecond
+
+local TYPES = { pending = "api_request", image = "image", error = "api_error" }
+
 function M.new(directory)
   assert(fs.mkdir(directory))
   return setmetatable({ db = kv.open("image_cache"), directory = directory }, M)
@@ -17,6 +31,34 @@ end
 
 local function query_key(query_text)
   return "query:" .. crypto.hex(crypto.sha256(assert(json.python_json(query_text))))
+end
+
+local function expiry_key(entry)
+  return string.format("expiry:%020.6f:%s", entry.expiry, entry.id)
+end
+
+local function listing_key(entry)
+  return (entry.state == "pending" and "pending:" or "active:") .. entry.id
+end
+
+-- %.17g reads back as the same double, so /info renders exactly what the entry holds.
+local function listing_value(entry)
+  local size = entry.size or #(entry.query or "")
+  local expiry = entry.expiry and string.format("%.17g", entry.expiry) or ""
+  return (TYPES[entry.state] or "invalid") .. "|" .. size .. "|" .. expiry
+end
+
+local function put_entry(tx, entry)
+  tx:put("entry:" .. entry.id, entry)
+  tx:put(listing_key(entry), listing_value(entry))
+  if entry.expiry then tx:put(expiry_key(entry), entry.id) end
+end
+
+local function delete_entry(tx, entry)
+  tx:delete("entry:" .. entry.id)
+  tx:delete(listing_key(entry))
+  if entry.expiry then tx:delete(expiry_key(entry)) end
+  if entry.index and tx:get(entry.index) == entry.id then tx:delete(entry.index) end
 end
 
 function M:path(id) return self.directory .. "/" .. id end
@@ -32,7 +74,8 @@ function M:find_or_create(query_text, make_id)
       if entry and entry.expiry > depot.now() then return existing, false end
     end
     local id, expiry = make_id()
-    tx:put("entry:" .. id, { id = id, state = "pending", query = query_text, expiry = expiry, index = index })
+    put_entry(tx, { id = id, state = "pending", query = query_text, expiry = expiry, index = index,
+                    created = depot.now() })
     tx:put(index, id)
     return id, true
   end)
@@ -44,36 +87,104 @@ function M:settle(id, outcome)
   self.db:update(function(tx)
     local entry = tx:get("entry:" .. id)
     if not entry then return end -- pruned meanwhile
+    tx:delete(listing_key(entry))
     if outcome.image then
       entry.state, entry.type, entry.mime, entry.size = "image", outcome.type, outcome.mime, #outcome.image
     else
       entry.state, entry.status_code, entry.msgs = "error", outcome.status_code, outcome.msgs
       entry.size = #json.encode({ status_code = outcome.status_code, msgs = outcome.msgs })
     end
-    tx:put("entry:" .. id, entry)
+    entry.query = nil
+    put_entry(tx, entry)
   end)
 end
 
-function M:all()
-  local list = {}
-  for _, item in ipairs(self.db:iter({ prefix = "entry:" })) do list[#list + 1] = item.value end
-  return list
+-- How many entries a listing section ("active" or "pending") holds.
+function M:count(section) return self.db:count(section .. ":") end
+
+-- Calls fn(items) with successive pages (lists of {key, value}) of the keys under `prefix`, up
+-- to `to` (exclusive) if given, until fn returns false; fn may wait, as each page is its own read.
+local function each_page(db, prefix, to, fn)
+  local from = prefix
+  while true do
+    local page = db:iter({ prefix = prefix, from = from, to = to, limit = BATCH })
+    if #page == 0 then return end
+    if fn(page) == false or #page < BATCH then return end
+    from = page[#page].key .. "\0"
+  end
 end
 
--- Removes the expired entries (and their files); returns how many.
-function M:prune()
-  local now, removed = depot.now(), 0
-  for _, entry in ipairs(self:all()) do
-    if not (entry.expiry and entry.expiry >= now) then
-      fs.remove(self:path(entry.id))
-      self.db:update(function(tx)
-        tx:delete("entry:" .. entry.id)
-        if tx:get(entry.index) == entry.id then tx:delete(entry.index) end
-      end)
-      removed = removed + 1
+-- Calls fn(rows) with pages of a listing section, rows of {id, type, size, expiry (or nil)},
+-- until fn returns false.
+function M:each_listed(section, fn)
+  local prefix = section .. ":"
+  each_page(self.db, prefix, nil, function(page)
+    local rows = {}
+    for i, item in ipairs(page) do
+      local kind, size, expiry = item.value:match("^([^|]*)|([^|]*)|(.*)$")
+      rows[i] = { id = item.key:sub(#prefix + 1), type = kind, size = tonumber(size), expiry = tonumber(expiry) }
     end
-  end
+    return fn(rows)
+  end)
+end
+
+-- Calls fn(id) for every entry still pending that was created before `time`.
+function M:each_pending_since(time, fn)
+  self:each_listed("pending", function(rows)
+    for _, row in ipairs(rows) do
+      local entry = self:get(row.id)
+      if entry and entry.state == "pending" and (entry.created or 0) < time then fn(row.id) end
+    end
+  end)
+end
+
+-- Removes the expired entries (and their files), a batch at a time in expiry order, yielding
+-- between batches; returns how many. Its cost follows what expired, not what lives.
+function M:prune()
+  local limit, removed = string.format("expiry:%020.6f", depot.now()), 0
+  each_page(self.db, "expiry:", limit, function(page)
+    local ids = {}
+    for i, item in ipairs(page) do ids[i] = item.value end
+    self.db:update(function(tx)
+      for i, id in ipairs(ids) do
+        local entry = tx:get("entry:" .. id)
+        if entry then delete_entry(tx, entry) end
+        tx:delete(page[i].key)
+      end
+    end)
+    for _, id in ipairs(ids) do fs.remove(self:path(id)) end
+    removed = removed + #ids
+    depot.sleep(0)
+  end)
   return removed
+end
+
+-- Brings a database written by an earlier layout up to this one: builds the listing and expiry
+-- indexes and drops settled entries' query text, a batch per update. Entries without an expiry
+-- (never written by this service) are removed, as the prune would have.
+function M:upgrade()
+  if self.db:get("meta:layout") == LAYOUT then return 0 end
+  local upgraded = 0
+  each_page(self.db, "entry:", nil, function(page)
+    local invalid = {}
+    self.db:update(function(tx)
+      for _, item in ipairs(page) do
+        local entry = tx:get(item.key) -- not item.value: requests may have settled it since
+        if entry.state ~= "pending" then entry.query = nil end
+        if entry.expiry then
+          put_entry(tx, entry)
+        else
+          delete_entry(tx, entry)
+          invalid[#invalid + 1] = entry.id
+        end
+      end
+    end)
+    for _, id in ipairs(invalid) do fs.remove(self:path(id)) end
+    upgraded = upgraded + #page
+    depot.sleep(0)
+  end)
+  self.db:put("meta:layout", LAYOUT)
+  return upgraded
 end
 
 return M

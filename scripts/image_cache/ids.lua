@@ -29,12 +29,13 @@ function M.member_text(document, wanted)
       return
     end
     local depth = 0
-    repeat
+    repeat -- from bracket or quote to the next one: the bytes between never matter
       local char = document:sub(position, position)
       if char == '"' then skip_string()
       else
         if char == "{" or char == "[" then depth = depth + 1 elseif char == "}" or char == "]" then depth = depth - 1 end
-        position = position + 1
+        if depth == 0 then position = position + 1
+        else position = document:find('[{}%[%]"]', position + 1) or #document + 1 end
       end
     until depth == 0 or position > #document
   end

@@ -24,23 +24,41 @@ local function timedelta(seconds)
   return text
 end
 
-local TYPES = { pending = "api_request", image = "image", error = "api_error" }
+local function expiration(expiry, now)
+  if not expiry then return "<invalid>" end
+  return iso_utc(expiry) .. " (remaining: " .. timedelta(expiry - now) .. ")"
+end
 
-function M.render(entries, now)
-  local active, pending = {}, {}
-  for _, entry in ipairs(entries) do
-    local row = {
-      id = entry.id,
-      type = TYPES[entry.state] or "invalid",
-      size = entry.size or #(entry.query or ""),
-      expiration = entry.expiry and (iso_utc(entry.expiry) .. " (remaining: " .. timedelta(entry.expiry - now) .. ")")
-        or "<invalid>",
-    }
-    if entry.state == "pending" then pending[#pending + 1] = row else active[#active + 1] = row end
-  end
+-- Streams the listing as the original's JSON ({"active_count", "active_entries",
+-- "pending_count", "pending_entries"}, keys in byte order as json.encode writes them) a page of
+-- the index at a time, yielding between pages: its cost and memory follow one page, not the
+-- whole cache. Counts are read first; an entry that settles during the listing may be counted in
+-- one section and listed in the other.
+function M.stream(entries, res, now)
   local json = require "json"
-  return { active_count = #active, pending_count = #pending,
-           active_entries = setmetatable(active, json.array_mt), pending_entries = setmetatable(pending, json.array_mt) }
+  local depot = require "depot"
+  res:start(200, { ["Content-Type"] = "application/json" })
+  local connected = true
+  local function write(text)
+    connected = connected and res:write(text) ~= nil
+    return connected
+  end
+  local function section(name, opening)
+    if not write(opening .. entries:count(name) .. ',"' .. name .. '_entries":[') then return end
+    local first = true
+    entries:each_listed(name, function(rows)
+      local parts = {}
+      for i, row in ipairs(rows) do
+        parts[i] = json.encode({ id = row.id, type = row.type, size = row.size, expiration = expiration(row.expiry, now) })
+      end
+      if not write((first and "" or ",") .. table.concat(parts, ",")) then return false end
+      first = false
+      depot.sleep(0)
+    end)
+  end
+  section("active", '{"active_count":')
+  section("pending", '],"pending_count":')
+  write("]}")
 end
 
 M.timedelta = timedelta

@@ -45,6 +45,22 @@ local function as_int(value)
   return nil
 end
 
+-- FastAPI's answers for what no route of the original handles.
+service:on_error(function(status, message)
+  if status == 404 and message == "not found" then return { detail = "Not Found" } end
+  if status == 405 then return { detail = "Method Not Allowed" } end
+  if status >= 500 then return 500, "Internal Server Error", { ["Content-Type"] = "text/plain; charset=utf-8" } end
+  return { detail = message }
+end)
+
+-- FastAPI 0.92 parses a body as JSON only without a Content-Type or with application/json or
+-- application/*+json; any other body reaches pydantic as bytes, which is not a dict.
+local function json_content_type(value)
+  if not value then return true end
+  local media = (value:match("^%s*([^;%s]+)") or ""):lower()
+  return media == "application/json" or (media:match("^application/.+%+json$") ~= nil)
+end
+
 local function not_found(id) return 404, { loc = id, msg = "Image not found", type = "error" } end
 
 local function fetch(id)
@@ -60,6 +76,9 @@ end
 service:post("/requests", function(req)
   local text = req:body()
   if text == "" then return unprocessable({ "body" }, "field required", "value_error.missing") end
+  if not json_content_type(req:header("Content-Type")) then
+    return unprocessable({ "body" }, "value is not a valid dict", "type_error.dict")
+  end
   local body, err = json.decode(text)
   if body == nil and err then return unprocessable({ "body", 0 }, err, "value_error.jsondecode") end
   if type(body) ~= "table" or getmetatable(body) == json.array_mt then
@@ -109,26 +128,28 @@ service:get("/image/:id", function(req, res)
   return 500, { loc = id, msg = "Internal error (entry status: pending)", type = "error" }
 end)
 
-service:get("/info", function()
-  return info.render(entries:all(), depot.now())
+service:get("/info", function(req, res)
+  info.stream(entries, res, depot.now())
 end)
 
 service:get("/favicon.ico", function(req, res)
   assert(res:file(favicon, { content_type = "image/x-icon" }))
 end)
 
--- At start: prune, then refetch what was still pending when the server stopped — in the
--- background, so the server answers at once.
+-- At start: index a cache written by an earlier version, prune, then refetch what was still
+-- pending when the server stopped — in the background, so the server answers at once.
 service:on_start(function()
+  -- Entries created from here on are being fetched by the requests that created them.
+  local started = depot.now()
+  local upgraded = entries:upgrade()
   local removed = entries:prune()
   local pending = 0
-  for _, entry in ipairs(entries:all()) do
-    if entry.state == "pending" then
-      pending = pending + 1
-      jobs.after(0, function(premature) if not premature then fetch(entry.id) end end)
-    end
-  end
-  log.info("image cache started", { pruned = removed, refetching = pending, wait_timeout = wait_timeout })
+  entries:each_pending_since(started, function(id)
+    pending = pending + 1
+    jobs.after(0, function(premature) if not premature then fetch(id) end end)
+  end)
+  log.info("image cache started", { upgraded = upgraded, pruned = removed, refetching = pending,
+                                    wait_timeout = wait_timeout })
   jobs.every(maintenance_period, function(premature)
     if not premature then entries:prune() end
   end)

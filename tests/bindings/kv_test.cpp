@@ -46,6 +46,11 @@ TEST_CASE("kv iterates by prefix and range, forwards and backwards, with limits"
     assert(keys(db:iter({ limit = 2 })) == "a1,a2")
     assert(keys(db:iter({ reverse = true, limit = 2 })) == "c,b2")
     assert(db:count("b") == 2)
+    -- Bounds are bytes, NULs included: key .. "\0" is the first key after key (paging).
+    assert(keys(db:iter({ prefix = "a", from = "a1\0", limit = 1 })) == "a2")
+    db:put("n\0x", 1)
+    db:put("n\0y", 2)
+    assert(db:count("n\0") == 2 and keys(db:iter({ to = "a1\0" })) == "a1")
   )LUA") == "");
 }
 

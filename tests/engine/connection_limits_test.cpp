@@ -32,7 +32,8 @@ std::string get(RawConnection& connection, const std::string& target) {
 }  // namespace
 
 TEST_CASE("a head trickled byte by byte is cut at header_timeout from its first byte", "[limits]") {
-  TestServer server("app", kRoutes, [](Options& options) { options.limits.header_timeout = 300ms; });
+  TestServer server("app", kRoutes,
+                    [](Options& options) { options.limits.header_timeout = 300ms; });
   RawConnection connection(server.port());
   std::string head = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(100, 'a');
   std::string answer;
@@ -49,7 +50,8 @@ TEST_CASE("a head trickled byte by byte is cut at header_timeout from its first 
 }
 
 TEST_CASE("header_timeout leaves idle keep-alive connections alone", "[limits]") {
-  TestServer server("app", kRoutes, [](Options& options) { options.limits.header_timeout = 300ms; });
+  TestServer server("app", kRoutes,
+                    [](Options& options) { options.limits.header_timeout = 300ms; });
   RawConnection fresh(server.port());
   RawConnection reused(server.port());
   CHECK(get(reused, "/hello") == "200 hello");

@@ -66,7 +66,8 @@ TEST_CASE("only HTTP/1.0 and HTTP/1.1 request lines are answered", "[framing]") 
   CHECK(status_of(server.port(), "GET /hello HTTP/1.0\r\n\r\n") == 200);
 }
 
-TEST_CASE("a Transfer-Encoding other than chunked is refused before the handler runs", "[framing]") {
+TEST_CASE("a Transfer-Encoding other than chunked is refused before the handler runs",
+          "[framing]") {
   TestServer server("app", kRoutes);
   auto deleting = [](const std::string& headers) {
     return "DELETE /item HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
@@ -76,11 +77,18 @@ TEST_CASE("a Transfer-Encoding other than chunked is refused before the handler 
   CHECK(refused(server.port(), deleting("Transfer-Encoding: gzip, chunked")).status == 501);
   CHECK(refused(server.port(), deleting("Transfer-Encoding: whatever")).status == 501);
   CHECK(refused(server.port(), deleting("Transfer-Encoding: chunked, chunked")).status == 400);
-  CHECK(refused(server.port(), deleting("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked")).status == 400);
+  CHECK(refused(server.port(), deleting("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"))
+            .status == 400);
   CHECK(refused(server.port(), deleting("Transfer-Encoding: \"chunked\"")).status == 400);
-  CHECK(refused(server.port(), deleting("Transfer-Encoding: chunked\r\nContent-Length: 5")).status == 400);
-  CHECK(refused(server.port(), "DELETE /item HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").status == 400);
-  CHECK(refused(server.port(), "DELETE /item HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+  CHECK(
+      refused(server.port(), deleting("Transfer-Encoding: chunked\r\nContent-Length: 5")).status ==
+      400);
+  CHECK(
+      refused(server.port(), "DELETE /item HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+          .status == 400);
+  CHECK(refused(
+            server.port(),
+            "DELETE /item HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
             .status == 400);
   CHECK(handler_calls(server.port()) == "0");
 
@@ -115,7 +123,8 @@ TEST_CASE("a chunked body split into single bytes is still accepted", "[framing]
   TestServer server("app", kRoutes);
   RawConnection connection(server.port());
   std::string request =
-      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+      "world\r\n0\r\n\r\n";
   for (char c : request) connection.send(std::string(1, c));
   auto response = connection.read_response(5s);
   REQUIRE(response);
@@ -127,20 +136,26 @@ TEST_CASE("a chunked body split into single bytes is still accepted", "[framing]
 
 TEST_CASE("obs-fold, malformed field names and control characters are refused", "[framing]") {
   TestServer server("app", kRoutes);
-  CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n").status == 400);
-  CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\tc\r\n\r\n").status == 400);
+  CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n").status ==
+        400);
+  CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\tc\r\n\r\n").status ==
+        400);
   CHECK(refused(server.port(),
-                "DELETE /item HTTP/1.1\r\nHost: x\r\nX-A: b\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+                "DELETE /item HTTP/1.1\r\nHost: x\r\nX-A: b\r\n Transfer-Encoding: "
+                "chunked\r\n\r\n0\r\n\r\n")
             .status == 400);
   CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\n Host: x\r\n\r\n").status == 400);
   CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n").status == 400);
   CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n").status == 400);
-  CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: b\x01\r\n\r\n").status == 400);
-  CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: b\x7f\r\n\r\n").status == 400);
+  CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: b\x01\r\n\r\n").status ==
+        400);
+  CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: b\x7f\r\n\r\n").status ==
+        400);
   CHECK(refused(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\n\rX").status == 400);
   CHECK(handler_calls(server.port()) == "0");
   // Tabs and obs-text in values are allowed.
-  CHECK(status_of(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\tb \xc3\xa9\r\n\r\n") == 200);
+  CHECK(status_of(server.port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\tb \xc3\xa9\r\n\r\n") ==
+        200);
 }
 
 TEST_CASE("HTTP/1.1 needs exactly one Host", "[framing]") {
@@ -166,7 +181,9 @@ TEST_CASE("pipelined requests with empty lines between them are all answered", "
   RawConnection connection(server.port());
   std::string batch;
   for (int i = 0; i < 50; ++i) batch += "\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
-  connection.send(batch + "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+  connection.send(
+      batch +
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
   for (int i = 0; i < 50; ++i) {
     auto response = connection.read_response(5s);
     REQUIRE(response);

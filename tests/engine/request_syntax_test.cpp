@@ -59,10 +59,11 @@ TEST_CASE("framing and Host", "[request_syntax]") {
   CHECK(framing_status(head_with(1, {})) == 400);
   CHECK(framing_status(head_with(1, {{"host", "x"}, {"host", "x"}})) == 400);
   CHECK(framing_status(head_with(1, {{"host", "x"}, {"transfer-encoding", " chunked ,"}})) == 0);
-  CHECK(framing_status(head_with(1, {{"host", "x"}, {"transfer-encoding", "gzip, chunked"}})) == 501);
+  CHECK(framing_status(head_with(1, {{"host", "x"}, {"transfer-encoding", "gzip, chunked"}})) ==
+        501);
   CHECK(framing_status(head_with(1, {{"host", "x"}, {"transfer-encoding", ""}})) == 400);
-  CHECK(framing_status(head_with(1, {{"host", "x"}, {"transfer-encoding", "chunked"}, {"content-length", "1"}})) ==
-        400);
+  CHECK(framing_status(head_with(
+            1, {{"host", "x"}, {"transfer-encoding", "chunked"}, {"content-length", "1"}})) == 400);
   CHECK(framing_status(head_with(0, {{"transfer-encoding", "chunked"}})) == 400);
   CHECK(framing_status(head_with(1, {{"host", "x"}}, std::string("/a\0b", 4))) == 400);
 }

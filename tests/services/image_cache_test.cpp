@@ -4,7 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <algorithm>
+#include <fstream>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "tests/support/http_client.hpp"
@@ -221,4 +224,152 @@ TEST_CASE("image cache: an entry pending at shutdown is fetched after a restart"
   CHECK(image.body == "png-image-bytes-restart");
   WARN("restart to all pending entries refetched: " << seconds << " s (the stub takes 1 s)");
   std::filesystem::remove_all(data);
+}
+
+TEST_CASE("image cache: /info streams the listing in the original's byte format", "[image_cache]") {
+  ImageCache cache;
+  for (const char* name : {"i1", "i2", "i3"}) request_id(cache.port(), {{"api_query", query("png", {{"name", name}})}});
+  std::string failed = request_id(cache.port(), {{"api_query", query("png", {{"name", "e1"}, {"status", 401}})}});
+  for (const char* name : {"i1", "i2", "i3"}) {
+    std::string id = request_id(cache.port(), {{"api_query", query("png", {{"name", name}})}});
+    REQUIRE(http_request(cache.port(), "GET", "/image/" + id).status == 200);
+  }
+  REQUIRE(http_request(cache.port(), "GET", "/image/" + failed).status == 401);
+  json waiting = {{"api_query", query("svg", {{"name", "p1"}, {"delay", 0.8}})}};
+  std::string pending = request_id(cache.port(), waiting);
+  auto info = http_request(cache.port(), "GET", "/info");
+  REQUIRE(info.status == 200);
+  CHECK(info.header("transfer-encoding") == "chunked");
+  CHECK(info.header("content-type") == "application/json");
+  auto listing = json::parse(info.body);
+  CHECK(info.body == listing.dump());  // compact, keys in byte order: what json.encode wrote before
+  CHECK(listing["active_count"] == 4);
+  CHECK(listing["active_entries"].size() == 4);
+  CHECK(listing["pending_count"] == 1);
+  REQUIRE(listing["pending_entries"].size() == 1);
+  auto row = listing["pending_entries"][0];
+  CHECK(row["id"] == pending);
+  CHECK(row["type"] == "api_request");
+  CHECK(row["size"] == waiting["api_query"].dump().size());  // a pending entry's size: its query text
+  std::set<std::string> types;
+  std::vector<std::string> ids;
+  for (const auto& active : listing["active_entries"]) {
+    types.insert(active["type"].get<std::string>());
+    ids.push_back(active["id"]);
+  }
+  CHECK(types == std::set<std::string>{"image", "api_error"});
+  CHECK(std::is_sorted(ids.begin(), ids.end()));
+  CHECK(http_request(cache.port(), "GET", "/image/" + pending).status == 200);
+}
+
+TEST_CASE("image cache: a cache written by the earlier layout is indexed at start, expired entries pruned in batches", "[image_cache]") {
+  auto data = depot::testing::make_temp_dir("depot-image-cache-");
+  auto seed_script = data / "seed.lua";
+  // The earlier layout: entry:<id> records (settled ones still carrying their query) and
+  // query:<hash> → id, nothing else. 300 live and 250 expired entries: more than one batch each.
+  std::ofstream(seed_script) << R"LUA(
+    local kv = require "kv"
+    local fs = require "fs"
+    local depot = require "depot"
+    local service = ...
+    service:post("/write", function()
+      local db = kv.open("image_cache")
+      local now = depot.now()
+      local ids = {}
+      -- The service's own start-up upgrade of the empty cache must be over first.
+      for _ = 1, 100 do
+        if db:get("meta:layout") then break end
+        depot.sleep(0.05)
+      end
+      db:update(function(tx)
+        tx:delete("meta:layout")
+        for i = 1, 550 do
+          local expiry = i <= 300 and now + 3600 or now - 60
+          local id = string.format("%064d_%.1f", i, expiry)
+          ids[i] = id
+          tx:put("entry:" .. id, { id = id, state = "image", type = "png", mime = "image/png", size = 5,
+                                   query = '{"n": ' .. i .. '}', expiry = expiry, index = "query:" .. i })
+          tx:put("query:" .. i, id)
+        end
+      end)
+      for _, id in ipairs(ids) do assert(fs.write(depot.data_dir .. "/image_cache/" .. id, "bytes")) end
+      return { written = #ids }
+    end)
+    service:get("/state", function()
+      local db = kv.open("image_cache")
+      local with_query = 0
+      for _, item in ipairs(db:iter({ prefix = "entry:" })) do
+        if item.value.query then with_query = with_query + 1 end
+      end
+      return { entries = db:count("entry:"), queries = db:count("query:"), expiry = db:count("expiry:"),
+               with_query = with_query, files = #assert(fs.list(depot.data_dir .. "/image_cache")) }
+    end)
+  )LUA";
+  auto with_seed = [&](ImageCache& cache) {
+    REQUIRE(cache.server->server().add_service({"seed", seed_script, {"/seed"}}).empty());
+  };
+  {
+    ImageCache before(json::object(), data);
+    with_seed(before);
+    REQUIRE(json::parse(http_request(before.port(), "POST", "/seed/write").body)["written"] == 550);
+  }
+  ImageCache after(json::object(), data);
+  with_seed(after);
+  json state;
+  for (int i = 0; i < 50; ++i) {  // the upgrade and prune run in the background at start
+    state = json::parse(http_request(after.port(), "GET", "/seed/state").body);
+    if (state["entries"] == 300 && state["files"] == 300) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(state == json({{"entries", 300}, {"queries", 300}, {"expiry", 300}, {"with_query", 0}, {"files", 300}}));
+  auto listing = json::parse(http_request(after.port(), "GET", "/info").body);
+  CHECK(listing["active_count"] == 300);
+  CHECK(listing["active_entries"].size() == 300);
+  std::set<std::string> unique;
+  for (const auto& row : listing["active_entries"]) unique.insert(row["id"].get<std::string>());
+  CHECK(unique.size() == 300);
+  INFO(listing["active_entries"][0].dump() << " " << listing["active_entries"][299].dump() << " " << listing["active_entries"].back().dump());
+  CHECK(listing["active_entries"][0]["size"] == 5);
+  CHECK(listing["pending_count"] == 0);
+  std::filesystem::remove_all(data);
+}
+
+TEST_CASE("image cache: the periodic prune removes what expired, its file and its query index", "[image_cache]") {
+  ImageCache cache(json{{"CACHE_MAINTENANCE_PERIOD", 0.3}});
+  json short_lived = {{"api_query", query("png", {{"name", "brief"}})}, {"ttl", 1}};
+  std::string brief = request_id(cache.port(), short_lived);
+  std::string lasting = request_id(cache.port(), {{"api_query", query("png", {{"name", "lasting"}})}});
+  REQUIRE(http_request(cache.port(), "GET", "/image/" + brief).status == 200);
+  REQUIRE(http_request(cache.port(), "GET", "/image/" + lasting).status == 200);
+  auto cache_dir = cache.server->data_dir() / "image_cache";
+  CHECK(std::filesystem::exists(cache_dir / brief));
+  json listing;
+  for (int i = 0; i < 50; ++i) {  // expired after 1 s, pruned within 0.3 s of that (file last)
+    listing = json::parse(http_request(cache.port(), "GET", "/info").body);
+    if (listing["active_count"] == 1 && !std::filesystem::exists(cache_dir / brief)) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(listing["active_count"] == 1);
+  CHECK(listing["active_entries"][0]["id"] == lasting);
+  CHECK_FALSE(std::filesystem::exists(cache_dir / brief));
+  CHECK(std::filesystem::exists(cache_dir / lasting));
+  CHECK(request_id(cache.port(), short_lived) != brief);  // the query index no longer points at it
+}
+
+TEST_CASE("image cache: what no route handles answers like FastAPI", "[image_cache]") {
+  ImageCache cache;
+  auto wrong_method = http_request(cache.port(), "GET", "/requests");
+  CHECK(wrong_method.status == 405);
+  CHECK(json::parse(wrong_method.body) == json({{"detail", "Method Not Allowed"}}));
+  for (const char* path : {"/image/", "/image/a/b", "/nothing"}) {
+    auto missing = http_request(cache.port(), "GET", path);
+    CHECK(missing.status == 404);
+    CHECK(json::parse(missing.body) == json({{"detail", "Not Found"}}));
+  }
+  std::string body = json({{"api_query", query("png", {{"name", "plain"}})}}).dump();
+  auto as_text = http_request(cache.port(), "POST", "/requests", body, "Content-Type: text/plain");
+  CHECK(as_text.status == 422);
+  CHECK(json::parse(as_text.body) == json::parse(R"({"detail":[{"loc":["body"],"msg":"value is not a valid dict","type":"type_error.dict"}]})"));
+  CHECK(http_request(cache.port(), "POST", "/requests", body).status == 200);  // no Content-Type: JSON
+  CHECK(http_request(cache.port(), "POST", "/requests", body, "Content-Type: application/vnd.api+json").status == 200);
 }

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The image cache at the sizes users bring: for 2,000 / 5,000 / 10,000 live entries, the time of
+# one GET /info and the server's RSS growth while it answers; the longest stall of a probe
+# request (GET /favicon.ico every 2 ms) while the periodic prune removes all of them; and
+# POST /requests throughput (wrk, 16 connections, a distinct 3.8 KB query per request) with p99
+# and server CPU per request. The Kentik API is the Lua stub from tests/stubs, served by the
+# same Depot. Not run in CI.
+#
+# Environment: SIZES ("2000 5000 10000"), DEPOT_BINARY (build/depot).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+SIZES=${SIZES:-2000 5000 10000}
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+
+write_config() { # port
+  cat >"$WORK_DIR/depot.json" <<JSON
+{"services": [
+  {"name": "kentik_api", "script": "$REPO_DIR/tests/stubs/kentik_api", "mount": ["/kentik"]},
+  {"name": "image_cache", "mount": ["/"], "config": {"KT_AUTH_EMAIL": "test@example.com",
+   "KT_AUTH_TOKEN": "secret-token", "KENTIK_API_URL": "http://127.0.0.1:$1/kentik",
+   "CACHE_MAINTENANCE_PERIOD": 1}}],
+ "watch_scripts": false, "log_level": "warn"}
+JSON
+}
+
+# Fills the cache with `count` entries expiring `ttl` seconds from now, waits until all are
+# fetched; prints nothing.
+fill() { # port count ttl run
+  /usr/bin/python3 - "$@" <<'PY'
+import http.client, json, sys, time
+port, count, ttl, run = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+padding = "x" * 3700  # the issue's 3.8 KB queries
+connection = http.client.HTTPConnection("127.0.0.1", port)
+for i in range(count):
+    query = {"api_query": {"imageType": "png", "padding": padding, "stub": {"name": "%s-%d" % (run, i)}}, "ttl": ttl}
+    connection.request("POST", "/requests", json.dumps(query), {"Content-Type": "application/json"})
+    connection.getresponse().read()
+while True:
+    connection.request("GET", "/info")
+    if json.loads(connection.getresponse().read())["pending_count"] == 0: break
+    time.sleep(0.2)
+PY
+}
+
+# Prints "<seconds> <peak RSS growth in MB>" for one GET /info, sampling RSS every 5 ms.
+info_once() { # port
+  local before peak sampler seconds
+  before=$(memory_kb "$DEPOT_PID" VmRSS)
+  ( peak=0; while :; do v=$(memory_kb "$DEPOT_PID" VmRSS); [ "$v" -gt "$peak" ] && { peak=$v; echo "$peak" >"$WORK_DIR/peak"; }; sleep 0.005; done ) &
+  sampler=$!
+  sleep 0.05
+  seconds=$(curl -sS -o "$WORK_DIR/info.json" -w '%{time_total}' "http://127.0.0.1:$1/info")
+  sleep 0.05
+  kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  peak=$(cat "$WORK_DIR/peak")
+  awk -v s="$seconds" -v b="$before" -v p="$peak" 'BEGIN { printf "%.3f s, RSS +%.1f MB", s, (p - b) / 1024 }'
+}
+
+# Probes GET /favicon.ico every 2 ms for `seconds`; prints the longest answer time in ms.
+longest_stall() { # port seconds
+  /usr/bin/python3 - "$@" <<'PY'
+import http.client, sys, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+connection = http.client.HTTPConnection("127.0.0.1", port)
+end, worst = time.monotonic() + seconds, 0.0
+while time.monotonic() < end:
+    start = time.monotonic()
+    connection.request("GET", "/favicon.ico")
+    connection.getresponse().read()
+    worst = max(worst, time.monotonic() - start)
+    time.sleep(0.002)
+print("%.1f" % (worst * 1000))
+PY
+}
+
+post_throughput() { # port
+  cat >"$WORK_DIR/post.lua" <<'LUA'
+local counter = 0
+local padding = string.rep("y", 3700)
+request = function()
+  counter = counter + 1
+  local body = string.format('{"api_query": {"imageType": "png", "padding": "%s", "stub": {"name": "post-%d-%d"}}, "ttl": 600}',
+    padding, counter, math.random(1e9))
+  return wrk.format("POST", "/requests", { ["Content-Type"] = "application/json" }, body)
+end
+LUA
+  local ticks_before ticks_after requests
+  ticks_before=$(cpu_ticks "$DEPOT_PID")
+  wrk -t2 -c16 -d8s --latency -s "$WORK_DIR/post.lua" "http://127.0.0.1:$1/requests" >"$WORK_DIR/wrk.txt"
+  ticks_after=$(cpu_ticks "$DEPOT_PID")
+  requests=$(awk '/requests in/ {print $1}' "$WORK_DIR/wrk.txt")
+  report "POST /requests, 16 connections: $(awk '/Requests\/sec/ {printf "%.0f req/s", $2}' "$WORK_DIR/wrk.txt"), p99 $(awk '/ 99%/ {print $2}' "$WORK_DIR/wrk.txt"), server CPU $(awk -v t=$((ticks_after - ticks_before)) -v n="$requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f ms", t / hz * 1000 / n }') per request (fetches included)"
+}
+
+main() {
+  require_depot_tools
+  begin_run
+  local port size
+  report "image cache at scale: /info, prune stalls, POST throughput"
+  report_environment
+  for size in $SIZES; do
+    port=$(free_port)
+    write_config "$port"
+    start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$port" warn
+    fill "$port" "$size" 40 "fill$size"
+    report "$size entries: GET /info $(info_once "$port"); again $(info_once "$port")"
+    # Every entry expires 40 s after it was posted; the 1 s prune then removes them all.
+    local stall
+    stall=$(longest_stall "$port" 45)
+    report "$size entries: longest probe answer while they expire and are pruned: $stall ms (now $(curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["active_count"])') left)"
+    stop_depot
+    rm -rf "$WORK_DIR/data"
+  done
+  port=$(free_port)
+  write_config "$port"
+  start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$port" warn
+  post_throughput "$port"
+  end_run
+}
+
+main "$@"

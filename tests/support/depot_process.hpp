@@ -1,0 +1,29 @@
+// The built `depot serve` binary as a child process, for tests of what only the real process
+// does (signals, exit status, its log): stderr goes to a file, the port is read from its log.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace depot::testing {
+
+struct DepotProcess {
+  pid_t pid = -1;
+  std::filesystem::path log;
+  uint16_t port = 0;  // 0 if the "listening" line did not appear within 5 s
+
+  // Runs `depot serve <arguments>` in `directory`.
+  DepotProcess(const std::filesystem::path& directory, std::vector<std::string> arguments);
+  // Waits for the exit: the exit status, or -1 if it ended by a signal.
+  int wait_exit();
+  // Kills the process if it still runs.
+  ~DepotProcess();
+  DepotProcess(const DepotProcess&) = delete;
+  DepotProcess& operator=(const DepotProcess&) = delete;
+};
+
+}  // namespace depot::testing
