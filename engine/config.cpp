@@ -92,6 +92,7 @@ void read_limits(const nlohmann::json& document, Limits& limits) {
   limits.cpu_slice = seconds_setting(section, "cpu_slice", limits.cpu_slice);
   limits.lua_memory = size_setting(section, "lua_memory", limits.lua_memory);
   limits.instruction_budget = json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");
+  limits.max_connections = json_get<size_t>(section, "max_connections", limits.max_connections, "limits");
 }
 
 void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& services) {

@@ -19,7 +19,14 @@ namespace depot {
 namespace {
 constexpr size_t kBodyHighWater = 64 * 1024;  // stop reading the socket above this (one read)
 constexpr size_t kOutputHighWater = 256 * 1024;
+// Every file response holds a descriptor until it is sent: a client pipelining downloads it never
+// reads must not make the connection hold one per request.
+constexpr size_t kMaxQueuedSegments = 64;
 constexpr uint64_t kDiscardableBody = 64 * 1024;  // unread body we drop to keep the connection
+// Pipelined requests started per connection before the others get a turn. A finished request's
+// task and exchange are freed only after the worker's event batch, so one read of 64 KiB of
+// small requests answered in one go held ~2 KiB per request, times every connection in the batch.
+constexpr int kRequestsPerTurn = 32;
 
 std::string format_address(const sockaddr_storage& peer) {
   char text[INET6_ADDRSTRLEN] = "";
@@ -94,6 +101,8 @@ Connection::Connection(Worker& worker, UniqueFd fd, const sockaddr_storage& peer
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
   worker_.watch(fd_.get(), this, Interest::read);
+  listed_idle_ = true;  // waiting for its first request
+  worker_.add_idle(this);
 }
 
 Connection::~Connection() {
@@ -132,20 +141,28 @@ void Connection::read_input() {
     // A client may half-close after sending its request; it still gets the response.
     bool waiting_for_response = current_ && current_->body_state == Exchange::BodyState::complete;
     if (!waiting_for_response) {
-      if (current_ && current_->body_state == Exchange::BodyState::receiving) {
-        current_->body_state = Exchange::BodyState::failed;
-        current_->body_error = "client closed the connection";
-      }
+      fail_body("client closed the connection");
       close();
     }
     return;
   }
+  if (!current_ && !head_clock_running_) {
+    head_clock_running_ = true;
+    head_since_ = last_progress_;
+  }
+  requests_this_turn_ = 0;
   parse(worker_.read_buffer(), static_cast<size_t>(n));
 }
 
+void Connection::fail_body(std::string reason) {
+  if (!current_ || current_->body_state != Exchange::BodyState::receiving) return;
+  current_->body_state = Exchange::BodyState::failed;
+  current_->body_error = std::move(reason);
+}
+
 bool Connection::can_parse() const {
-  if (closed_ || close_after_flush_) return false;
-  if (!current_) return true;
+  if (closed_ || close_after_flush_ || turn_over_) return false;
+  if (!current_) return !output_congested() && output_.segment_count() <= kMaxQueuedSegments;
   if (current_->body_state != Exchange::BodyState::receiving) return false;
   return discarding_body_ || current_->body_buffered < kBodyHighWater;
 }
@@ -153,11 +170,26 @@ bool Connection::can_parse() const {
 void Connection::parse(const char* data, size_t length) {
   in_parse_ = true;
   while (length > 0 && can_parse()) {
+    if (!check_chunk_delimiter(data, data + length)) {
+      on_parse_error("");
+      length = 0;
+      break;
+    }
+    parse_end_ = data + length;
     size_t consumed = http_parser_execute(&parser_, &kParserSettings, data, length);
+    http_errno error = HTTP_PARSER_ERRNO(&parser_);
+    if (reading_head_) {
+      // Paused at the end of the head, the parser has not consumed the head's last LF yet.
+      size_t head_bytes = consumed + (error == HPE_PAUSED && pause_ == Pause::headers ? 1 : 0);
+      const char* head = data;
+      if (raw_head_.empty()) {  // empty lines between requests are not part of a head
+        while (head_bytes > 0 && (*head == '\r' || *head == '\n')) ++head, --head_bytes;
+      }
+      raw_head_.append(head, head_bytes);
+    }
     data += consumed;
     length -= consumed;
     if (body_arrived_) deliver_body();
-    http_errno error = HTTP_PARSER_ERRNO(&parser_);
     if (error == HPE_PAUSED) {
       http_parser_pause(&parser_, 0);
       Pause reason = pause_;
@@ -167,15 +199,7 @@ void Connection::parse(const char* data, size_t length) {
       continue;
     }
     if (error != HPE_OK) {
-      if (current_ && current_->body_state == Exchange::BodyState::receiving) {
-        current_->body_state = Exchange::BodyState::failed;
-        current_->body_error = std::string("malformed request body: ") + http_errno_description(error);
-        close_after_flush_ = true;
-        deliver_body();
-      } else {
-        fail_request(head_error_ ? head_error_ : 400,
-                     head_error_ ? "request header fields too large" : http_errno_description(error));
-      }
+      on_parse_error(http_errno_description(error));
       length = 0;
       break;
     }
@@ -189,15 +213,44 @@ void Connection::parse(const char* data, size_t length) {
   in_parse_ = false;
   if (closed_) return;
   if (length > 0 && !close_after_flush_) {
-    // Only reachable from pending_ or the shared read buffer, never both at once.
-    if (data >= pending_.data() && data <= pending_.data() + pending_.size()) {
-      pending_.erase(0, static_cast<size_t>(data - pending_.data()));
-    } else {
-      pending_.assign(data, length);
-    }
+    pending_.assign(data, length);  // parse_pending() took pending_ before parsing it
   } else {
     pending_.clear();
   }
+  if (!current_ && !head_clock_running_ && (!pending_.empty() || head_started_ || !raw_head_.empty())) {
+    head_clock_running_ = true;
+    head_since_ = worker_.now();
+  }
+}
+
+void Connection::parse_pending() {
+  if (pending_.empty() || !can_parse()) return;
+  std::string input;
+  input.swap(pending_);
+  parse(input.data(), input.size());
+}
+
+void Connection::on_parse_error(const char* description) {
+  std::optional<RequestProblem> problem = std::move(parse_problem_);
+  parse_problem_.reset();
+  if (current_ && current_->body_state == Exchange::BodyState::receiving) {
+    fail_body(std::string("malformed request body: ") + std::string(problem ? problem->message : description));
+    close_after_flush_ = true;
+    deliver_body();
+  } else {
+    fail_request(problem ? problem->status : 400, problem ? problem->message : description);
+  }
+}
+
+bool Connection::check_chunk_delimiter(const char* from, const char* end) {
+  for (; chunk_delimiter_left_ > 0 && from < end; ++from, --chunk_delimiter_left_) {
+    if (*from != (chunk_delimiter_left_ == 2 ? '\r' : '\n')) {
+      chunk_delimiter_left_ = 0;
+      parse_problem_ = RequestProblem{400, "chunk data not followed by CRLF"};
+      return false;
+    }
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,7 +264,7 @@ int Connection::on_message_begin(http_parser* parser) {
   self->header_value_.clear();
   self->last_was_value_ = false;
   self->header_bytes_ = 0;
-  self->head_error_ = 0;
+  self->parse_problem_.reset();
   self->head_started_ = true;
   return 0;
 }
@@ -219,7 +272,7 @@ int Connection::on_message_begin(http_parser* parser) {
 bool Connection::add_header_bytes(size_t length) {
   header_bytes_ += length;
   if (header_bytes_ > worker_.core().options().limits.max_header_bytes) {
-    head_error_ = 431;
+    parse_problem_ = RequestProblem{431, "request header fields too large"};
     return false;
   }
   return true;
@@ -237,7 +290,7 @@ int Connection::on_header_field(http_parser* parser, const char* data, size_t le
   if (!self->add_header_bytes(length)) return 1;
   if (self->last_was_value_) {
     if (self->head_.headers.size() >= self->worker_.core().options().limits.max_header_count) {
-      self->head_error_ = 431;
+      self->parse_problem_ = RequestProblem{431, "request header fields too large"};
       return 1;
     }
     self->head_.headers.emplace_back(http::lowercase(self->header_field_), std::move(self->header_value_));
@@ -262,7 +315,7 @@ int Connection::on_headers_complete(http_parser* parser) {
   RequestHead& head = self->head_;
   if (!self->header_field_.empty()) {
     if (head.headers.size() >= self->worker_.core().options().limits.max_header_count) {
-      self->head_error_ = 431;
+      self->parse_problem_ = RequestProblem{431, "request header fields too large"};
       return -1;
     }
     head.headers.emplace_back(http::lowercase(self->header_field_), std::move(self->header_value_));
@@ -286,6 +339,12 @@ int Connection::on_headers_complete(http_parser* parser) {
 
 int Connection::on_body(http_parser* parser, const char* data, size_t length) {
   auto* self = static_cast<Connection*>(parser->data);
+  // The last piece of a chunk's data: the lenient parser takes the next two bytes as the CRLF
+  // whatever they are, so they are checked here (and in parse(), if the input ends first).
+  if ((parser->flags & F_CHUNKED) != 0 && parser->content_length == 0) {
+    self->chunk_delimiter_left_ = 2;
+    if (!self->check_chunk_delimiter(data + length, self->parse_end_)) return 1;
+  }
   Exchange* exchange = self->current_.get();
   if (exchange == nullptr || self->discarding_body_ || exchange->body_state != Exchange::BodyState::receiving) {
     return 0;
@@ -313,6 +372,24 @@ int Connection::on_message_complete(http_parser* parser) {
 
 void Connection::start_exchange() {
   head_started_ = false;
+  reading_head_ = false;
+  std::optional<RequestProblem> problem = request_syntax::check_head(raw_head_);
+  raw_head_.clear();
+  if (!problem) problem = request_syntax::check_framing(head_);
+  if (problem) {
+    fail_request(problem->status, problem->message);
+    return;
+  }
+  head_clock_running_ = false;
+  if (++requests_this_turn_ >= kRequestsPerTurn && !turn_over_) {
+    turn_over_ = true;
+    // Deferred work runs after the batch's events, and after the frees deferred before it.
+    worker_.defer([this] {
+      turn_over_ = false;
+      requests_this_turn_ = 0;
+      pump();
+    });
+  }
   if (const std::string* expect = head_.header("expect")) {
     if (!http::iequals(*expect, "100-continue")) {
       fail_request(417, "unsupported Expect header");
@@ -345,6 +422,7 @@ void Connection::start_exchange() {
 }
 
 void Connection::finish_message() {
+  reading_head_ = true;
   if (!current_) return;
   if (current_->body_state == Exchange::BodyState::receiving) {
     current_->body_state = Exchange::BodyState::complete;
@@ -361,11 +439,7 @@ void Connection::deliver_body() {
 
 void Connection::on_body_consumed() {
   if (in_parse_ || closed_ || !current_) return;
-  if (!pending_.empty() && can_parse()) {
-    std::string input;
-    input.swap(pending_);
-    parse(input.data(), input.size());
-  }
+  parse_pending();
   update_interest();
 }
 
@@ -404,12 +478,12 @@ void Connection::maybe_complete_exchange() {
   exchange.connection = nullptr;
   current_.reset();
   discarding_body_ = false;
+  // A next request already received is on the header_timeout clock from now (parse() starts it
+  // for one that is in the input it is parsing).
+  head_clock_running_ = !pending_.empty();
+  head_since_ = worker_.now();
   if (in_parse_) return;  // the parse loop goes on with the next pipelined request
-  if (!pending_.empty() && can_parse()) {
-    std::string input;
-    input.swap(pending_);
-    parse(input.data(), input.size());
-  }
+  parse_pending();
 }
 
 void Connection::fail_request(int status, std::string_view message) {
@@ -568,9 +642,7 @@ void Connection::pump() {
     return;
   }
   if (!write_blocked_ && !pending_.empty() && can_parse()) {
-    std::string input;
-    input.swap(pending_);
-    parse(input.data(), input.size());
+    parse_pending();
     if (closed_) return;
     if (!output_.empty()) {
       pump();
@@ -582,6 +654,14 @@ void Connection::pump() {
 
 void Connection::update_interest() {
   if (closed_) return;
+  if (idle() != listed_idle_) {
+    listed_idle_ = !listed_idle_;
+    if (listed_idle_) {
+      worker_.add_idle(this);
+    } else {
+      worker_.remove_idle(this);
+    }
+  }
   Interest wanted = Interest::none;
   if (write_blocked_) {
     wanted = Interest::write;
@@ -594,6 +674,10 @@ void Connection::update_interest() {
   }
 }
 
+bool Connection::idle() const {
+  return !closed_ && !current_ && !head_clock_running_ && output_.empty() && !close_after_flush_;
+}
+
 void Connection::check_timeouts(Clock::time_point now) {
   if (closed_) return;
   const Limits& limits = worker_.core().options().limits;
@@ -603,8 +687,10 @@ void Connection::check_timeouts(Clock::time_point now) {
     return;
   }
   if (!current_) {
-    if (head_started_ || !pending_.empty()) {
-      if (idle > limits.header_timeout) {
+    // Counted from the head's first byte, not from the last one: a client trickling a byte at a
+    // time must not hold the connection for longer (nginx's client_header_timeout).
+    if (head_clock_running_) {
+      if (now - head_since_ > limits.header_timeout) {
         fail_request(408, "timed out reading the request head");
         pump();
       }
@@ -615,8 +701,7 @@ void Connection::check_timeouts(Clock::time_point now) {
   }
   if (current_->body_state == Exchange::BodyState::receiving && interest_ == Interest::read &&
       idle > limits.body_timeout) {
-    current_->body_state = Exchange::BodyState::failed;
-    current_->body_error = "timed out reading the request body";
+    fail_body("timed out reading the request body");
     close_after_flush_ = true;
     if (!current_->response_started()) {
       current_->head.keep_alive = false;
@@ -648,13 +733,14 @@ void Connection::close() {
   }
   fd_.reset();
   output_.clear();
+  if (listed_idle_) {
+    listed_idle_ = false;
+    worker_.remove_idle(this);
+  }
   if (current_) {
+    fail_body("client closed the connection");
     std::shared_ptr<Exchange> exchange = std::move(current_);
     exchange->connection = nullptr;
-    if (exchange->body_state == Exchange::BodyState::receiving) {
-      exchange->body_state = Exchange::BodyState::failed;
-      exchange->body_error = "client closed the connection";
-    }
     if (exchange->task != 0) access_log::write(*exchange, 0, Clock::now(), "client closed");
     wake_body_reader(worker_, exchange);
     wake_drain_waiter(worker_, exchange);

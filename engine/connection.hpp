@@ -3,19 +3,27 @@
 // streamed request bodies with backpressure, response framing, and idle timeouts.
 //
 // Interest is level-triggered: Read while the connection can use more input, only Write while its
-// output is blocked (a client that pipelines but never reads cannot grow server memory), none
-// while a handler works. It never blocks and never spins on a slow reader.
+// output is blocked, none while a handler works. A client that pipelines but never reads cannot
+// grow server memory: no new request is parsed while the unsent output is above its high-water
+// mark. It never blocks and never spins on a slow reader.
+//
+// Before a handler runs, the head is held to the strict syntax and framing rules of
+// request_syntax.hpp, and chunk data must end in CRLF: libhttp-parser alone is lenient there. The
+// whole head must arrive within header_timeout of its first byte, however slowly it trickles.
 #pragma once
 
 #include <http_parser.h>
 #include <sys/socket.h>
 
+#include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/event_source.hpp"
 #include "engine/exchange.hpp"
 #include "engine/output_queue.hpp"
+#include "engine/request_syntax.hpp"
 #include "engine/unique_fd.hpp"
 #include "engine/worker.hpp"
 
@@ -53,6 +61,12 @@ class Connection final : public EventSource {
   // The handler task of `exchange` has ended.
   void on_task_finished(Exchange& exchange);
 
+  // Waiting for a next request with nothing received and nothing to send: the kind of connection
+  // closed first when the server is at max_connections.
+  bool idle() const;
+  // The worker's list of idle connections keeps this connection's place in it here.
+  std::list<Connection*>::iterator idle_position;
+
  private:
   static int on_message_begin(http_parser* parser);
   static int on_url(http_parser* parser, const char* data, size_t length);
@@ -67,7 +81,14 @@ class Connection final : public EventSource {
 
   void read_input();
   void parse(const char* data, size_t length);
+  // Parses input kept while the connection could not use it, if it can now.
+  void parse_pending();
+  void on_parse_error(const char* description);
   bool can_parse() const;
+  // Checks the CRLF after a chunk's data as far as [from, end) reaches.
+  bool check_chunk_delimiter(const char* from, const char* end);
+  // The request body can no longer arrive whole: a handler reading it gets `reason`.
+  void fail_body(std::string reason);
   void start_exchange();
   void finish_message();
   // Hands newly arrived body data (or its end) to a handler waiting in req:read() and friends.
@@ -88,6 +109,8 @@ class Connection final : public EventSource {
   bool in_parse_ = false;
   bool body_arrived_ = false;
   std::string pending_;  // received input not parsed yet (the next pipelined request)
+  const char* parse_end_ = nullptr;  // end of the input the parser is running over
+  int chunk_delimiter_left_ = 0;     // bytes of the CRLF after chunk data not checked yet
 
   // The request head being parsed.
   RequestHead head_;
@@ -95,8 +118,17 @@ class Connection final : public EventSource {
   std::string header_value_;
   bool last_was_value_ = false;
   size_t header_bytes_ = 0;
-  int head_error_ = 0;  // 431 when the head is over the limits
+  std::optional<RequestProblem> parse_problem_;  // why a parser callback stopped the parser
   bool head_started_ = false;
+  int requests_this_turn_ = 0;  // pipelined requests started since the last read (or turn)
+  bool turn_over_ = false;      // the rest waits for a deferred turn (kRequestsPerTurn)
+  bool reading_head_ = true;    // the parser is between messages or in a head
+  std::string raw_head_;      // the head's bytes, for request_syntax::check_head
+  // The header_timeout clock: runs from the first byte of a request (or from the end of the
+  // previous exchange, when the next request was already received).
+  bool head_clock_running_ = false;
+  Clock::time_point head_since_;
+  bool listed_idle_ = false;
 
   std::shared_ptr<Exchange> current_;
   bool discarding_body_ = false;  // the handler is done; the rest of the body is dropped

@@ -17,7 +17,7 @@ struct Limits {
   size_t max_header_bytes = 16 * 1024;  // request line + headers → 431
   size_t max_header_count = 100;        // → 431
   size_t max_body_bytes = 1024 * 1024;  // default cap for req:body() (buffered) → 413; routes may raise it
-  std::chrono::milliseconds header_timeout = 30s;     // idle while reading the head → 408
+  std::chrono::milliseconds header_timeout = 30s;     // the whole head, from its first byte → 408
   std::chrono::milliseconds body_timeout = 60s;       // idle while reading the body → 408
   std::chrono::milliseconds keepalive_timeout = 75s;  // idle between requests → close
   std::chrono::milliseconds send_timeout = 60s;       // no write progress to a blocked client → close
@@ -28,6 +28,10 @@ struct Limits {
   std::chrono::milliseconds cpu_slice = 2s;
   size_t lua_memory = size_t{512} << 20;  // bytes per Lua state (per worker and generation) → 500
   uint64_t instruction_budget = 0;        // Lua VM instructions per request → 500 (0 = none)
+  // Open client connections of the server, all workers together. At the limit the oldest idle
+  // keep-alive connection is closed for a new one; with none idle the new one is answered 503.
+  // 0: min(RLIMIT_NOFILE - 128, 10000), so descriptors remain for files, LMDB and upstreams.
+  size_t max_connections = 0;
 };
 
 // A route script mounted at one or more URL prefixes.

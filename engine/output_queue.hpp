@@ -34,6 +34,8 @@ class OutputQueue {
   // Bytes of memory queued (files are not counted: they cost no memory).
   size_t buffered_bytes() const { return buffered_; }
   uint64_t bytes_sent() const { return sent_; }
+  // Memory and file segments queued (each file segment holds a descriptor).
+  size_t segment_count() const { return segments_.size(); }
   void clear();
 
  private:

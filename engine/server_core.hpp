@@ -28,6 +28,10 @@ class ServerCore {
   void register_worker(size_t index, Worker* worker);
   const std::vector<Worker*>& workers() const { return workers_; }
 
+  // Open client connections across all workers, against Limits::max_connections (resolved).
+  size_t max_connections() const { return max_connections_; }
+  std::atomic<size_t>& open_connections() { return open_connections_; }
+
   NamedEvents& events() { return events_; }
   ThreadPool& pool() { return pool_; }
 
@@ -36,6 +40,8 @@ class ServerCore {
   std::vector<UniqueFd> listen_fds_;  // those no worker has taken yet, closed with the core
   std::atomic<size_t> next_worker_index_{0};
   std::vector<Worker*> workers_;
+  size_t max_connections_;
+  std::atomic<size_t> open_connections_{0};
   NamedEvents events_;
   ThreadPool pool_;
 };

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include "engine/access_log.hpp"
 #include "engine/connection.hpp"
@@ -62,6 +63,10 @@ class Worker::Listener final : public EventSource {
         }
         return;  // EAGAIN, or a connection that died in the backlog
       }
+      if (!worker_.make_room_for_connection()) {
+        refuse(std::move(client));
+        continue;
+      }
       int one = 1;
       ::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       worker_.add_connection(new Connection(worker_, std::move(client), address));
@@ -69,6 +74,17 @@ class Worker::Listener final : public EventSource {
   }
 
  private:
+  // At max_connections with no idle connection to close: a quick answer rather than a client
+  // left in the backlog until it gives up, and the listener keeps draining its queue.
+  void refuse(UniqueFd client) {
+    static constexpr std::string_view kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 50\r\n"
+        "Retry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too many open connections\",\"status\":503}";
+    [[maybe_unused]] ssize_t n = ::send(client.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (!refusing_) log::warn("refusing connections: max_connections reached", {{"worker", worker_.index()}});
+    refusing_ = true;
+  }
+
   // A level-triggered listener would spin while the process is out of descriptors.
   void pause_after_exhaustion() {
     log::warn("accept paused: out of file descriptors", {{"worker", worker_.index()}});
@@ -80,6 +96,7 @@ class Worker::Listener final : public EventSource {
 
   Worker& worker_;
   UniqueFd fd_;
+  bool refusing_ = false;  // logged once per worker, not once per refused connection
 };
 
 // The timerfd, armed to the earliest TimerQueue deadline.
@@ -272,12 +289,30 @@ void Worker::onReady(const Pistache::Aio::FdSet& fds) {
 
 void Worker::add_connection(Connection* connection) {
   connections_.insert(connection);
+  core_.open_connections().fetch_add(1, std::memory_order_relaxed);
   if (draining_) connection->begin_drain();
 }
 
 void Worker::retire_connection(Connection* connection) {
-  if (connections_.erase(connection) > 0) graveyard_.push_back(connection);
+  if (connections_.erase(connection) == 0) return;
+  core_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+  graveyard_.push_back(connection);
 }
+
+bool Worker::make_room_for_connection() {
+  if (core_.open_connections().load(std::memory_order_relaxed) < core_.max_connections()) return true;
+  // Only this worker's idle connections can be closed from here; SO_REUSEPORT spreads clients
+  // evenly, so each worker holds its share of them.
+  if (idle_connections_.empty()) return false;
+  idle_connections_.front()->close();
+  return true;
+}
+
+void Worker::add_idle(Connection* connection) {
+  connection->idle_position = idle_connections_.insert(idle_connections_.end(), connection);
+}
+
+void Worker::remove_idle(Connection* connection) { idle_connections_.erase(connection->idle_position); }
 
 std::string Worker::stage_generation(const std::shared_ptr<const Generation>& generation) {
   try {

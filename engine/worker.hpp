@@ -10,6 +10,7 @@
 #include <pistache/reactor.h>
 
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -65,6 +66,11 @@ class Worker final : public Pistache::Aio::Handler {
   // Frees the connection after the current event batch (its events may still be in the batch).
   void retire_connection(Connection* connection);
   size_t connection_count() const { return connections_.size(); }
+  // Connections waiting for a next request with nothing to do, oldest first (Connection::idle).
+  void add_idle(Connection* connection);
+  void remove_idle(Connection* connection);
+  // At max_connections: closes the oldest idle connection of this worker; false if it has none.
+  bool make_room_for_connection();
 
   // Starts accepting connections on this worker's listening socket. Server::start calls it once
   // every worker has its first generation: until then connections wait in the kernel's backlog
@@ -127,6 +133,7 @@ class Worker final : public Pistache::Aio::Handler {
   std::vector<char> read_buffer_;
   std::unordered_set<Connection*> connections_;
   std::vector<Connection*> graveyard_;
+  std::list<Connection*> idle_connections_;
 
   std::unordered_map<const void*, std::shared_ptr<void>> extensions_;
   std::unique_ptr<Runtime> active_;

@@ -181,12 +181,12 @@ TEST_CASE("too many or too large headers get 431", "[http]") {
   std::string many;
   for (int i = 0; i < 20; ++i) many += "X-Header-" + std::to_string(i) + ": v\r\n";
   RawConnection first(server.port());
-  first.send("GET /hello HTTP/1.1\r\n" + many + "\r\n");
+  first.send("GET /hello HTTP/1.1\r\nHost: x\r\n" + many + "\r\n");
   auto response = first.read_response();
   REQUIRE(response);
   CHECK(response->status == 431);
   RawConnection second(server.port());
-  second.send("GET /hello HTTP/1.1\r\nX-Big: " + std::string(3000, 'b') + "\r\n\r\n");
+  second.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(3000, 'b') + "\r\n\r\n");
   response = second.read_response();
   REQUIRE(response);
   CHECK(response->status == 431);
