@@ -186,20 +186,48 @@ end))
 
 service:get("/servicex", function() return versions end)
 
--- JWT_ADMIN (with JWT_ADMIN_PASSWORD or the legacy JWT_PASS) is an approved admin from the start;
--- a given password replaces the stored one.
-service:on_start(function()
-  if admin_email == "" then return end
-  local hash = admin_password ~= "" and assert(crypto.password_hash(admin_password, hash_options)) or nil
-  local user = store.by_email(admin_email)
+-- Makes `email` an approved admin, created if needed; a password replaces the stored one.
+local function ensure_admin(email, password)
+  local hash = password ~= "" and assert(crypto.password_hash(password, hash_options)) or nil
+  local user = store.by_email(email)
   if user then
-    store.change(user.id, function(stored)
+    return store.change(user.id, function(stored)
       stored.admin, stored.pending = true, false
       if hash then stored.password_hash = hash end
     end)
-  else
-    user = store.create({ sub = jwt.uuid4(), email = admin_email, name = admin_email, admin = true,
-      pending = false, password_hash = hash })
   end
+  return store.create({ sub = jwt.uuid4(), email = email, name = email, admin = true, pending = false,
+    password_hash = hash })
+end
+
+-- JWT_ADMIN (with JWT_ADMIN_PASSWORD or the legacy JWT_PASS) is an approved admin from the start.
+service:on_start(function()
+  if admin_email == "" then return end
+  local user = ensure_admin(admin_email, admin_password)
   log.info("admin ready", { id = user and user.id })
+end)
+
+local USAGE = "usage: depot admin users pending | approve EMAIL | create-admin EMAIL (password on stdin)"
+
+-- depot admin users ... (ServiceX#636): safe next to a running server on the same data dir, since
+-- every change is one kv transaction.
+service:command("users", function(args)
+  local action, email = args[1], args[2]
+  if action == "pending" then
+    for _, user in ipairs(store.list(is_pending)) do
+      print(string.format("%d\t%s\t%s", user.id, user.email, user.name or ""))
+    end
+  elseif action == "approve" and email then
+    local user = store.by_email(email)
+    if not user then error("depot admin users approve: no user registered with email: " .. email, 0) end
+    store.change(user.id, function(stored) stored.pending = false end)
+    print(string.format("user %s now ready for access", email))
+  elseif action == "create-admin" and email then
+    local password = io.read("*l") or ""
+    if password == "" then error("depot admin users create-admin: the password (on stdin) is empty", 0) end
+    local user = ensure_admin(email, password)
+    print(string.format("user %s (id %d) is an admin", email, user.id))
+  else
+    error(USAGE, 0)
+  end
 end)
