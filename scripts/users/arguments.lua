@@ -13,7 +13,7 @@ local function url_decode(text)
 end
 
 -- The first value of each name of an urlencoded form.
-local function urlencoded(body)
+function M.urlencoded(body)
   local values = {}
   for pair in body:gmatch("[^&]+") do
     local name, value = pair:match("^([^=]*)=?(.*)$")
@@ -51,7 +51,7 @@ function M.parse(req, specs)
   end
   sources[#sources + 1] = req.query or {}
   if media == "application/x-www-form-urlencoded" then
-    sources[#sources + 1] = urlencoded(req:body())
+    sources[#sources + 1] = M.urlencoded(req:body())
   elseif media == "multipart/form-data" then
     local form = {}
     for part in req:parts() do

@@ -12,6 +12,8 @@ local store = require "users.store"
 local Policy = require "users.policy"
 local LoginLimit = require "users.login_limit"
 local arguments = require "users.arguments"
+local slack = require "users.slack"
+local Mail = require "users.mail"
 
 local policy = Policy.new(config) -- refuses to mount with ENABLE_AUTH on and no JWT_SECRET_KEY
 local access_lifetime = config.integer("JWT_ACCESS_TOKEN_EXPIRES", 21600)
@@ -38,6 +40,13 @@ local versions = {
   ["code-gen-image"] = config.string("CODE_GEN_IMAGE", ""),
 }
 for key, value in pairs(versions) do if value == "" then versions[key] = json.null end end
+local slack_secret = config.string("SLACK_SIGNING_SECRET", "")
+local signup_webhook = config.string("SIGNUP_WEBHOOK_URL", "")
+local mail = Mail.new({
+  api_url = config.string("MAILGUN_API_URL", "https://api.mailgun.net/v3"),
+  domain = config.string("MAILGUN_DOMAIN", ""), key = config.string("MAILGUN_API_KEY", ""),
+  attempts = config.integer("MAIL_ATTEMPTS", 5), backoff = config.number("MAIL_BACKOFF", 1),
+})
 
 -- Flask-RESTful's answers for what no resource handles, and its blanket 500.
 service:on_error(function(status, message)
@@ -92,6 +101,7 @@ service:post("/registration", function(req)
   })
   if not user then return { message = string.format("User %s already exists", email) } end
   log.info("user registered", { id = user.id, pending = user.pending })
+  if user.pending and signup_webhook ~= "" then slack.post(signup_webhook, slack.signup_message(email), "signup") end
   return { message = string.format("User %s added to pending user list", email) }
 end)
 
@@ -174,15 +184,69 @@ service:delete("/pending", admin_only(function()
   return { message = string.format("%d row(s) deleted", store.delete_where(is_pending)) }
 end))
 
+-- Approves the user `email` and queues the welcome mail; nil if there is no such user.
+local function accept(email)
+  local user = store.by_email(email)
+  if not user then return nil end
+  store.change(user.id, function(stored) stored.pending = false end)
+  log.info("user accepted", { id = user.id })
+  mail:welcome(user.email)
+  return user
+end
+
 service:post("/accept", admin_only(function(req)
   local args, status, body = arguments.parse(req, { { "email", required = true } })
   if not args then return status, body end
-  local user = store.by_email(args.email)
-  if not user then return 404, { message = "No user registered with email: " .. args.email } end
-  store.change(user.id, function(stored) stored.pending = false end)
-  log.info("user accepted", { id = user.id })
+  if not accept(args.email) then return 404, { message = "No user registered with email: " .. args.email } end
   return { message = string.format("user %s now ready for access", args.email) }
 end))
+
+-- Slack's interactivity callback for the Approve/Reject buttons of the signup message. Unlike
+-- the original, missing headers are a 400, a timestamp too far in the future is refused like
+-- an old one, and Reject deletes the pending user.
+service:post("/slack", function(req)
+  local raw = req:body()
+  local payload = json.decode(arguments.urlencoded(raw).payload or "")
+  if type(payload) ~= "table" then return 400, { message = "Missing or malformed payload" } end
+  local response_url = payload.response_url
+  if slack_secret == "" then
+    slack.ephemeral(response_url, "ServiceX has no Slack app configured.")
+    return 403, ""
+  end
+  -- The original's tests spell the header with an underscore; accept both.
+  local timestamp = req:header("X-Slack-Request-Timestamp") or req.headers["x-slack_request-timestamp"]
+  local signature = req:header("X-Slack-Signature")
+  if not timestamp or not signature then return 400, { message = "Missing Slack signature headers" } end
+  local sent = tonumber(timestamp)
+  if not sent or math.abs(depot.now() - sent) > slack.TIMESTAMP_WINDOW then
+    slack.ephemeral(response_url, "Sorry, this request has expired.")
+    return 403, ""
+  end
+  if not slack.signed(slack_secret, timestamp, raw, signature) then
+    slack.ephemeral(response_url, "Slack Verification Failed: Signatures did not match.")
+    return 401, ""
+  end
+  local action = type(payload.actions) == "table" and payload.actions[1] or {}
+  local email = type(action.value) == "string" and action.value or ""
+  if action.action_id == "accept_user" then
+    if not accept(email) then
+      slack.ephemeral(response_url, "No user registered with email: " .. email)
+      return 404, ""
+    end
+    slack.post(response_url, slack.decided(payload, "Approved"), "approved")
+  elseif action.action_id == "reject_user" then
+    local user = store.by_email(email)
+    if not (user and user.pending and store.delete(user.id)) then
+      slack.ephemeral(response_url, "No pending user registered with email: " .. email)
+      return 404, ""
+    end
+    log.info("user rejected", { id = user.id })
+    slack.post(response_url, slack.decided(payload, "Rejected"), "rejected")
+  else
+    return 400, { message = "Unknown action" }
+  end
+  return 200, ""
+end)
 
 service:get("/servicex", function() return versions end)
 
@@ -202,6 +266,7 @@ end
 
 -- JWT_ADMIN (with JWT_ADMIN_PASSWORD or the legacy JWT_PASS) is an approved admin from the start.
 service:on_start(function()
+  mail:start()
   if admin_email == "" then return end
   local user = ensure_admin(admin_email, admin_password)
   log.info("admin ready", { id = user and user.id })
@@ -218,9 +283,7 @@ service:command("users", function(args)
       print(string.format("%d\t%s\t%s", user.id, user.email, user.name or ""))
     end
   elseif action == "approve" and email then
-    local user = store.by_email(email)
-    if not user then error("depot admin users approve: no user registered with email: " .. email, 0) end
-    store.change(user.id, function(stored) stored.pending = false end)
+    if not accept(email) then error("depot admin users approve: no user registered with email: " .. email, 0) end
     print(string.format("user %s now ready for access", email))
   elseif action == "create-admin" and email then
     local password = io.read("*l") or ""
