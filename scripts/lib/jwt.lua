@@ -44,9 +44,13 @@ local function integer(value)
   return nil
 end
 
+-- A JSON object, or PyJWT's message: Python's json error text is "<reason>: line L column C (char N)".
 local function segment_json(text, what)
   local value, err = json.decode(text)
-  if value == nil then return nil, "Invalid " .. what .. " string: " .. (err:match(": (.*)$") or err) end
+  if value == nil then
+    local position, reason = err:match("at (line %d+ column %d+ %(char %d+%)): (.*)$")
+    return nil, "Invalid " .. what .. " string: " .. (reason and reason .. ": " .. position or err)
+  end
   if type(value) ~= "table" or getmetatable(value) ~= json.object_mt then
     return nil, "Invalid " .. what .. " string: must be a json object"
   end

@@ -98,7 +98,7 @@ TEST_CASE("users policy: ENABLE_AUTH false lets everything through; no auth key,
   check_answer(other->get("/staging/files"), 200, {{"email", nullptr}});
 }
 
-TEST_CASE("users policy: an unknown rule leaves the guarded service unmounted", "[users]") {
+TEST_CASE("users policy: an unknown rule refuses the scripts and names the rule", "[users]") {
   Users users;
   users.server().write_script("staging", kStaging);
   std::string error = users.server().server().add_service(

@@ -8,6 +8,7 @@
 
 using namespace depot::testing::users;
 using depot::testing::http_request;
+using depot::testing::HttpResponse;
 
 namespace {
 
@@ -151,7 +152,7 @@ TEST_CASE("users slack: Slack's published signature vector checks", "[users]") {
 
 TEST_CASE("users slack: a pending signup posts the Approve/Reject message; a failing hook is only logged",
           "[users]") {
-  Hooks hooks({{"SIGNUP_WEBHOOK_URL", "{sink}/hook"}});
+  Hooks hooks(json{{"SIGNUP_WEBHOOK_URL", "{sink}/hook"}});
   check_answer(hooks.register_user("ann@example.org"), 200,
                {{"message", "User ann@example.org added to pending user list"}});
   json requests = hooks.received("hook");
@@ -165,7 +166,7 @@ TEST_CASE("users slack: a pending signup posts the Approve/Reject message; a fai
   CHECK(message["blocks"][1]["elements"][1]["action_id"] == "reject_user");
   CHECK(message["blocks"][1]["elements"][1]["style"] == "danger");
 
-  Hooks failing({{"SIGNUP_WEBHOOK_URL", "{sink}/fail/hook"}});
+  Hooks failing(json{{"SIGNUP_WEBHOOK_URL", "{sink}/fail/hook"}});
   check_answer(failing.register_user("bob@example.org"), 200,
                {{"message", "User bob@example.org added to pending user list"}});
   CHECK(failing.received("fail/hook").size() == 1);  // a 500 is not retried
@@ -211,14 +212,14 @@ TEST_CASE("users slack: interactivity callbacks are verified, then approve or re
 }
 
 TEST_CASE("users slack: without SLACK_SIGNING_SECRET callbacks are refused with 403", "[users]") {
-  Hooks hooks({{"SLACK_SIGNING_SECRET", ""}});
+  Hooks hooks(json{{"SLACK_SIGNING_SECRET", ""}});
   CHECK(hooks.interact("accept_user", "ann@example.org", "unconfigured").status == 403);
   CHECK(json::parse(hooks.received("unconfigured")[0]["body"].get<std::string>())["text"] ==
         "ServiceX has no Slack app configured.");
 }
 
 TEST_CASE("users mail: approval queues the welcome mail, retried until Mailgun takes it", "[users]") {
-  Hooks hooks({{"MAILGUN_API_URL", "{sink}/flaky"}, {"MAILGUN_DOMAIN", "mg.example.org"}, {"MAILGUN_API_KEY", "key-1"}});
+  Hooks hooks(json{{"MAILGUN_API_URL", "{sink}/flaky"}, {"MAILGUN_DOMAIN", "mg.example.org"}, {"MAILGUN_API_KEY", "key-1"}});
   REQUIRE(hooks.register_user("ann@example.org").status == 200);
   check_answer(http_request(hooks.port(), "POST", "/accept", R"({"email": "ann@example.org"})",
                             kJson + "\r\n" + hooks.admin_header()),
@@ -233,7 +234,7 @@ TEST_CASE("users mail: approval queues the welcome mail, retried until Mailgun t
   CHECK(body.find("html=") != std::string::npos);
 
   // A Mailgun that always fails: the approval stands.
-  Hooks failing({{"MAILGUN_API_URL", "{sink}/fail"}, {"MAILGUN_DOMAIN", "mg.example.org"}, {"MAILGUN_API_KEY", "k"},
+  Hooks failing(json{{"MAILGUN_API_URL", "{sink}/fail"}, {"MAILGUN_DOMAIN", "mg.example.org"}, {"MAILGUN_API_KEY", "k"},
                  {"MAIL_ATTEMPTS", 2}});
   REQUIRE(failing.register_user("bob@example.org").status == 200);
   CHECK(http_request(failing.port(), "POST", "/accept", R"({"email": "bob@example.org"})",

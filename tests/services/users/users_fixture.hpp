@@ -89,8 +89,8 @@ inline std::string bearer(const std::string& token) { return "Authorization: Bea
 class Users {
  public:
   // `config`: settings merged over auth on, kSecret, kAdmin with kAdminPassword and the cheapest
-  // argon2id; `extra`: more services to mount next to it.
-  explicit Users(json config = json::object(), std::vector<ServiceSpec> extra = {}) {
+  // argon2id.
+  explicit Users(json config = json::object()) {
     server_ = std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
       options.threads = 2;
       options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
@@ -100,10 +100,6 @@ class Users {
     settings.update(config);
     std::string error = server_->server().add_service({"users", "users", {"/"}, settings});
     if (!error.empty()) throw std::runtime_error("users did not load: " + error);
-    for (auto& spec : extra) {
-      error = server_->server().add_service(spec);
-      if (!error.empty()) throw std::runtime_error(spec.name + " did not load: " + error);
-    }
   }
 
   uint16_t port() const { return server_->port(); }
