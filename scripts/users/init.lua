@@ -36,7 +36,7 @@ local login_limit = LoginLimit.new({
 })
 local versions = {
   ["app-version"] = config.string("APP_VERSION", "develop"),
-  ["default-transformer"] = config.string("TRANSFORMER_DEFAULT_IMAGE", "") ,
+  ["default-transformer"] = config.string("TRANSFORMER_DEFAULT_IMAGE", ""),
   ["code-gen-image"] = config.string("CODE_GEN_IMAGE", ""),
 }
 for key, value in pairs(versions) do if value == "" then versions[key] = json.null end end

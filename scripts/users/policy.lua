@@ -47,7 +47,8 @@ local function token_user(self, req)
     return nil, status, body
   end
   local user = type(claims.identity) == "string" and store.by_sub(claims.identity) or nil
-  return user, 401, { message = NO_USER }
+  if not user then return nil, 401, { message = NO_USER } end
+  return user
 end
 
 -- auth_required: the user (or true with auth disabled), or nil, status, body.
