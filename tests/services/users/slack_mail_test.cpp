@@ -64,6 +64,7 @@ class Hooks {
     }
     std::string error = server_->server().add_service({"users", "users", {"/"}, settings});
     if (!error.empty()) throw std::runtime_error("users did not load: " + error);
+    admin_header();  // the start hook has made the admin (id 1)
   }
 
   uint16_t port() const { return server_->port(); }

@@ -89,7 +89,7 @@ inline std::string bearer(const std::string& token) { return "Authorization: Bea
 class Users {
  public:
   // `config`: settings merged over auth on, kSecret, kAdmin with kAdminPassword and the cheapest
-  // argon2id.
+  // argon2id. Returns once the admin (id 1), if any, exists.
   explicit Users(json config = json::object()) {
     server_ = std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
       options.threads = 2;
@@ -100,6 +100,9 @@ class Users {
     settings.update(config);
     std::string error = server_->server().add_service({"users", "users", {"/"}, settings});
     if (!error.empty()) throw std::runtime_error("users did not load: " + error);
+    // Once the start hook has made the admin, ids are deterministic (each try before counts as
+    // a failed login from this address: tests of the address limit configure no admin).
+    if (settings["JWT_ADMIN"] != "") admin_login();
   }
 
   uint16_t port() const { return server_->port(); }
