@@ -1,6 +1,9 @@
 // The users policy in front of another service (config "auth": "users"): auth_required and
 // admin_required per method and route, req.user for handlers, the original's 401 bodies, and
 // everything let through with ENABLE_AUTH false.
+#include <fstream>
+#include <sstream>
+
 #include "tests/services/users/users_fixture.hpp"
 
 using namespace depot::testing::users;
@@ -105,4 +108,28 @@ TEST_CASE("users policy: an unknown rule refuses the scripts and names the rule"
       {"staging", users.server().scripts_dir() / "staging", {"/staging"},
        {{"auth", "users"}, {"auth_rules", {{"GET", "admins"}}}}});
   CHECK(error.find("auth_rules[\"GET\"] must be \"user\", \"admin\" or \"none\"") != std::string::npos);
+}
+
+TEST_CASE("users policy: an edited policy script serves after a reload of the running server", "[users]") {
+  auto scripts = depot::testing::make_temp_dir("depot-users-scripts");
+  std::filesystem::copy(DEPOT_SOURCE_DIR "/scripts", scripts, std::filesystem::copy_options::recursive);
+  {
+    Users users(json::object(), scripts);
+    json ann = users.approved_user("ann@example.org");
+    check_answer(users.get("/users", bearer(ann["access_token"])), 401,
+                 {{"message", "Not Authorized: This resource is restricted to administrators."}});
+    auto policy = scripts / "users" / "policy.lua";
+    std::stringstream text;
+    text << std::ifstream(policy).rdbuf();
+    std::string source = text.str();
+    auto at = source.find("This resource is restricted to administrators.");
+    REQUIRE(at != std::string::npos);
+    source.replace(at, 46, "Admins only (edited on the live server).");
+    std::ofstream(policy) << source;
+    REQUIRE(users.server().server().reload().empty());
+    check_answer(users.get("/users", bearer(ann["access_token"])), 401,
+                 {{"message", "Not Authorized: Admins only (edited on the live server)."}});
+    CHECK(users.get("/users", users.admin_header()).status == 200);
+  }
+  std::filesystem::remove_all(scripts);
 }

@@ -90,10 +90,11 @@ class Users {
  public:
   // `config`: settings merged over auth on, kSecret, kAdmin with kAdminPassword and the cheapest
   // argon2id. Returns once the admin (id 1), if any, exists.
-  explicit Users(json config = json::object()) {
+  // `scripts_dir`: another copy of the scripts (to edit them on the running server).
+  explicit Users(json config = json::object(), std::filesystem::path scripts_dir = DEPOT_SOURCE_DIR "/scripts") {
     server_ = std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
       options.threads = 2;
-      options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
+      options.scripts_dir = scripts_dir;
     });
     json settings = {{"ENABLE_AUTH", "true"},       {"JWT_SECRET_KEY", kSecret},  {"JWT_ADMIN", kAdmin},
                      {"JWT_ADMIN_PASSWORD", kAdminPassword}, {"PASSWORD_HASH_OPS", 1}, {"PASSWORD_HASH_MEM", 8192}};
