@@ -1,0 +1,114 @@
+-- The users of the ServiceX user service in kv: one record per user under "user:<id>", and two
+-- indexes ("email:<lower-cased email>" and "sub:<sub>" → id) that every write keeps consistent
+-- with the records in the same transaction. Shared by the service, its policy and its commands.
+local kv = require "kv"
+local crypto = require "crypto"
+local depot = require "depot"
+
+local M = {}
+
+local db = kv.open("users")
+
+-- Fixed-width ids keep the records in id order in the database.
+local function record_key(id) return string.format("user:%012d", id) end
+local function email_key(email) return "email:" .. email:lower() end
+local function sub_key(sub) return "sub:" .. sub end
+
+local function by_index(key)
+  local id = db:get(key)
+  return id and db:get(record_key(id)) or nil
+end
+
+function M.by_email(email) return by_index(email_key(email)) end
+function M.by_sub(sub) return by_index(sub_key(sub)) end
+function M.by_id(id) return db:get(record_key(id)) end
+
+-- Every user, in id order, for which `keep(user)` is true (all without it).
+function M.list(keep)
+  local users = {}
+  for _, item in ipairs(db:iter({ prefix = "user:" })) do
+    if not keep or keep(item.value) then users[#users + 1] = item.value end
+  end
+  return users
+end
+
+local function remove_in(tx, user)
+  tx:delete(record_key(user.id))
+  tx:delete(email_key(user.email))
+  tx:delete(sub_key(user.sub))
+end
+
+-- Creates the user from `fields` (email and sub required); nil, "exists" if the email or the sub
+-- is taken. Returns the stored record with its new id.
+function M.create(fields)
+  return db:update(function(tx)
+    if tx:exists(email_key(fields.email)) or tx:exists(sub_key(fields.sub)) then return nil, "exists" end
+    local user = {}
+    for name, value in pairs(fields) do user[name] = value end
+    user.id = (tx:get("next_id") or 1)
+    user.created_at = user.created_at or depot.now()
+    user.updated_at = user.created_at
+    tx:put("next_id", user.id + 1)
+    tx:put(record_key(user.id), user)
+    tx:put(email_key(user.email), user.id)
+    tx:put(sub_key(user.sub), user.id)
+    return user
+  end)
+end
+
+-- Applies `change(user)` to the stored user `id` in one transaction (re-indexing a changed
+-- email); returns the new record, or nil if there is no such user.
+function M.change(id, change)
+  return db:update(function(tx)
+    local user = tx:get(record_key(id))
+    if not user then return nil end
+    local old_email = user.email
+    change(user)
+    user.updated_at = depot.now()
+    if old_email:lower() ~= user.email:lower() then
+      tx:delete(email_key(old_email))
+      tx:put(email_key(user.email), user.id)
+    end
+    tx:put(record_key(id), user)
+    return user
+  end)
+end
+
+-- Deletes the user `id`; whether there was one.
+function M.delete(id)
+  return db:update(function(tx)
+    local user = tx:get(record_key(id))
+    if not user then return false end
+    remove_in(tx, user)
+    return true
+  end)
+end
+
+-- Deletes every user for which `doomed(user)` is true; how many.
+function M.delete_where(doomed)
+  return db:update(function(tx)
+    local count = 0
+    for _, item in ipairs(tx:iter({ prefix = "user:" })) do
+      if doomed(item.value) then
+        remove_in(tx, item.value)
+        count = count + 1
+      end
+    end
+    return count
+  end)
+end
+
+-- The token secret of a deployment that configured none: made by the first caller, then the
+-- same for every worker and every restart.
+function M.generated_secret()
+  return db:update(function(tx)
+    local secret = tx:get("generated_secret")
+    if not secret then
+      secret = crypto.token(32)
+      tx:put("generated_secret", secret)
+    end
+    return secret
+  end)
+end
+
+return M
