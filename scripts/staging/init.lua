@@ -3,6 +3,8 @@
 -- push it into the user's Jupyter server; records of every request, progress of large copies,
 -- the staging log, and the web page. See docs/services/staging.md.
 local service = ...
+-- With "auth": "users" in its config section, the ServiceX policy guards it (config/users.json).
+require("users.policy").guard(service)
 local fs = require "fs"
 local json = require "json"
 local copier = require "staging.copier"
