@@ -19,6 +19,7 @@ namespace depot {
 namespace {
 constexpr size_t kBodyHighWater = 64 * 1024;  // stop reading the socket above this (one read)
 constexpr size_t kOutputHighWater = 256 * 1024;
+constexpr auto kLingerTime = std::chrono::seconds(2);  // nginx's lingering_time is 30 s, its timeout 5 s
 // Every file response holds a descriptor until it is sent: a client pipelining downloads it never
 // reads must not make the connection hold one per request.
 constexpr size_t kMaxQueuedSegments = 64;
@@ -122,6 +123,10 @@ void Connection::on_ready(Readiness readiness) {
   }
   if (write_blocked_) {
     pump();
+    return;
+  }
+  if (lingering_) {
+    discard_input();
     return;
   }
   if (readiness.readable) read_input();
@@ -631,14 +636,15 @@ void Connection::pump() {
     wake_drain_waiter(worker_, current_);
     if (closed_) return;
   }
+  if (lingering_) return;
   if (output_.empty() && close_after_flush_ && !current_) {
-    close();
+    linger();
     return;
   }
   if (output_.empty() && close_after_flush_ && current_ && current_->response_state == Exchange::ResponseState::done &&
       current_->task == 0) {
     maybe_complete_exchange();
-    close();
+    linger();
     return;
   }
   if (!write_blocked_ && !pending_.empty() && can_parse()) {
@@ -652,8 +658,35 @@ void Connection::pump() {
   update_interest();
 }
 
+// Closing a socket with unread input makes the kernel send RST, and an RST discards what the
+// client had not read yet: a client still sending a body we refused (413, 400) would see
+// "connection reset" instead of our answer. So the last answer is followed by a half-close,
+// and whatever still arrives is dropped until the client closes too (nginx's lingering_close).
+void Connection::linger() {
+  if (peer_eof_ || closed_) {
+    close();
+    return;
+  }
+  lingering_ = true;
+  linger_until_ = worker_.now() + kLingerTime;
+  ::shutdown(fd_.get(), SHUT_WR);
+  if (listed_idle_) {
+    listed_idle_ = false;
+    worker_.remove_idle(this);
+  }
+  if (interest_ != Interest::read) {
+    interest_ = Interest::read;
+    worker_.rewatch(fd_.get(), this, interest_);
+  }
+}
+
+void Connection::discard_input() {
+  ssize_t n = ::recv(fd_.get(), worker_.read_buffer(), worker_.read_buffer_size(), 0);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) close();
+}
+
 void Connection::update_interest() {
-  if (closed_) return;
+  if (closed_ || lingering_) return;
   if (idle() != listed_idle_) {
     listed_idle_ = !listed_idle_;
     if (listed_idle_) {
@@ -680,6 +713,10 @@ bool Connection::idle() const {
 
 void Connection::check_timeouts(Clock::time_point now) {
   if (closed_) return;
+  if (lingering_) {
+    if (now > linger_until_) close();
+    return;
+  }
   const Limits& limits = worker_.core().options().limits;
   auto idle = now - last_progress_;
   if (write_blocked_) {

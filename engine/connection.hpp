@@ -98,6 +98,10 @@ class Connection final : public EventSource {
   void write_head(Exchange& exchange, int status, const http::Headers& headers,
                   const std::string* content_length);
   void pump();
+  // After the last answer of a connection: half-close, then read and drop what the client still
+  // sends until it closes too or kLingerTime passes (see connection.cpp).
+  void linger();
+  void discard_input();
   void update_interest();
   bool add_header_bytes(size_t length);
 
@@ -139,6 +143,8 @@ class Connection final : public EventSource {
   bool write_blocked_ = false;
   bool close_after_flush_ = false;
   bool peer_eof_ = false;
+  bool lingering_ = false;
+  Clock::time_point linger_until_;
   bool closed_ = false;
   bool draining_ = false;
   Clock::time_point last_progress_;

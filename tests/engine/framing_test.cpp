@@ -193,3 +193,18 @@ TEST_CASE("pipelined requests with empty lines between them are all answered", "
   REQUIRE(last);
   CHECK(last->body == "ok");
 }
+
+TEST_CASE("a client still sending a refused body reads the answer, not a reset (lingering close)", "[framing]") {
+  TestServer server("app", kRoutes, [](depot::Options& options) { options.threads = 1; });
+  RawConnection connection(server.port());
+  connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n" +
+                  std::string(256 * 1024, 'a'));
+  std::this_thread::sleep_for(300ms);  // the 413 is out and the server is done with the connection
+  // Without the half-close and drain, these bytes reach a closed socket: the kernel answers RST,
+  // which discards the 413 still unread in our receive buffer.
+  connection.send(std::string(256 * 1024, 'b'));
+  auto response = connection.read_response(5s);
+  REQUIRE(response);
+  CHECK(response->status == 413);
+  CHECK(connection.closed_by_peer(5s));
+}
