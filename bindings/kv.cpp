@@ -48,7 +48,9 @@ struct Tx {
   std::shared_ptr<LmdbEnv> env;
   MDB_txn* txn;
   MDB_dbi dbi;
-  bool* open;  // shared by every tx object of one db:update
+  // Shared by every tx object of one db:update, and outliving it: a tx kept by the script after
+  // fn returned must find it false, not a dead stack slot.
+  std::shared_ptr<bool> open;
 };
 
 struct LuaErrorPending {};  // unwinds a write transaction whose Lua function raised
@@ -334,8 +336,9 @@ int db_count(lua_State* L) {
   return 1;
 }
 
-void push_tx(lua_State* L, const std::shared_ptr<LmdbEnv>& env, MDB_txn* txn, MDB_dbi dbi, bool* open) {
-  new (lua_newuserdata(L, sizeof(Tx))) Tx{env, txn, dbi, open};
+void push_tx(lua_State* L, const std::shared_ptr<LmdbEnv>& env, MDB_txn* txn, MDB_dbi dbi,
+             std::shared_ptr<bool> open) {
+  new (lua_newuserdata(L, sizeof(Tx))) Tx{env, txn, dbi, std::move(open)};
   luaL_getmetatable(L, kTxType);
   lua_setmetatable(L, -2);
 }
@@ -349,12 +352,12 @@ int db_update(lua_State* L) {
   try {
     db.env->write([&](MDB_txn* txn) {
       lua_settop(L, 2);  // a retry after the map grew starts clean
-      bool open = true;
+      auto open = std::make_shared<bool>(true);
       lua_pushvalue(L, 2);
-      push_tx(L, db.env, txn, db.dbi, &open);
+      push_tx(L, db.env, txn, db.dbi, open);
       // Through a C boundary: a yield inside fn fails instead of holding the transaction.
       int status = lua_pcall(L, 1, LUA_MULTRET, 0);
-      open = false;
+      *open = false;
       if (status != 0) throw LuaErrorPending{};
     });
   } catch (const LuaErrorPending&) {
