@@ -84,7 +84,7 @@ int serve(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // sendfile has no MSG_NOSIGNAL
+  signal(SIGPIPE, SIG_IGN);  // a log line written to a closed stderr pipe must not stop the server
 
   depot::Server server(options);
   server.start();

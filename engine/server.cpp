@@ -5,6 +5,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pistache/reactor.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,6 +74,27 @@ std::vector<Result> on_every_worker(ServerCore& core, std::function<Result(Worke
   return results;
 }
 
+// sendfile has no MSG_NOSIGNAL: a client that goes away mid-download raises SIGPIPE in the thread
+// that writes, and its default action kills the whole process. `depot serve` ignores SIGPIPE, but
+// an embedding program (a test harness) must not have to know. Threads started while this lives
+// inherit a mask that blocks it, so their writes fail with EPIPE instead; the caller's own mask
+// and the process's dispositions are left as they were.
+class SigpipeBlockedInNewThreads {
+ public:
+  SigpipeBlockedInNewThreads() {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &previous_);
+  }
+  ~SigpipeBlockedInNewThreads() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  SigpipeBlockedInNewThreads(const SigpipeBlockedInNewThreads&) = delete;
+  SigpipeBlockedInNewThreads& operator=(const SigpipeBlockedInNewThreads&) = delete;
+
+ private:
+  sigset_t previous_;
+};
+
 }  // namespace
 
 class Server::Impl {
@@ -80,6 +103,7 @@ class Server::Impl {
 
   void start() {
     if (core_) throw std::logic_error("Server::start: already running");
+    SigpipeBlockedInNewThreads sigpipe_blocked;
     if (options_.threads == 0) options_.threads = 1;
     std::filesystem::create_directories(options_.data_dir);
     std::vector<UniqueFd> fds;

@@ -2,7 +2,9 @@
 // in the middle of res:file, answers that send no file after all (HEAD, 304, 416), a client that
 // goes away before its download is sent. Counted in /proc/self/fd: the server runs in this process.
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <filesystem>
+#include <sys/socket.h>
 #include <fstream>
 #include <thread>
 
@@ -85,4 +87,26 @@ TEST_CASE("file answers that send no file, and downloads the client abandons, cl
     CHECK(!abandoned.read_some(1s).empty());  // the download has started: its file is queued
   }
   CHECK(settled_descriptors(baseline, 5) <= baseline + 5);
+}
+
+// The test binary keeps SIGPIPE's default action, as an embedding program may: a download whose
+// client resets the connection must fail that write with EPIPE, not kill the process.
+TEST_CASE("an embedding process keeping SIGPIPE's default survives downloads cut by a reset",
+          "[http][fd]") {
+  struct sigaction current {};
+  sigaction(SIGPIPE, nullptr, &current);
+  REQUIRE(current.sa_handler == SIG_DFL);
+  TestServer server("app", kRoutes);
+  std::string large = write_file(server, "large.bin", 32 * 1024 * 1024);
+  for (int i = 0; i < 30; ++i) {
+    RawConnection cut(server.port());
+    cut.set_receive_buffer(4096);
+    cut.send("GET /file?path=" + large + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE(!cut.read_some(1s).empty());
+    linger reset{1, 0};  // close() then sends RST: the server's next write gets EPIPE
+    ::setsockopt(cut.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  }
+  std::this_thread::sleep_for(100ms);
+  CHECK(http_request(server.port(), "GET", "/file?path=" + large, "", "Range: bytes=0-9").status ==
+        206);
 }
