@@ -14,9 +14,21 @@
 -- other services run.
 -- A value of the wrong type raises "config: <service>: KENTIK_API_RETRIES must be an integer,
 -- got 'three'". Callable anywhere (load time included); never waits.
+-- The keys of a section that no getter ever asked for are what `depot check` and the server's
+-- start warn about (config.unread): most often a misspelt setting.
 local M = {}
 
+-- section table → { [key] = true } for every key a getter looked up (weak: sections come and go
+-- with their Lua state's services).
+local read = setmetatable({}, { __mode = "k" })
+
 local function lookup(section, name)
+  local asked = read[section]
+  if not asked then
+    asked = {}
+    read[section] = asked
+  end
+  asked[name], asked[name:lower()] = true, true
   local value = os.getenv(name)
   if value ~= nil and value ~= "" then return value, "environment variable " .. name end
   if section[name] ~= nil then return section[name], "config key " .. name end
@@ -26,7 +38,11 @@ local function lookup(section, name)
 end
 
 local converters = {
-  string = function(value) return type(value) == "string" and value or (type(value) == "number" and tostring(value)) end,
+  string = function(value)
+    if type(value) == "string" then return value end
+    if type(value) == "number" then return tostring(value) end
+    return nil -- not false: a table is "not a string", which the getter reports
+  end,
   number = function(value) return tonumber(value) end,
   integer = function(value)
     local number = tonumber(value)
@@ -39,6 +55,7 @@ local converters = {
     if text == "false" or text == "0" or text == "no" or text == "off" then return false end
     return nil
   end,
+  table = function(value) return type(value) == "table" and value or nil end,
   list = function(value)
     if type(value) == "table" then return value end
     local items = {}
@@ -52,7 +69,7 @@ local ConfigError = { __tostring = function(e) return e.message end }
 
 local function fail(message) error(setmetatable({ config_error = true, message = message }, ConfigError), 3) end
 
-local articles = { integer = "an integer", boolean = "a boolean", list = "a list", string = "a string", number = "a number" }
+local articles = { integer = "an integer", boolean = "a boolean", list = "a list", string = "a string", number = "a number", table = "an object" }
 
 -- Returns the getters for `service` (or for a plain table of settings and a name).
 function M.of(service, name)
@@ -78,6 +95,33 @@ function M.of(service, name)
   -- Whether a setting has a value anywhere (for optional features).
   getters.has = function(setting) return lookup(section, setting) ~= nil end
   return getters
+end
+
+-- Every key of `section` (a service's config table) that no getter looked up, sorted.
+function M.unread(section)
+  local asked = read[section] or {}
+  local keys = {}
+  for key in pairs(section) do
+    if type(key) == "string" and not asked[key] then keys[#keys + 1] = key end
+  end
+  table.sort(keys)
+  return keys
+end
+
+-- Raises one configuration error naming every setting of `names` that has no value, so that an
+-- operator learns in one line what to set: "config: image_cache: set KT_AUTH_EMAIL and
+-- KT_AUTH_TOKEN (environment variables or services[].config) to mount it".
+function M.require_all(service, names)
+  local section = (service and service.config) or {}
+  local missing = {}
+  for _, name in ipairs(names) do
+    if lookup(section, name) == nil then missing[#missing + 1] = name end
+  end
+  if #missing == 0 then return end
+  local list = #missing == 1 and missing[1]
+    or table.concat(missing, ", ", 1, #missing - 1) .. " and " .. missing[#missing]
+  fail(string.format("config: %s: set %s (environment variables or services[].config) to mount it",
+    service and service.name or "config", list))
 end
 
 return M

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/config_keys.hpp"
 #include "engine/log.hpp"
 #include "engine/text.hpp"
 
@@ -136,10 +137,14 @@ void apply_dotenv(const std::string& path) {
   }
 }
 
-Options load_options(const CommandLine& command_line) {
+std::string config_file_path(const CommandLine& command_line) {
+  return command_line.config_file.value_or(env("DEPOT_CONFIG").value_or("config/depot.json"));
+}
+
+Options load_options(const CommandLine& command_line, std::vector<std::string>* unknown_keys) {
   Options options;
   options.threads = std::max(1u, std::thread::hardware_concurrency());
-  std::string config_file = command_line.config_file.value_or(env("DEPOT_CONFIG").value_or("config/depot.json"));
+  std::string config_file = config_file_path(command_line);
   std::ifstream file(config_file);
   if (!file) {
     if (command_line.config_file || env("DEPOT_CONFIG")) throw ConfigError("cannot read config file " + config_file);
@@ -151,6 +156,12 @@ Options load_options(const CommandLine& command_line) {
     }
     if (!options.config.is_object()) throw ConfigError("config file " + config_file + " must hold a JSON object");
   }
+  std::vector<std::string> unknown = unknown_config_keys(options.config);
+  if (unknown_keys != nullptr) {
+    *unknown_keys = unknown;
+  } else if (!unknown.empty()) {
+    throw ConfigError("config file " + config_file + ": " + unknown_config_keys_message(unknown));
+  }
   const nlohmann::json& document = options.config;
   options.host = json_get<std::string>(document, "host", options.host, "config");
   options.port = static_cast<uint16_t>(json_get<int>(document, "port", options.port, "config"));
@@ -161,6 +172,7 @@ Options load_options(const CommandLine& command_line) {
   options.drain_timeout = std::chrono::milliseconds(
       static_cast<int64_t>(json_get<double>(document, "drain_timeout", 10.0, "config") * 1000));
   std::string log_level = json_get<std::string>(document, "log_level", "info", "config");
+  std::string log_format = json_get<std::string>(document, "log_format", "auto", "config");
   read_limits(document, options.limits);
   read_services(document, options.services);
 
@@ -170,6 +182,7 @@ Options load_options(const CommandLine& command_line) {
   if (auto value = env("DEPOT_DATA_DIR")) options.data_dir = *value;
   if (auto value = env("DEPOT_SCRIPTS")) options.scripts_dir = *value;
   if (auto value = env("DEPOT_LOG_LEVEL")) log_level = *value;
+  if (auto value = env("DEPOT_LOG_FORMAT")) log_format = *value;
 
   if (command_line.host) options.host = *command_line.host;
   if (command_line.port) options.port = static_cast<uint16_t>(parse_int(std::to_string(*command_line.port), "--port", 0, 65535));
@@ -177,7 +190,9 @@ Options load_options(const CommandLine& command_line) {
   if (command_line.data_dir) options.data_dir = *command_line.data_dir;
   if (command_line.scripts_dir) options.scripts_dir = *command_line.scripts_dir;
   if (command_line.log_level) log_level = *command_line.log_level;
+  if (command_line.log_format) log_format = *command_line.log_format;
   try {
+    log::set_format(log::parse_format(log_format));
     log::set_level(log::parse_level(log_level));
   } catch (const std::invalid_argument& e) {
     throw ConfigError(e.what());

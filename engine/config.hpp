@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "engine/options.hpp"
 
@@ -23,13 +24,19 @@ struct CommandLine {
   std::optional<std::string> scripts_dir;
   std::optional<int> threads;
   std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
 };
 
 // Sets variables from a .env file (KEY=VALUE lines, # comments, optional quotes and `export`)
 // that are not already set. A missing file is not an error.
 void apply_dotenv(const std::string& path);
 
-// Also sets the log level. Throws ConfigError with a message naming the setting.
-Options load_options(const CommandLine& command_line);
+// The config file the command line names: --config, else DEPOT_CONFIG, else config/depot.json.
+std::string config_file_path(const CommandLine& command_line);
+
+// Also sets the log level and format. Throws ConfigError with a message naming the setting, and
+// for keys of the config file Depot does not know (config_keys.hpp) — unless `unknown_keys` is
+// given: then their paths are stored there (for `depot check`, which reports everything).
+Options load_options(const CommandLine& command_line, std::vector<std::string>* unknown_keys = nullptr);
 
 }  // namespace depot

@@ -200,11 +200,32 @@ void Runtime::load_services() {
       std::string reason = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "configuration error";
       lua_pushboolean(L_, 1);
       lua_setfield(L_, 1, "disabled");
+      unmounted_.push_back({spec.name, reason});
       if (worker_ == nullptr || worker_->index() == 0) log::warn("service not mounted", {{"service", spec.name}, {"reason", reason}});
     }
   }
   lua_settop(L_, 0);
   if (memory_->refused()) memory_->collect();
+  find_unread_settings();
+}
+
+void Runtime::find_unread_settings() {
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, prelude_ref_);
+  lua_getfield(L_, -1, "unread_settings");
+  lua_call(L_, 0, 1);
+  size_t count = lua_objlen(L_, -1);
+  for (size_t i = 1; i <= count; ++i) {
+    lua_rawgeti(L_, -1, static_cast<int>(i));
+    lua_rawgeti(L_, -1, 1);
+    lua_rawgeti(L_, -2, 2);
+    unread_settings_.push_back({lua_tostring(L_, -2), lua_tostring(L_, -1)});
+    lua_pop(L_, 3);
+  }
+  lua_settop(L_, 0);
+  if (worker_ != nullptr && worker_->index() != 0) return;
+  for (const LoadNote& note : unread_settings_) {
+    log::warn("setting not read by its service (misspelt?)", {{"service", note.service}, {"key", note.text}});
+  }
 }
 
 void Runtime::build_router() {

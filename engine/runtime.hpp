@@ -48,6 +48,16 @@ class Runtime {
   // (offline) state. Returns how many services ran it; throws with the error of a failing one.
   int run_command(const std::string& name, const std::vector<std::string>& arguments);
 
+  // What loading found that does not stop the generation, for the log and `depot check`.
+  struct LoadNote {
+    std::string service;
+    std::string text;
+  };
+  // Services a configuration error left unmounted, with that error.
+  const std::vector<LoadNote>& unmounted() const { return unmounted_; }
+  // Keys of mounted services' config sections that no config getter read (typos, most often).
+  const std::vector<LoadNote>& unread_settings() const { return unread_settings_; }
+
   // Starts serving: runs the services' on_start hooks.
   void activate();
   // A newer generation took over (or the server is stopping): run the retire callbacks
@@ -68,6 +78,7 @@ class Runtime {
  private:
   void load_services();
   void build_router();
+  void find_unread_settings();
   int prelude_function(const char* name);
 
   // What the engine needs of a route beyond the router: its name for the log, its deadline.
@@ -81,6 +92,8 @@ class Runtime {
   lua_State* L_;
   std::unique_ptr<LuaMemory> memory_;
   std::vector<std::vector<RouteInfo>> routes_;  // [service][route]
+  std::vector<LoadNote> unmounted_;
+  std::vector<LoadNote> unread_settings_;
   BindingContext context_;
   Router router_;
   int prelude_ref_ = LUA_NOREF;

@@ -332,6 +332,19 @@ function M.run_command(name, arguments)
   return ran
 end
 
+-- { {service name, key}, ... }: the keys of mounted services' config sections that no config
+-- getter looked up while the scripts loaded (bindings/config.lua).
+function M.unread_settings()
+  local unread = {}
+  local config = require("config")
+  for _, service in ipairs(services) do
+    if not service.disabled and type(service.config) == "table" then
+      for _, key in ipairs(config.unread(service.config)) do unread[#unread + 1] = { service.name, key } end
+    end
+  end
+  return unread
+end
+
 -- Runs fn(...) and logs an error with its traceback instead of raising (timer and hook tasks).
 function M.run_logged(what, fn, ...)
   local ok, err = xpcall(fn, error_with_traceback, ...)

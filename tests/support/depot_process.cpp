@@ -2,10 +2,12 @@
 #include "tests/support/depot_process.hpp"
 
 #include <fcntl.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -51,6 +53,63 @@ DepotProcess::~DepotProcess() {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
   }
+}
+
+namespace {
+std::string read_all(int fd) {
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) != 0;) {
+    if (n > 0) {
+      text.append(buffer, static_cast<size_t>(n));
+    } else if (errno != EINTR) {
+      break;  // EIO: a pseudo-terminal whose last writer closed it
+    }
+  }
+  return text;
+}
+}  // namespace
+
+CommandOutcome run_depot(const std::filesystem::path& directory, std::vector<std::string> arguments,
+                         bool terminal, const std::string& input) {
+  std::filesystem::path out_file = directory / "depot.stdout";
+  std::filesystem::path err_file = directory / "depot.stderr";
+  std::filesystem::path in_file = directory / "depot.stdin";
+  { std::ofstream(in_file) << input; }
+  int pty_master = -1;
+  int pty_slave = -1;
+  if (terminal && openpty(&pty_master, &pty_slave, nullptr, nullptr, nullptr) != 0) {
+    throw std::runtime_error("openpty failed");
+  }
+  pid_t child = fork();
+  if (child == 0) {
+    if (chdir(directory.c_str()) != 0) _exit(127);
+    dup2(open(in_file.c_str(), O_RDONLY), 0);
+    dup2(open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 1);
+    dup2(terminal ? pty_slave : open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
+    close_range(3, ~0U, 0);  // no inherited copy of a test server's sockets
+    std::vector<char*> argv = {const_cast<char*>(DEPOT_BINARY)};
+    for (auto& argument : arguments) argv.push_back(argument.data());
+    argv.push_back(nullptr);
+    execv(DEPOT_BINARY, argv.data());
+    _exit(127);
+  }
+  CommandOutcome outcome;
+  if (terminal) {
+    close(pty_slave);
+    outcome.err = read_all(pty_master);
+    close(pty_master);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  outcome.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream out(out_file);
+  outcome.out.assign(std::istreambuf_iterator<char>(out), {});
+  if (!terminal) {
+    std::ifstream err(err_file);
+    outcome.err.assign(std::istreambuf_iterator<char>(err), {});
+  }
+  return outcome;
 }
 
 }  // namespace depot::testing

@@ -1,5 +1,6 @@
 // The built `depot serve` binary as a child process, for tests of what only the real process
 // does (signals, exit status, its log): stderr goes to a file, the port is read from its log.
+// run_depot runs any other `depot` command to its end.
 #pragma once
 
 #include <sys/types.h>
@@ -25,5 +26,16 @@ struct DepotProcess {
   DepotProcess(const DepotProcess&) = delete;
   DepotProcess& operator=(const DepotProcess&) = delete;
 };
+
+struct CommandOutcome {
+  int status = -1;  // the exit status, -1 if it ended by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs `depot <arguments>` in `directory` with `input` on stdin and waits for it. With
+// `terminal`, stderr is a pseudo-terminal (what an operator's shell gives it), read as it comes.
+CommandOutcome run_depot(const std::filesystem::path& directory, std::vector<std::string> arguments,
+                         bool terminal = false, const std::string& input = "");
 
 }  // namespace depot::testing
