@@ -1,6 +1,7 @@
 // Per-request log lines, buffered per thread (see access_log.hpp).
 #include "engine/access_log.hpp"
 
+#include <cmath>
 #include <cstdio>
 
 #include "engine/log.hpp"
@@ -30,6 +31,16 @@ void write(const Exchange& exchange, uint64_t bytes, Clock::time_point now, cons
   if (!log::enabled(log::Level::info)) return;
   double ms = std::chrono::duration<double, std::milli>(now - exchange.started).count();
   std::string& out = buffer;
+  if (log::text_format()) {  // a person reads these: no need for the JSON fast path below
+    nlohmann::ordered_json fields = {{"request_id", exchange.id}, {"method", exchange.head.method},
+                             {"path", exchange.head.path}, {"status", exchange.status},
+                             {"bytes", bytes}, {"ms", std::round(ms * 1000) / 1000},
+                             {"remote", exchange.remote_address}};
+    if (note) fields["note"] = note;
+    out.append(log::text_line(log::Level::info, "request", fields)).push_back('\n');
+    if (out.size() > 64 * 1024) flush();
+    return;
+  }
   out.append("{\"ts\":\"").append(log::timestamp()).append("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
   append_escaped(out, exchange.id);
   out.append("\",\"method\":\"");

@@ -1,10 +1,12 @@
-// Structured JSON-lines logger (see log.hpp).
+// Structured logger: JSON lines or text lines (see log.hpp).
 #include "engine/log.hpp"
 
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
@@ -13,7 +15,52 @@ namespace depot::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
 std::atomic<Sink> g_sink{nullptr};
+std::atomic<int> g_format{static_cast<int>(Format::automatic)};
+
+bool stderr_is_terminal() {
+  static const bool terminal = isatty(STDERR_FILENO) == 1;
+  return terminal;
+}
+
+// A value as `key=value` shows it: strings bare unless they need quotes to stay one token.
+std::string text_value(const nlohmann::ordered_json& value) {
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    bool bare = !text.empty() && text.find_first_of(" =\"\\\n\t\r") == std::string::npos;
+    if (bare) return text;
+  }
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace
+
+bool text_format() {
+  auto format = static_cast<Format>(g_format.load(std::memory_order_relaxed));
+  if (format == Format::automatic) return g_sink.load() == nullptr && stderr_is_terminal();
+  return format == Format::text;
+}
+
+std::string text_line(Level level, std::string_view message, const nlohmann::ordered_json& fields) {
+  std::string line = timestamp();
+  line += ' ';
+  std::string_view name = level_name(level);
+  for (char c : name) line += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  line.append(6 - std::min<size_t>(name.size(), 5), ' ');
+  line += message;
+  if (fields.is_object()) {
+    for (const auto& [key, value] : fields.items()) line += " " + key + "=" + text_value(value);
+  }
+  return line;
+}
+
+void set_format(Format format) { g_format = static_cast<int>(format); }
+
+Format parse_format(std::string_view name) {
+  if (name == "json") return Format::json;
+  if (name == "text") return Format::text;
+  if (name == "auto") return Format::automatic;
+  throw std::invalid_argument("unknown log format '" + std::string(name) + "' (json, text, auto)");
+}
 
 std::string timestamp() {
   timeval tv;
@@ -50,6 +97,10 @@ std::string_view level_name(Level level) {
 }
 
 void write(Level level, std::string_view message, nlohmann::json fields) {
+  if (text_format()) {
+    write_raw(text_line(level, message, nlohmann::ordered_json(fields)) + "\n");
+    return;
+  }
   nlohmann::json line = nlohmann::json::object();
   line["ts"] = timestamp();
   line["level"] = level_name(level);

@@ -6,6 +6,7 @@
 //   depot.wait(name [, timeout])  waits until depot.notify(name) (true) or the timeout (false)
 //   depot.notify(name)            wakes every task waiting on name, on every worker; returns the count
 //   depot.fail(status, message [, headers])  ends the request with an error answer
+//   depot.progress(label, done [, total])     an admin command's progress on stderr
 //   depot.worker_id, depot.workers, depot.generation
 //   depot.data_dir                the server's data directory (absolute)
 //
@@ -14,6 +15,7 @@
 
 #include "bindings/binding.hpp"
 #include "engine/lua_api.hpp"
+#include "engine/progress.hpp"
 #include "engine/runtime.hpp"
 #include "engine/server_core.hpp"
 #include "engine/task.hpp"
@@ -95,9 +97,25 @@ int notify(lua_State* L) {
   return 1;
 }
 
+uint64_t count_argument(lua_State* L, int index) {
+  double count = luaL_checknumber(L, index);
+  if (!(count >= 0) || count > 9e15) luaL_error(L, "depot.progress: counts must be numbers >= 0");
+  return static_cast<uint64_t>(count);
+}
+
+int report_progress(lua_State* L) {
+  std::string label = luaL_checkstring(L, 1);
+  uint64_t done = count_argument(L, 2);
+  std::optional<uint64_t> total;
+  if (!lua_isnoneornil(L, 3)) total = count_argument(L, 3);
+  if (!serving(L)) progress::report(label, done, total);
+  return 0;
+}
+
 int open_depot(lua_State* L) {
   const luaL_Reg functions[] = {
-      {"sleep", sleep}, {"now", now}, {"monotonic", monotonic}, {"wait", wait}, {"notify", notify}, {nullptr, nullptr},
+      {"sleep", sleep}, {"now", now}, {"monotonic", monotonic}, {"wait", wait}, {"notify", notify},
+      {"progress", report_progress}, {nullptr, nullptr},
   };
   lua_newtable(L);
   luaL_register(L, nullptr, functions);

@@ -1,4 +1,5 @@
-// The `depot` command: `depot serve` runs the server; `depot help` says how.
+// The `depot` command: `depot serve` runs the server, `depot check` checks its config and scripts,
+// `depot admin` runs a service's admin command, `depot version`; `depot help` says how.
 #include <signal.h>
 #include <unistd.h>
 
@@ -7,6 +8,12 @@
 #include <string>
 #include <thread>
 
+#include <curl/curl.h>
+#include <lmdb.h>
+#include <luajit.h>
+#include <sodium.h>
+
+#include "engine/check.hpp"
 #include "engine/config.hpp"
 #include "engine/generation.hpp"
 #include "engine/log.hpp"
@@ -16,11 +23,17 @@
 namespace {
 
 const char* const kUsage = R"(usage: depot serve [options]
+       depot check [options]
        depot admin [options] COMMAND [ARGUMENTS...]
+       depot version
 
 serve: runs the Depot HTTP server with the route scripts named in the config file.
+check: loads the config and every script without serving (like nginx -t): reports unknown
+       config keys, load errors, route conflicts, services a missing setting leaves unmounted
+       and settings no script reads; exits 0 when `depot serve` would start, 1 otherwise.
 admin: runs a service's admin command (e.g. expire-all) against the same data dir, safely
-       while the server runs.
+       while the server runs; long commands show their progress on stderr.
+version: prints Depot's version and those of the libraries it runs on.
 
 options (each also from the environment, and from ./.env):
   --config FILE      config file (DEPOT_CONFIG; default config/depot.json)
@@ -30,6 +43,8 @@ options (each also from the environment, and from ./.env):
   --scripts DIR      route scripts directory (DEPOT_SCRIPTS; default ./scripts)
   --threads N        reactor threads (DEPOT_THREADS; default: one per core)
   --log-level LEVEL  debug, info, warn or error (DEPOT_LOG_LEVEL; default info)
+  --log-format F     json, text or auto (DEPOT_LOG_FORMAT; default auto: text when stderr is a
+                     terminal, JSON lines otherwise)
 
 signals: SIGHUP reloads the scripts; SIGTERM and SIGINT stop gracefully (requests get
          drain_timeout; a worker still stuck 3 s after that makes the process exit 1).
@@ -64,6 +79,7 @@ depot::CommandLine parse_options(int argc, char** argv, int* rest = nullptr) {
     else if (option == "--scripts") command_line.scripts_dir = value;
     else if (option == "--threads") command_line.threads = parse_number(option, value);
     else if (option == "--log-level") command_line.log_level = value;
+    else if (option == "--log-format") command_line.log_format = value;
     else throw depot::ConfigError("unknown option " + option + " (see depot help)");
   }
   if (rest != nullptr) *rest = argc;
@@ -110,6 +126,19 @@ int serve(int argc, char** argv) {
   }
 }
 
+int check(int argc, char** argv) {
+  depot::apply_dotenv(".env");
+  return depot::check_config(parse_options(argc, argv), std::cout);
+}
+
+void print_version() {
+  curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+  std::cout << "depot " << DEPOT_VERSION << "\n"
+            << "  " << LUAJIT_VERSION << ", " << MDB_VERSION_STRING << ", libsodium " << sodium_version_string()
+            << ", libcurl " << curl->version << ", nlohmann_json " << NLOHMANN_JSON_VERSION_MAJOR << "."
+            << NLOHMANN_JSON_VERSION_MINOR << "." << NLOHMANN_JSON_VERSION_PATCH << "\n";
+}
+
 int admin(int argc, char** argv) {
   depot::apply_dotenv(".env");
   int rest = argc;
@@ -129,7 +158,12 @@ int main(int argc, char** argv) {
   std::string command = argc > 1 ? argv[1] : "help";
   try {
     if (command == "serve") return serve(argc, argv);
+    if (command == "check") return check(argc, argv);
     if (command == "admin") return admin(argc, argv);
+    if (command == "version" || command == "--version") {
+      print_version();
+      return 0;
+    }
     if (command == "help" || command == "--help" || command == "-h") {
       std::cout << kUsage;
       return 0;

@@ -15,8 +15,10 @@ local PAGE = 1000
 M.ORPHAN_GRACE_SECONDS = 3600
 
 -- Removes the expired entries; returns how many entries there were and how many it removed.
+-- (`depot admin expire-all` shows its progress; the periodic job's depot.progress does nothing.)
 function M.expire_entries(store, now)
   local total, removed, after = 0, 0, nil
+  local expected = store:count()
   repeat
     local page = store:page(after, PAGE)
     for _, item in ipairs(page) do
@@ -25,8 +27,12 @@ function M.expire_entries(store, now)
         removed = removed + 1
       end
     end
+    -- Entries added meanwhile can take the count past what was there at the start.
+    depot.progress("expiry: entries checked", total, math.max(total, expected))
     after = page[#page] and page[#page].key
   until #page < PAGE
+  -- Fewer than counted (removed meanwhile): the line still ends at 100%.
+  if total < expected then depot.progress("expiry: entries checked", total, total) end
   return total, removed
 end
 
@@ -40,13 +46,15 @@ end
 -- Removes files under the store's root that no entry owns; returns how many.
 function M.sweep_orphans(store, now)
   local removed = 0
-  for _, prefix in ipairs(fs.list(store.root) or {}) do
+  local prefixes = fs.list(store.root) or {}
+  for done, prefix in ipairs(prefixes) do
     local directory = store.root .. "/" .. prefix
     for _, name in ipairs(fs.list(directory) or {}) do
       if is_orphan(store, directory, name, now) and fs.remove(directory .. "/" .. name) then
         removed = removed + 1
       end
     end
+    depot.progress("expiry: file directories swept", done, #prefixes)
   end
   return removed
 end

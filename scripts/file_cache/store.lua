@@ -159,4 +159,6 @@ end
 
 function M:exists(cache_id) return self.entries:exists(cache_id) end
 
+function M:count() return self.entries:count() end
+
 return M

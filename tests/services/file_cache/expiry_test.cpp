@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/services/file_cache/file_cache_fixture.hpp"
+#include "tests/support/depot_process.hpp"
 
 using namespace depot::testing::file_cache;
 using namespace std::chrono_literals;
@@ -105,6 +106,13 @@ TEST_CASE("file cache expiry: depot admin expire-all, also while a server runs",
   std::this_thread::sleep_for(300ms);
   CHECK(run_admin(data, "expire-all").find("Total objects: 1. Removed 0 objects") !=
         std::string::npos);
+  // Its progress goes to stderr: plain lines here, where stderr is no terminal.
+  auto progress = depot::testing::run_depot(
+      data, {"admin", "--config", "admin.json", "--scripts", DEPOT_SOURCE_DIR "/scripts", "--data-dir", ".",
+             "--log-level", "error", "expire-all"});
+  CHECK(progress.status == 0);
+  CHECK_THAT(progress.err, Catch::StartsWith("expiry: entries checked: 1/1 (100%)\nexpiry: file directories swept: 1/"));
+  CHECK_THAT(progress.err, Catch::EndsWith("(100%)\n"));
   CHECK(download(cache.port(), kept).body == "kept 2");
   std::filesystem::remove_all(data);
 }
