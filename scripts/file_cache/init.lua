@@ -9,8 +9,11 @@ local cache_id = require "file_cache.cache_id"
 local expiry = require "file_cache.expiry"
 local secure_filename = require("file_cache.secure_filename").secure_filename
 local Store = require "file_cache.store"
+local UsersAuth = require "file_cache.users_auth"
 
-local users = Auth.new(settings.string("KBASE_AUTH_URL", "http://auth:5000"))
+-- A KBase auth service when one is configured; Depot's own users service otherwise.
+local users = settings.has("KBASE_AUTH_URL") and Auth.new(settings.string("KBASE_AUTH_URL"))
+  or UsersAuth.new(settings)
 
 local storage_dir = settings.string("storage_dir", "file_cache")
 if storage_dir:sub(1, 1) ~= "/" then storage_dir = depot.data_dir .. "/" .. storage_dir end

@@ -6,6 +6,8 @@ local json = require "json"
 local jobs = require "jobs"
 local log = require "log"
 local service = ...
+-- Without a Kentik account the service stays unmounted, and the log line names both settings.
+require("config").require_all(service, { "KT_AUTH_EMAIL", "KT_AUTH_TOKEN" })
 local config = require("config").of(service)
 local ids = require "image_cache.ids"
 local upstream = require "image_cache.upstream"
@@ -16,7 +18,7 @@ local retries = config.integer("KENTIK_API_RETRIES", 3)
 local timeout = config.number("KENTIK_API_TIMEOUT", 60)
 local backoff = config.number("KENTIK_API_BACKOFF", 1)
 local settings = {
-  email = config.string("KT_AUTH_EMAIL"), -- required: without them the service stays unmounted
+  email = config.string("KT_AUTH_EMAIL"),
   token = config.string("KT_AUTH_TOKEN"),
   api_url = config.string("KENTIK_API_URL", "https://api.kentik.com/api/v5"),
   retries = retries, timeout = timeout, backoff = backoff,

@@ -15,7 +15,7 @@ local arguments = require "users.arguments"
 local slack = require "users.slack"
 local Mail = require "users.mail"
 
-local policy = Policy.new(config) -- refuses to mount with ENABLE_AUTH on and no JWT_SECRET_KEY
+local policy = Policy.new(config) -- without JWT_SECRET_KEY, a key generated once (users/secret.lua)
 local access_lifetime = config.integer("JWT_ACCESS_TOKEN_EXPIRES", 21600)
 -- False (the ServiceX template's value) makes refresh tokens without "exp".
 local refresh_lifetime

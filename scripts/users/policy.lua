@@ -3,6 +3,7 @@
 -- users service itself and, through policy.guard, in front of any other service.
 local depot = require "depot"
 local jwt = require "jwt"
+local secret = require "users.secret"
 local store = require "users.store"
 
 local M = {}
@@ -14,15 +15,13 @@ local PENDING = "Not Authorized: Your account is still pending. An administrator
   .. "shortly. If not, please contact the ServiceX admins via email or Slack."
 local NOT_ADMIN = "Not Authorized: This resource is restricted to administrators."
 
--- `settings`: the config getters of the service using it (ENABLE_AUTH, JWT_SECRET_KEY). Raises
--- a config error (the service stays unmounted) when auth is on without a secret; with auth off
--- and no secret, tokens are signed with one generated once and kept in kv, so that logins still
--- work on a fresh machine.
-function M.new(settings)
+-- `settings`: the config getters of the service using it (ENABLE_AUTH, JWT_SECRET_KEY; without
+-- the key, the one users/secret.lua generated). `options.enabled` overrides ENABLE_AUTH, for a
+-- service that always needs to know who calls.
+function M.new(settings, options)
   local enabled = settings.boolean("ENABLE_AUTH", false)
-  local secret = enabled and settings.string("JWT_SECRET_KEY") or settings.string("JWT_SECRET_KEY", "")
-  if secret == "" then secret = store.generated_secret() end
-  return setmetatable({ enabled = enabled, secret = secret }, M)
+  if options and options.enabled ~= nil then enabled = options.enabled end
+  return setmetatable({ enabled = enabled, secret = secret.key(settings) }, M)
 end
 
 -- The claims of the request's bearer token of `kind` ("access" or "refresh"), or nil, status,
@@ -91,16 +90,16 @@ local CHECKS = { user = M.auth_required, admin = M.admin_required }
 -- ("user", "admin" or "none"; default "user"). Handlers find the user in req.user (nil with
 -- auth disabled or rule "none").
 function M.guard(service)
-  local section = service.config or {}
-  if section.auth ~= "users" then return end
-  local rules = section.auth_rules or {}
+  local settings = require("config").of(service)
+  if settings.string("auth", "") ~= "users" then return end
+  local rules = settings.table("auth_rules", {})
   for key, rule in pairs(rules) do
     if rule ~= "none" and not CHECKS[rule] then
       error(string.format("users.policy: %s: auth_rules[%q] must be \"user\", \"admin\" or \"none\"",
         service.name, key))
     end
   end
-  local policy = M.new(require("config").of(service))
+  local policy = M.new(settings)
   service:before(function(req)
     local rule = rules[req.method .. " " .. mounted_path(service, req.path)] or rules[req.method] or rules["*"] or "user"
     if rule == "none" then return end

@@ -98,17 +98,9 @@ function M.delete_where(doomed)
   end)
 end
 
--- The token secret of a deployment that configured none: made by the first caller, then the
--- same for every worker and every restart.
-function M.generated_secret()
-  return db:update(function(tx)
-    local secret = tx:get("generated_secret")
-    if not secret then
-      secret = crypto.token(32)
-      tx:put("generated_secret", secret)
-    end
-    return secret
-  end)
-end
+-- The token secret versions before users/secret.lua kept here (nil when there is none); forgotten
+-- once that file holds it.
+function M.legacy_secret() return db:get("generated_secret") end
+function M.forget_legacy_secret() db:delete("generated_secret") end
 
 return M
