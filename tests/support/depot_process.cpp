@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -72,9 +73,12 @@ std::string read_all(int fd) {
 
 CommandOutcome run_depot(const std::filesystem::path& directory, std::vector<std::string> arguments,
                          bool terminal, const std::string& input) {
-  std::filesystem::path out_file = directory / "depot.stdout";
-  std::filesystem::path err_file = directory / "depot.stderr";
-  std::filesystem::path in_file = directory / "depot.stdin";
+  // The captures live apart from `directory`, which may be the source tree.
+  std::string capture = (std::filesystem::temp_directory_path() / "depot-run-XXXXXX").string();
+  if (mkdtemp(capture.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  std::filesystem::path out_file = std::filesystem::path(capture) / "stdout";
+  std::filesystem::path err_file = std::filesystem::path(capture) / "stderr";
+  std::filesystem::path in_file = std::filesystem::path(capture) / "stdin";
   { std::ofstream(in_file) << input; }
   int pty_master = -1;
   int pty_slave = -1;
@@ -109,6 +113,7 @@ CommandOutcome run_depot(const std::filesystem::path& directory, std::vector<std
     std::ifstream err(err_file);
     outcome.err.assign(std::istreambuf_iterator<char>(err), {});
   }
+  std::filesystem::remove_all(capture);
   return outcome;
 }
 
