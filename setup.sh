@@ -7,6 +7,7 @@ packages=(
   g++ cmake make pkg-config
   libpistache-dev libluajit2-5.1-dev liblmdb-dev libsodium-dev nlohmann-json3-dev
   libcurl4-openssl-dev libhttp-parser-dev catch2
+  libssl-dev  # crypto.jwk_verify/jwk_sign: RSA and P-256 from OpenSSL's libcrypto
   curl python3 python3-requests python3-pytest
   chromium
   clang libclang-rt-14-dev  # the fuzz harnesses (libFuzzer and clang's sanitizer runtimes)

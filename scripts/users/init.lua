@@ -76,8 +76,20 @@ local function is_admin_email(email) return admin_email ~= "" and email:lower() 
 -- A new refresh token for `user`, stored as the only one accepted from now on.
 local function new_refresh_token(user)
   local claims = jwt.claims(user.sub, "refresh", depot.now(), refresh_lifetime)
-  store.change(user.id, function(stored) stored.refresh_jti = claims.jti end)
-  return jwt.encode(policy.secret, claims)
+  local token = jwt.encode(policy.secret, claims)
+  -- The token itself too, for the web pages' servicex.yaml (the original's refresh_token column).
+  store.change(user.id, function(stored) stored.refresh_jti, stored.refresh_token = claims.jti, token end)
+  return token
+end
+
+-- Creates the user of `fields` and, when pending, posts the Slack sign-up message: the password
+-- API's and the web pages' sign-up. nil if the e-mail or the identity is taken.
+local function sign_up(fields)
+  local user = store.create(fields)
+  if not user then return nil end
+  log.info("user registered", { id = user.id, pending = user.pending })
+  if user.pending and signup_webhook ~= "" then slack.post(signup_webhook, slack.signup_message(user.email), "signup") end
+  return user
 end
 
 local function new_access_token(user)
@@ -95,13 +107,11 @@ service:post("/registration", function(req)
   if args.password ~= args.confirm_password then return { message = "Passwords do not match" } end
   local hash = assert(crypto.password_hash(args.password, hash_options))
   local admin = is_admin_email(email)
-  local user = store.create({
+  local user = sign_up({
     sub = jwt.uuid4(), email = email, name = args.full_name, institution = args.institution,
     experiment = args.experiment, admin = admin, pending = not admin, password_hash = hash,
   })
   if not user then return { message = string.format("User %s already exists", email) } end
-  log.info("user registered", { id = user.id, pending = user.pending })
-  if user.pending and signup_webhook ~= "" then slack.post(signup_webhook, slack.signup_message(email), "signup") end
   return { message = string.format("User %s added to pending user list", email) }
 end)
 
@@ -249,6 +259,10 @@ service:post("/slack", function(req)
 end)
 
 service:get("/servicex", function() return versions end)
+
+-- The web pages: sign-in through an OpenID Connect provider, profile, API token, servicex.yaml.
+require("users.web.routes")(service, config, { sign_up = sign_up, new_refresh_token = new_refresh_token,
+  is_admin_email = is_admin_email, code_gen_image = config.string("CODE_GEN_IMAGE", "") })
 
 -- Makes `email` an approved admin, created if needed; a password replaces the stored one.
 local function ensure_admin(email, password)
