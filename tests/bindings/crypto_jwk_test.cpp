@@ -73,7 +73,7 @@ TEST_CASE("crypto.jwk_verify refuses unknown algorithms, mismatched and malforme
         "crypto.jwk_verify: RSA keys must have at least 2048 bits");
   // x with y + 1: a point off the curve.
   CHECK(eval(lua, "select(2, crypto.jwk_verify({kty = 'EC', crv = 'P-256', x = ec.x, y = crypto.base64url(flipped(crypto.unbase64url(ec.y)))}, 'ES256', input, python_es256))") ==
-        "crypto.jwk_verify: the EC point is not on P-256");
+        "crypto.jwk_verify: the key is not a point on P-256");
   CHECK(eval(lua, "select(2, crypto.jwk_verify({kty = 'EC', crv = 'P-256', x = 'AAAA', y = ec.y}, 'ES256', input, python_es256))") ==
         "crypto.jwk_verify: jwk.x must be 32 bytes in base64url");
 }

@@ -146,7 +146,7 @@ return function(service, config, account)
       flash(web, "error", "Sign-in failed: " .. tostring(query.error_description or query.error))
       return redirect(web, "/")
     end
-    if not query.code then return start_sign_in(web) end
+    if not (provider and query.code) then return start_sign_in(web) end
     local login = web.session.login
     web.session.login = nil -- one callback per sign-in
     if type(login) ~= "table" or type(query.state) ~= "string" or not crypto.equals(query.state, login.state) then

@@ -154,7 +154,7 @@ TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token re
 }
 
 TEST_CASE("web sign-in: JWT_ADMIN's e-mail links to the admin account on its first sign-in", "[users][oidc]") {
-  WebSignIn web({{"JWT_ADMIN", kIdentityEmail}});
+  WebSignIn web(json{{"JWT_ADMIN", kIdentityEmail}});
   HttpResponse callback = web.request("GET", web.authorize());
   CHECK(callback.header("location") == "/profile");
   CHECK(web.request("GET", "/profile").body.find("administrator") != std::string::npos);
