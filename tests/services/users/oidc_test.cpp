@@ -16,10 +16,10 @@ namespace {
 const std::string kForm = "Content-Type: application/x-www-form-urlencoded";
 const std::string kIdentityEmail = "alice@example.org";
 
-// The users service at "/" with the stub provider at /idp on the same server.
+// The users service at `mount` with the stub provider at /idp on the same server.
 class WebSignIn {
  public:
-  explicit WebSignIn(json config = json::object()) {
+  explicit WebSignIn(json config = json::object(), const std::string& mount = "/") : mount_(mount) {
     server_ = std::make_unique<depot::testing::TestServer>(
         std::vector<depot::testing::TestServer::Service>{}, [](depot::Options& options) {
           options.threads = 2;
@@ -33,18 +33,23 @@ class WebSignIn {
                      {"SECRET_KEY", "web-session-secret"},
                      {"CODE_GEN_IMAGE", "sslhep/servicex_code_gen_func_adl_xaod:develop"}};
     settings.update(config);
-    std::string error = server_->server().add_service({"users", "users", {"/"}, settings});
+    for (auto& [key, value] : config.items()) {
+      if (value.is_null()) settings.erase(key);
+    }
+    std::string error = server_->server().add_service({"users", "users", {mount}, settings});
     if (!error.empty()) throw std::runtime_error("users did not load: " + error);
     // The start hook makes JWT_ADMIN's account; tests expect it to be there.
     json login = {{"email", settings["JWT_ADMIN"]}, {"password", kAdminPassword}};
     for (int attempt = 0; attempt < 100; ++attempt) {
-      if (http_request(port(), "POST", "/login", login.dump(), kJson).status == 200) return;
+      if (http_request(port(), "POST", path("/login"), login.dump(), kJson).status == 200) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     throw std::runtime_error("the admin never could log in");
   }
 
   uint16_t port() const { return server_->port(); }
+  // `route` under the mount.
+  std::string path(const std::string& route) const { return (mount_ == "/" ? "" : mount_) + route; }
 
   // A request carrying the session cookie, which it then updates from the answer.
   HttpResponse request(const std::string& method, const std::string& target, const std::string& body = "",
@@ -70,7 +75,7 @@ class WebSignIn {
 
   // /sign-in, then the provider's authorize: the callback URL the provider sends the browser to.
   std::string authorize() {
-    HttpResponse start = request("GET", "/sign-in");
+    HttpResponse start = request("GET", path("/sign-in"));
     REQUIRE(start.status == 302);
     std::string location = start.header("location");
     CHECK(location.find("code_challenge_method=S256") != std::string::npos);
@@ -89,6 +94,7 @@ class WebSignIn {
   std::string cookie;
 
  private:
+  std::string mount_;
   std::unique_ptr<depot::testing::TestServer> server_;
 };
 
@@ -227,4 +233,35 @@ TEST_CASE("web sign-in with an ES256 key, and the provider's error", "[users][oi
   HttpResponse denied = web.request("GET", "/auth-callback?error=access_denied&error_description=User+said+no");
   CHECK(denied.status == 302);
   CHECK(web.request("GET", "/").body.find("Sign-in failed: User said no") != std::string::npos);
+}
+
+TEST_CASE("web sign-in under a mount prefix, with the original's GLOBUS_CLIENT_ID and _SECRET", "[users][oidc]") {
+  WebSignIn web({{"OIDC_CLIENT_ID", nullptr}, {"OIDC_CLIENT_SECRET", nullptr}, {"GLOBUS_CLIENT_ID", "depot-test-client"},
+                 {"GLOBUS_CLIENT_SECRET", "depot-test-secret"}},
+                "/servicex");
+  std::string callback = web.authorize();
+  CHECK(callback.rfind("/servicex/auth-callback?code=", 0) == 0);
+  HttpResponse answer = web.request("GET", callback);
+  CHECK(answer.header("location") == "/servicex/profile/new");
+  CHECK(answer.header("set-cookie").find("; Path=/servicex;") != std::string::npos);
+  CHECK(web.request("GET", "/servicex/profile/new").body.find("action=\"/servicex/profile/new\"") != std::string::npos);
+}
+
+TEST_CASE("web sign-in refuses a wrong client secret, and needs a provider", "[users][oidc]") {
+  SECTION("the provider refuses the code exchange") {
+    WebSignIn web(json{{"OIDC_CLIENT_SECRET", "wrong-secret"}});
+    HttpResponse answer = web.request("GET", web.authorize());
+    CHECK(answer.status == 400);
+    CHECK(answer.body.find("the token endpoint refused the code (invalid_client)") != std::string::npos);
+  }
+  SECTION("without a provider /sign-in says so") {
+    WebSignIn web(json{{"OIDC_ISSUER", nullptr}});
+    HttpResponse answer = web.request("GET", "/sign-in");
+    CHECK(answer.status == 503);
+    CHECK(answer.body.find("no identity provider configured") != std::string::npos);
+  }
+  SECTION("an issuer without a client id leaves the service unmounted") {
+    CHECK_THROWS_WITH(WebSignIn(json{{"OIDC_CLIENT_ID", nullptr}}),
+                      Catch::Matchers::Contains("OIDC_ISSUER is set but OIDC_CLIENT_ID is not"));
+  }
 }
