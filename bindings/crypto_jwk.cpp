@@ -13,6 +13,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <sodium.h>
@@ -82,8 +83,9 @@ struct Outcome {
 std::optional<std::string> unbase64url(std::string_view text) {
   std::string out(text.size() / 4 * 3 + 3, '\0');
   size_t size = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(),
-                        nullptr, &size, nullptr, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                        text.size(), nullptr, &size, nullptr,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
     return std::nullopt;
   }
   out.resize(size);
@@ -94,8 +96,8 @@ std::optional<std::string> unbase64url(std::string_view text) {
 Bignum member_number(std::string_view text, const char* name) {
   auto bytes = text.empty() ? std::nullopt : unbase64url(text);
   if (!bytes) throw std::runtime_error(std::string("jwk.") + name + " must be a base64url string");
-  Bignum number(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes->data()), static_cast<int>(bytes->size()),
-                          nullptr));
+  Bignum number(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes->data()),
+                          static_cast<int>(bytes->size()), nullptr));
   if (!number) throw std::runtime_error("out of memory");
   return number;
 }
@@ -143,18 +145,20 @@ Pkey key_from(const JwkMembers& members, Algorithm algorithm, bool with_private)
     point = "\x04" + member_bytes(members.x, "x", kP256CoordinateBytes) +
             member_bytes(members.y, "y", kP256CoordinateBytes);
     OSSL_PARAM_BLD_push_utf8_string(build.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
-    OSSL_PARAM_BLD_push_octet_string(build.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size());
+    OSSL_PARAM_BLD_push_octet_string(build.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                     point.size());
     if (with_private) push_number(OSSL_PKEY_PARAM_PRIV_KEY, members.d, "d");
   }
   std::unique_ptr<OSSL_PARAM, ParamsFree> params(OSSL_PARAM_BLD_to_param(build.get()));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyContextFree> context(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyContextFree> context(
+      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* raw = nullptr;
   if (!params || !context || EVP_PKEY_fromdata_init(context.get()) <= 0 ||
       EVP_PKEY_fromdata(context.get(), &raw, with_private ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
                         params.get()) <= 0) {
     // Decoding the point checks it is on the curve (what invalid-curve attacks rely on skipping).
     throw std::runtime_error(algorithm == Algorithm::kEs256 ? "the key is not a point on P-256"
-                                                           : "the members do not make an RSA key");
+                                                            : "the members do not make an RSA key");
   }
   Pkey key(raw);
   if (algorithm == Algorithm::kRs256 && EVP_PKEY_get_bits(key.get()) < kMinRsaBits) {
@@ -167,7 +171,8 @@ Pkey key_from(const JwkMembers& members, Algorithm algorithm, bool with_private)
 std::optional<std::string> der_from_raw(std::string_view raw) {
   if (raw.size() != 2 * kP256CoordinateBytes) return std::nullopt;
   std::unique_ptr<ECDSA_SIG, EcdsaSignatureFree> signature(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), kP256CoordinateBytes, nullptr);
+  BIGNUM* r =
+      BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), kP256CoordinateBytes, nullptr);
   BIGNUM* s = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()) + kP256CoordinateBytes,
                         kP256CoordinateBytes, nullptr);
   if (!signature || !r || !s || ECDSA_SIG_set0(signature.get(), r, s) != 1) {
@@ -191,13 +196,21 @@ std::optional<std::string> raw_from_der(const std::string& der) {
   std::string out(2 * kP256CoordinateBytes, '\0');
   auto* bytes = reinterpret_cast<unsigned char*>(out.data());
   if (BN_bn2binpad(ECDSA_SIG_get0_r(signature.get()), bytes, kP256CoordinateBytes) < 0 ||
-      BN_bn2binpad(ECDSA_SIG_get0_s(signature.get()), bytes + kP256CoordinateBytes, kP256CoordinateBytes) < 0) {
+      BN_bn2binpad(ECDSA_SIG_get0_s(signature.get()), bytes + kP256CoordinateBytes,
+                   kP256CoordinateBytes) < 0) {
     return std::nullopt;
   }
   return out;
 }
 
-Outcome verify(const JwkMembers& members, Algorithm algorithm, std::string_view input, std::string_view signature) {
+// A refused key or signature leaves entries in this thread's OpenSSL error queue, which libcurl
+// reads to explain a failed TLS handshake on the same thread: they must not linger there.
+void clear_openssl_errors() {
+  ERR_clear_error();
+}
+
+Outcome verify(const JwkMembers& members, Algorithm algorithm, std::string_view input,
+               std::string_view signature) {
   Outcome outcome;
   try {
     Pkey key = key_from(members, algorithm, false);
@@ -209,15 +222,18 @@ Outcome verify(const JwkMembers& members, Algorithm algorithm, std::string_view 
       signature = der;
     }
     std::unique_ptr<EVP_MD_CTX, DigestContextFree> context(EVP_MD_CTX_new());
-    if (!context || EVP_DigestVerifyInit(context.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1) {
+    if (!context ||
+        EVP_DigestVerifyInit(context.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1) {
       throw std::runtime_error("OpenSSL could not start verifying");
     }
-    outcome.verified = EVP_DigestVerify(context.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                                        signature.size(), reinterpret_cast<const unsigned char*>(input.data()),
-                                        input.size()) == 1;
+    outcome.verified =
+        EVP_DigestVerify(context.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                         signature.size(), reinterpret_cast<const unsigned char*>(input.data()),
+                         input.size()) == 1;
   } catch (const std::exception& error) {
     outcome.error = error.what();
   }
+  clear_openssl_errors();
   return outcome;
 }
 
@@ -228,13 +244,14 @@ Outcome sign(const JwkMembers& members, Algorithm algorithm, std::string_view in
     std::unique_ptr<EVP_MD_CTX, DigestContextFree> context(EVP_MD_CTX_new());
     size_t size = 0;
     const auto* data = reinterpret_cast<const unsigned char*>(input.data());
-    if (!context || EVP_DigestSignInit(context.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
+    if (!context ||
+        EVP_DigestSignInit(context.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
         EVP_DigestSign(context.get(), nullptr, &size, data, input.size()) != 1) {
       throw std::runtime_error("OpenSSL could not sign");
     }
     std::string signature(size, '\0');
-    if (EVP_DigestSign(context.get(), reinterpret_cast<unsigned char*>(signature.data()), &size, data,
-                       input.size()) != 1) {
+    if (EVP_DigestSign(context.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
+                       data, input.size()) != 1) {
       throw std::runtime_error("OpenSSL could not sign");
     }
     signature.resize(size);
@@ -247,6 +264,7 @@ Outcome sign(const JwkMembers& members, Algorithm algorithm, std::string_view in
   } catch (const std::exception& error) {
     outcome.error = error.what();
   }
+  clear_openssl_errors();
   return outcome;
 }
 
@@ -258,9 +276,10 @@ JwkMembers read_members(lua_State* L, int index) {
     std::string_view JwkMembers::*member;
   };
   static const Field kFields[] = {
-      {"kty", &JwkMembers::kty}, {"crv", &JwkMembers::crv}, {"n", &JwkMembers::n},   {"e", &JwkMembers::e},
-      {"x", &JwkMembers::x},     {"y", &JwkMembers::y},     {"d", &JwkMembers::d},   {"p", &JwkMembers::p},
-      {"q", &JwkMembers::q},     {"dp", &JwkMembers::dp},   {"dq", &JwkMembers::dq}, {"qi", &JwkMembers::qi},
+      {"kty", &JwkMembers::kty}, {"crv", &JwkMembers::crv}, {"n", &JwkMembers::n},
+      {"e", &JwkMembers::e},     {"x", &JwkMembers::x},     {"y", &JwkMembers::y},
+      {"d", &JwkMembers::d},     {"p", &JwkMembers::p},     {"q", &JwkMembers::q},
+      {"dp", &JwkMembers::dp},   {"dq", &JwkMembers::dq},   {"qi", &JwkMembers::qi},
   };
   luaL_checkstack(L, static_cast<int>(sizeof kFields / sizeof kFields[0]), "crypto: JWK members");
   JwkMembers members;
@@ -279,7 +298,8 @@ void check_jwk(lua_State* L, const char* function) {
 
 int push_unknown_algorithm(lua_State* L, const char* function, std::string_view name) {
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: unsupported alg \"%s\" (RS256 or ES256)", function, std::string(name).c_str());
+  lua_pushfstring(L, "%s: unsupported alg \"%s\" (RS256 or ES256)", function,
+                  std::string(name).c_str());
   return 2;
 }
 

@@ -32,8 +32,12 @@ local python_es256 = crypto.unbase64url("Bz8KmtWgdZ2f3vERxGTf7UWiEVLnIyfS6yA0ACz
 local function flipped(bytes) return string.char((bytes:byte(1) + 1) % 256) .. bytes:sub(2) end
 )";
 
-std::string eval(LuaFixture& lua, const std::string& expression) { return lua.eval(kPrelude + "return " + expression); }
-std::string run(LuaFixture& lua, const std::string& code) { return lua.run(kPrelude + code); }
+std::string eval(LuaFixture& lua, const std::string& expression) {
+  return lua.eval(kPrelude + "return " + expression);
+}
+std::string run(LuaFixture& lua, const std::string& code) {
+  return lua.run(kPrelude + code);
+}
 
 }  // namespace
 
@@ -41,9 +45,12 @@ TEST_CASE("crypto.jwk_verify accepts RS256 and ES256 signatures made elsewhere",
   LuaFixture lua;
   CHECK(eval(lua, "crypto.jwk_verify(public(rsa), 'RS256', input, python_rs256)") == "true");
   CHECK(eval(lua, "crypto.jwk_verify(public(ec), 'ES256', input, python_es256)") == "true");
-  CHECK(eval(lua, "crypto.jwk_verify(public(rsa), 'RS256', input .. 'x', python_rs256)") == "false");
-  CHECK(eval(lua, "crypto.jwk_verify(public(rsa), 'RS256', input, flipped(python_rs256))") == "false");
-  CHECK(eval(lua, "crypto.jwk_verify(public(ec), 'ES256', input, flipped(python_es256))") == "false");
+  CHECK(eval(lua, "crypto.jwk_verify(public(rsa), 'RS256', input .. 'x', python_rs256)") ==
+        "false");
+  CHECK(eval(lua, "crypto.jwk_verify(public(rsa), 'RS256', input, flipped(python_rs256))") ==
+        "false");
+  CHECK(eval(lua, "crypto.jwk_verify(public(ec), 'ES256', input, flipped(python_es256))") ==
+        "false");
   CHECK(eval(lua, "crypto.jwk_verify(public(ec), 'ES256', input, python_es256:sub(2))") == "false");
 }
 
@@ -52,12 +59,16 @@ TEST_CASE("crypto.jwk_sign makes signatures jwk_verify and the deterministic RS2
   LuaFixture lua;
   // PKCS#1 v1.5 is deterministic: the same bytes as Python's.
   CHECK(eval(lua, "crypto.jwk_sign(rsa, 'RS256', input) == python_rs256") == "true");
-  CHECK(eval(lua, "crypto.jwk_verify(public(ec), 'ES256', 'hello', crypto.jwk_sign(ec, 'ES256', 'hello'))") == "true");
+  CHECK(eval(lua,
+             "crypto.jwk_verify(public(ec), 'ES256', 'hello', crypto.jwk_sign(ec, 'ES256', "
+             "'hello'))") == "true");
   CHECK(eval(lua, "#crypto.jwk_sign(ec, 'ES256', 'hello')") == "64");
-  CHECK(eval(lua, "select(2, crypto.jwk_sign(public(rsa), 'RS256', 'hello'))") == "crypto.jwk_sign: jwk.d must be a base64url string");
+  CHECK(eval(lua, "select(2, crypto.jwk_sign(public(rsa), 'RS256', 'hello'))") ==
+        "crypto.jwk_sign: jwk.d must be a base64url string");
 }
 
-TEST_CASE("crypto.jwk_verify refuses unknown algorithms, mismatched and malformed keys", "[crypto][jwk]") {
+TEST_CASE("crypto.jwk_verify refuses unknown algorithms, mismatched and malformed keys",
+          "[crypto][jwk]") {
   LuaFixture lua;
   CHECK(eval(lua, "select(2, crypto.jwk_verify(public(rsa), 'none', input, ''))") ==
         "crypto.jwk_verify: unsupported alg \"none\" (RS256 or ES256)");
@@ -67,20 +78,35 @@ TEST_CASE("crypto.jwk_verify refuses unknown algorithms, mismatched and malforme
         "crypto.jwk_verify: RS256 needs a key with kty \"RSA\"");
   CHECK(eval(lua, "select(2, crypto.jwk_verify(public(rsa), 'ES256', input, python_es256))") ==
         "crypto.jwk_verify: ES256 needs a key with kty \"EC\" and crv \"P-256\"");
-  CHECK(eval(lua, "select(2, crypto.jwk_verify({kty = 'RSA', e = 'AQAB', n = 42}, 'RS256', input, ''))") ==
-        "crypto.jwk_verify: jwk.n must be a base64url string");
-  CHECK(eval(lua, "select(2, crypto.jwk_verify({kty = 'RSA', e = 'AQAB', n = 'wiBPRzcnu5xTdd0xoaE2SEW8gXVw6chk5Fd8sFw1iEtDfdDXDyOCi2KlyTXlWCE7keqZueunx7AJlq72YcBy5nJa619hcxMsGD3Kk9f8HhYQLbFm40a70vRR5G2oo3H-z962k8of5Z_Mww0RWYHMOoc6Av2D49Kd34xBBEfzbHM'}, 'RS256', input, ''))") ==
+  CHECK(
+      eval(lua,
+           "select(2, crypto.jwk_verify({kty = 'RSA', e = 'AQAB', n = 42}, 'RS256', input, ''))") ==
+      "crypto.jwk_verify: jwk.n must be a base64url string");
+  CHECK(eval(lua,
+             "select(2, crypto.jwk_verify({kty = 'RSA', e = 'AQAB', n = "
+             "'wiBPRzcnu5xTdd0xoaE2SEW8gXVw6chk5Fd8sFw1iEtDfdDXDyOCi2KlyTXlWCE7keqZueunx7AJlq72YcBy"
+             "5nJa619hcxMsGD3Kk9f8HhYQLbFm40a70vRR5G2oo3H-z962k8of5Z_"
+             "Mww0RWYHMOoc6Av2D49Kd34xBBEfzbHM'}, 'RS256', input, ''))") ==
         "crypto.jwk_verify: RSA keys must have at least 2048 bits");
   // x with y + 1: a point off the curve.
-  CHECK(eval(lua, "select(2, crypto.jwk_verify({kty = 'EC', crv = 'P-256', x = ec.x, y = crypto.base64url(flipped(crypto.unbase64url(ec.y)))}, 'ES256', input, python_es256))") ==
-        "crypto.jwk_verify: the key is not a point on P-256");
-  CHECK(eval(lua, "select(2, crypto.jwk_verify({kty = 'EC', crv = 'P-256', x = 'AAAA', y = ec.y}, 'ES256', input, python_es256))") ==
+  CHECK(
+      eval(
+          lua,
+          "select(2, crypto.jwk_verify({kty = 'EC', crv = 'P-256', x = ec.x, y = "
+          "crypto.base64url(flipped(crypto.unbase64url(ec.y)))}, 'ES256', input, python_es256))") ==
+      "crypto.jwk_verify: the key is not a point on P-256");
+  CHECK(eval(lua,
+             "select(2, crypto.jwk_verify({kty = 'EC', crv = 'P-256', x = 'AAAA', y = ec.y}, "
+             "'ES256', input, python_es256))") ==
         "crypto.jwk_verify: jwk.x must be 32 bytes in base64url");
 }
 
 TEST_CASE("crypto.jwk_verify and jwk_sign raise on arguments of the wrong type", "[crypto][jwk]") {
   LuaFixture lua;
-  CHECK_THAT(run(lua, "crypto.jwk_verify('key', 'RS256', input, '')"), Contains("crypto.jwk_verify: jwk must be a table"));
-  CHECK_THAT(run(lua, "crypto.jwk_verify(rsa, 'RS256', input, 5)"), Contains("crypto.jwk_verify: signature must be a string"));
-  CHECK_THAT(run(lua, "crypto.jwk_sign(rsa, 'RS256')"), Contains("crypto.jwk_sign: signing_input must be a string"));
+  CHECK_THAT(run(lua, "crypto.jwk_verify('key', 'RS256', input, '')"),
+             Contains("crypto.jwk_verify: jwk must be a table"));
+  CHECK_THAT(run(lua, "crypto.jwk_verify(rsa, 'RS256', input, 5)"),
+             Contains("crypto.jwk_verify: signature must be a string"));
+  CHECK_THAT(run(lua, "crypto.jwk_sign(rsa, 'RS256')"),
+             Contains("crypto.jwk_sign: signing_input must be a string"));
 }

@@ -26,10 +26,15 @@ class WebSignIn {
           options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
           options.services.push_back({"idp", DEPOT_SOURCE_DIR "/tests/stubs/oidc", {"/idp"}});
         });
-    json settings = {{"ENABLE_AUTH", "true"}, {"JWT_SECRET_KEY", kSecret}, {"JWT_ADMIN", kAdmin},
-                     {"JWT_ADMIN_PASSWORD", kAdminPassword}, {"PASSWORD_HASH_OPS", 1}, {"PASSWORD_HASH_MEM", 8192},
+    json settings = {{"ENABLE_AUTH", "true"},
+                     {"JWT_SECRET_KEY", kSecret},
+                     {"JWT_ADMIN", kAdmin},
+                     {"JWT_ADMIN_PASSWORD", kAdminPassword},
+                     {"PASSWORD_HASH_OPS", 1},
+                     {"PASSWORD_HASH_MEM", 8192},
                      {"OIDC_ISSUER", "http://127.0.0.1:" + std::to_string(port()) + "/idp"},
-                     {"OIDC_CLIENT_ID", "depot-test-client"}, {"OIDC_CLIENT_SECRET", "depot-test-secret"},
+                     {"OIDC_CLIENT_ID", "depot-test-client"},
+                     {"OIDC_CLIENT_SECRET", "depot-test-secret"},
                      {"SECRET_KEY", "web-session-secret"},
                      {"CODE_GEN_IMAGE", "sslhep/servicex_code_gen_func_adl_xaod:develop"}};
     settings.update(config);
@@ -52,8 +57,8 @@ class WebSignIn {
   std::string path(const std::string& route) const { return (mount_ == "/" ? "" : mount_) + route; }
 
   // A request carrying the session cookie, which it then updates from the answer.
-  HttpResponse request(const std::string& method, const std::string& target, const std::string& body = "",
-                       const std::string& headers = "") {
+  HttpResponse request(const std::string& method, const std::string& target,
+                       const std::string& body = "", const std::string& headers = "") {
     std::string all = headers;
     if (!cookie.empty()) all += (all.empty() ? "" : "\r\n") + std::string("Cookie: ") + cookie;
     HttpResponse response = http_request(port(), method, target, body, all);
@@ -87,7 +92,8 @@ class WebSignIn {
   std::string csrf() {
     HttpResponse page = request("GET", "/profile/new");
     std::smatch match;
-    REQUIRE(std::regex_search(page.body, match, std::regex("name=\"csrf_token\" value=\"([^\"]+)\"")));
+    REQUIRE(
+        std::regex_search(page.body, match, std::regex("name=\"csrf_token\" value=\"([^\"]+)\"")));
     return match[1];
   }
 
@@ -99,12 +105,14 @@ class WebSignIn {
 };
 
 std::string form_body(const std::string& csrf) {
-  return "csrf_token=" + csrf + "&name=Alice+Example&email=alice%40example.org&institution=Example+U&experiment=ATLAS";
+  return "csrf_token=" + csrf +
+         "&name=Alice+Example&email=alice%40example.org&institution=Example+U&experiment=ATLAS";
 }
 
 }  // namespace
 
-TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token refreshes", "[users][oidc]") {
+TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token refreshes",
+          "[users][oidc]") {
   WebSignIn web;
   HttpResponse callback = web.request("GET", web.authorize());
   REQUIRE(callback.status == 302);
@@ -113,7 +121,8 @@ TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token re
 
   HttpResponse form = web.request("GET", "/profile/new");
   CHECK(form.status == 200);
-  CHECK(form.body.find("value=\"alice@example.org\"") != std::string::npos);  // prefilled from the ID token
+  CHECK(form.body.find("value=\"alice@example.org\"") !=
+        std::string::npos);  // prefilled from the ID token
 
   HttpResponse without_token = web.request("POST", "/profile/new", form_body("forged"), kForm);
   CHECK(without_token.status == 403);
@@ -123,25 +132,26 @@ TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token re
   HttpResponse profile = web.request("GET", "/profile");
   CHECK(profile.body.find("Your account is pending approval.") != std::string::npos);
 
-
   HttpResponse pending_yaml = web.request("GET", "/.servicex");
   REQUIRE(pending_yaml.status == 200);
   std::smatch match;
   REQUIRE(std::regex_search(pending_yaml.body, match, std::regex("token: (\\S+)")));
   std::string refresh = match[1];
 
-  HttpResponse admin = http_request(web.port(), "POST", "/login",
-                                    json({{"email", kAdmin}, {"password", kAdminPassword}}).dump(), kJson);
+  HttpResponse admin =
+      http_request(web.port(), "POST", "/login",
+                   json({{"email", kAdmin}, {"password", kAdminPassword}}).dump(), kJson);
   REQUIRE(admin.status == 200);
-  HttpResponse accepted = http_request(web.port(), "POST", "/accept", json({{"email", kIdentityEmail}}).dump(),
-                                       kJson + "\r\n" + bearer(body_of(admin)["access_token"]));
+  HttpResponse accepted =
+      http_request(web.port(), "POST", "/accept", json({{"email", kIdentityEmail}}).dump(),
+                   kJson + "\r\n" + bearer(body_of(admin)["access_token"]));
   CHECK(accepted.status == 200);
 
   HttpResponse yaml = web.request("GET", "/.servicex");
   CHECK(yaml.header("content-disposition") == "attachment; filename=servicex.yaml");
   std::string endpoint = "http://127.0.0.1:" + std::to_string(web.port()) + "/";
-  CHECK(yaml.body == "api_endpoints:\n  - name: xaod\n    endpoint: " + endpoint + "\n    token: " + refresh +
-                         "\n    type: xaod\n");
+  CHECK(yaml.body == "api_endpoints:\n  - name: xaod\n    endpoint: " + endpoint +
+                         "\n    token: " + refresh + "\n    type: xaod\n");
   HttpResponse access = http_request(web.port(), "POST", "/token/refresh", "", bearer(refresh));
   REQUIRE(access.status == 200);
   json claims = verify(body_of(access)["access_token"]);
@@ -149,8 +159,10 @@ TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token re
 
   // A new API token revokes the old one.
   HttpResponse page = web.request("GET", "/profile");
-  REQUIRE(std::regex_search(page.body, match, std::regex("name=\"csrf_token\" value=\"([^\"]+)\"")));
-  CHECK(web.request("POST", "/api-token", "csrf_token=" + std::string(match[1]), kForm).status == 302);
+  REQUIRE(
+      std::regex_search(page.body, match, std::regex("name=\"csrf_token\" value=\"([^\"]+)\"")));
+  CHECK(web.request("POST", "/api-token", "csrf_token=" + std::string(match[1]), kForm).status ==
+        302);
   CHECK(http_request(web.port(), "POST", "/token/refresh", "", bearer(refresh)).status == 401);
 
   // Signing in again finds the account by the provider's subject.
@@ -159,7 +171,8 @@ TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token re
   CHECK(again.header("location") == "/profile");
 }
 
-TEST_CASE("web sign-in: JWT_ADMIN's e-mail links to the admin account on its first sign-in", "[users][oidc]") {
+TEST_CASE("web sign-in: JWT_ADMIN's e-mail links to the admin account on its first sign-in",
+          "[users][oidc]") {
   WebSignIn web(json{{"JWT_ADMIN", kIdentityEmail}});
   HttpResponse callback = web.request("GET", web.authorize());
   CHECK(callback.header("location") == "/profile");
@@ -178,7 +191,8 @@ TEST_CASE("web sign-in refuses what the callback must not accept", "[users][oidc
 
   SECTION("a state that is not the session's") {
     std::string callback = web.authorize();
-    refused(std::regex_replace(callback, std::regex("state=[^&]+"), "state=forged"), "not the one this browser started");
+    refused(std::regex_replace(callback, std::regex("state=[^&]+"), "state=forged"),
+            "not the one this browser started");
   }
   SECTION("a callback without the session that started it") {
     std::string callback = web.authorize();
@@ -230,13 +244,17 @@ TEST_CASE("web sign-in with an ES256 key, and the provider's error", "[users][oi
   WebSignIn web;
   web.misbehave({{"kid", "test-ec"}});
   CHECK(web.request("GET", web.authorize()).header("location") == "/profile/new");
-  HttpResponse denied = web.request("GET", "/auth-callback?error=access_denied&error_description=User+said+no");
+  HttpResponse denied =
+      web.request("GET", "/auth-callback?error=access_denied&error_description=User+said+no");
   CHECK(denied.status == 302);
   CHECK(web.request("GET", "/").body.find("Sign-in failed: User said no") != std::string::npos);
 }
 
-TEST_CASE("web sign-in under a mount prefix, with the original's GLOBUS_CLIENT_ID and _SECRET", "[users][oidc]") {
-  WebSignIn web({{"OIDC_CLIENT_ID", nullptr}, {"OIDC_CLIENT_SECRET", nullptr}, {"GLOBUS_CLIENT_ID", "depot-test-client"},
+TEST_CASE("web sign-in under a mount prefix, with the original's GLOBUS_CLIENT_ID and _SECRET",
+          "[users][oidc]") {
+  WebSignIn web({{"OIDC_CLIENT_ID", nullptr},
+                 {"OIDC_CLIENT_SECRET", nullptr},
+                 {"GLOBUS_CLIENT_ID", "depot-test-client"},
                  {"GLOBUS_CLIENT_SECRET", "depot-test-secret"}},
                 "/servicex");
   std::string callback = web.authorize();
@@ -244,7 +262,8 @@ TEST_CASE("web sign-in under a mount prefix, with the original's GLOBUS_CLIENT_I
   HttpResponse answer = web.request("GET", callback);
   CHECK(answer.header("location") == "/servicex/profile/new");
   CHECK(answer.header("set-cookie").find("; Path=/servicex;") != std::string::npos);
-  CHECK(web.request("GET", "/servicex/profile/new").body.find("action=\"/servicex/profile/new\"") != std::string::npos);
+  CHECK(web.request("GET", "/servicex/profile/new").body.find("action=\"/servicex/profile/new\"") !=
+        std::string::npos);
 }
 
 TEST_CASE("web sign-in refuses a wrong client secret, and needs a provider", "[users][oidc]") {
@@ -252,7 +271,8 @@ TEST_CASE("web sign-in refuses a wrong client secret, and needs a provider", "[u
     WebSignIn web(json{{"OIDC_CLIENT_SECRET", "wrong-secret"}});
     HttpResponse answer = web.request("GET", web.authorize());
     CHECK(answer.status == 400);
-    CHECK(answer.body.find("the token endpoint refused the code (invalid_client)") != std::string::npos);
+    CHECK(answer.body.find("the token endpoint refused the code (invalid_client)") !=
+          std::string::npos);
   }
   SECTION("without a provider /sign-in says so") {
     WebSignIn web(json{{"OIDC_ISSUER", nullptr}});
