@@ -20,12 +20,15 @@ const std::string kIdentityEmail = "alice@example.org";
 class WebSignIn {
  public:
   explicit WebSignIn(json config = json::object(), const std::string& mount = "/") : mount_(mount) {
-    server_ = std::make_unique<depot::testing::TestServer>(
-        std::vector<depot::testing::TestServer::Service>{}, [](depot::Options& options) {
-          options.threads = 2;
-          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-          options.services.push_back({"idp", DEPOT_SOURCE_DIR "/tests/stubs/oidc", {"/idp"}});
-        });
+    server_ = std::make_unique<
+        depot::testing::
+            TestServer>(std::vector<depot::testing::TestServer::Service>{}, [](depot::Options&
+                                                                                   options) {
+      options.threads = 2;
+      options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
+      options.services.push_back({"idp", DEPOT_SOURCE_DIR "/tests/stubs/oidc", {"/idp"}});
+      options.services.push_back({"sink", DEPOT_SOURCE_DIR "/tests/stubs/notify_sink", {"/sink"}});
+    });
     json settings = {{"ENABLE_AUTH", "true"},
                      {"JWT_SECRET_KEY", kSecret},
                      {"JWT_ADMIN", kAdmin},
@@ -38,8 +41,13 @@ class WebSignIn {
                      {"SECRET_KEY", "web-session-secret"},
                      {"CODE_GEN_IMAGE", "sslhep/servicex_code_gen_func_adl_xaod:develop"}};
     settings.update(config);
+    // null removes a default; "{sink}" is the notify sink's URL.
     for (auto& [key, value] : config.items()) {
       if (value.is_null()) settings.erase(key);
+      if (value.is_string() && value.get<std::string>().rfind("{sink}", 0) == 0) {
+        settings[key] = "http://127.0.0.1:" + std::to_string(port()) + "/sink/in" +
+                        value.get<std::string>().substr(6);
+      }
     }
     std::string error = server_->server().add_service({"users", "users", {mount}, settings});
     if (!error.empty()) throw std::runtime_error("users did not load: " + error);
@@ -113,7 +121,7 @@ std::string form_body(const std::string& csrf) {
 
 TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token refreshes",
           "[users][oidc]") {
-  WebSignIn web;
+  WebSignIn web(json{{"SIGNUP_WEBHOOK_URL", "{sink}/signup"}});
   HttpResponse callback = web.request("GET", web.authorize());
   REQUIRE(callback.status == 302);
   CHECK(callback.header("location") == "/profile/new");
@@ -129,6 +137,11 @@ TEST_CASE("web sign-in: profile, pending, approval, servicex.yaml whose token re
   HttpResponse created = web.request("POST", "/profile/new", form_body(web.csrf()), kForm);
   REQUIRE(created.status == 302);
   CHECK(created.header("location") == "/profile");
+  // The Slack sign-up message, as /registration sends it (the sink has it before the redirect).
+  json signups = json::parse(http_request(web.port(), "GET", "/sink/out/signup").body)["requests"];
+  REQUIRE(signups.size() == 1);
+  CHECK(json::parse(signups[0]["body"].get<std::string>())["text"] ==
+        "New signup from alice@example.org.");
   HttpResponse profile = web.request("GET", "/profile");
   CHECK(profile.body.find("Your account is pending approval.") != std::string::npos);
 
