@@ -74,6 +74,9 @@ class Connection final : public EventSource, public ResponseSink {
 
   enum class Pause { none, headers, body_full, message };
 
+  // The points of a request's life, one place each: bytes arrive (read_input), a request starts
+  // (start_exchange), its response head is written (write_head), bytes leave (pump), the request
+  // is done (maybe_complete_exchange).
   void read_input();
   void parse(const char* data, size_t length);
   // Parses input kept while the connection could not use it, if it can now.
@@ -82,10 +85,12 @@ class Connection final : public EventSource, public ResponseSink {
   bool can_parse() const;
   // Checks the CRLF after a chunk's data as far as [from, end) reaches.
   bool check_chunk_delimiter(const char* from, const char* end);
+  // A head passed its checks: the exchange starts and goes to the request handler.
   void start_exchange();
   void finish_message();
   // Hands newly arrived body data (or its end) to a handler waiting in req:read() and friends.
   void deliver_body();
+  // Ends the current exchange (access log, keep-alive) once its handler and response are done.
   void maybe_complete_exchange();
   // A request that never reached a handler: answer with an error and close.
   void fail_request(int status, std::string_view message);
@@ -95,6 +100,8 @@ class Connection final : public EventSource, public ResponseSink {
                   const std::string* content_length);
   // The response is handed to the output; sends what it can unless the parser is running.
   void response_written();
+  // Sends queued output, wakes a handler waiting for it to drain, and parses pending input: the
+  // one place a pipelined request kept while the connection could not use it is parsed.
   void pump();
   // After the last answer of a connection: half-close, then read and drop what the client still
   // sends until it closes too or kLingerTime passes (see connection.cpp).
