@@ -91,15 +91,14 @@ function Queue:claim(outer)
   local time = now()
   return in_transaction(self, outer, function(tx)
     local claimed = {}
-    for _, pair in ipairs(tx:iter({ to = due_key(time, "~"), limit = self.batch })) do
-      if pair.key:sub(1, 1) ~= "#" then
-        local job = pair.value
-        job.attempt = job.attempt + 1
-        job.lease = due_key(time + self.timeout, job.id)
-        tx:delete(pair.key)
-        tx:put(job.lease, job)
-        claimed[#claimed + 1] = job
-      end
+    -- Due keys start with a digit: from "0" skips "#count", which would take a slot of the batch.
+    for _, pair in ipairs(tx:iter({ from = "0", to = due_key(time, "~"), limit = self.batch })) do
+      local job = pair.value
+      job.attempt = job.attempt + 1
+      job.lease = due_key(time + self.timeout, job.id)
+      tx:delete(pair.key)
+      tx:put(job.lease, job)
+      claimed[#claimed + 1] = job
     end
     return claimed
   end)

@@ -60,7 +60,7 @@ end
 local function complete_if_done(record, helpers)
   if record.files and views.files_remaining(record) == 0 and not store.TERMINAL[record.status] then
     helpers.finish("Complete")
-    log.info("Transformation request complete", { request_id = record.request_id })
+    log.info("Transformation request complete", { transformation = record.request_id })
   end
 end
 
@@ -109,7 +109,7 @@ function M.mount(service, settings)
     if not args then return status, body end
     local record = store.lease(args.worker, depot.now())
     if not record then return 204 end
-    log.info("Transformation request leased", { request_id = record.request_id, worker = args.worker,
+    log.info("Transformation request leased", { transformation = record.request_id, worker = args.worker,
       lease = record.job.attempt })
     local host = settings.advertised_hostname ~= "" and settings.advertised_hostname or req:header("Host") or ""
     return {
@@ -149,11 +149,11 @@ function M.mount(service, settings)
     if not args then return nil, status, body end
     local _, missing, answer = changed(request_id, function(record, helpers)
       if args.severity ~= "fatal" then
-        log.info("transformation status", { request_id = request_id, severity = args.severity, source = args.source,
+        log.info("transformation status", { transformation = request_id, severity = args.severity, source = args.source,
           info = args.info })
         return false
       end
-      log.error("Fatal error reported", { request_id = request_id, source = args.source, info = args.info })
+      log.error("Fatal error reported", { transformation = request_id, source = args.source, info = args.info })
       if store.TERMINAL[record.status] then return false end
       record["failure-info"] = args.info
       helpers.finish("Fatal")
@@ -185,7 +185,7 @@ function M.mount(service, settings)
       record.files = files
       record.lookup = { skipped = number(body["files-skipped"]), events = number(body["total-events"]),
         bytes = number(body["total-bytes"]), seconds = number(body["elapsed-time"]) }
-      log.info("Completed fileset for request", { request_id = request_id, files = files })
+      log.info("Completed fileset for request", { transformation = request_id, files = files })
       complete_if_done(record, helpers)
     end)
     if missing then return nil, missing, answer end

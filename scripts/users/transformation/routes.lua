@@ -60,7 +60,7 @@ function M.mount(service, policy, settings)
       log.error("transformation request refused: the dispatch queue is full")
       return 503, { message = "Error setting up transformer queues" }
     end
-    log.info("Transformation request submitted", { request_id = record.request_id, user = record.submitted_by })
+    log.info("Transformation request submitted", { transformation = record.request_id, user = record.submitted_by })
     return { request_id = record.request_id }
   end))
 
@@ -114,7 +114,7 @@ function M.mount(service, policy, settings)
     if not canceled then
       return 400, { message = string.format("Transform request with id %s is not in progress.", request_id) }
     end
-    log.info("Transformation request canceled", { request_id = request_id })
+    log.info("Transformation request canceled", { transformation = request_id })
     return { message = "Canceled transformation request " .. request_id }
   end))
 end

@@ -280,7 +280,8 @@ TEST_CASE("transformation: a user sees and cancels only their own requests, an a
     INFO(response.body);
     REQUIRE(response.status == 200);
     std::vector<std::string> list;
-    for (const auto& record : body_of(response)["requests"]) list.push_back(record["request_id"]);
+    json body = body_of(response);
+    for (const auto& record : body["requests"]) list.push_back(record["request_id"]);
     return list;
   };
   using List = std::vector<std::string>;
@@ -329,7 +330,8 @@ TEST_CASE("transformation: the list goes past one page, in submission order", "[
   REQUIRE(response.status == 200);
   CHECK(response.header("transfer-encoding") == "chunked");
   std::vector<std::string> listed;
-  for (const auto& record : body_of(response)["requests"]) listed.push_back(record["request_id"]);
+  json body = body_of(response);
+  for (const auto& record : body["requests"]) listed.push_back(record["request_id"]);
   CHECK(listed == expected);
 }
 
