@@ -5,7 +5,7 @@ local json = require "json"
 
 local M = {}
 
-M.PAGE = 200
+M.PAGE = 50
 
 -- Answers 200 with `open` .. the items joined by "," .. `close` (the JSON text around the list).
 -- `next_page(after)` returns a page of items (already shaped for JSON) and the position after it,
