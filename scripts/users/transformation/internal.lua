@@ -149,7 +149,7 @@ function M.mount(service, settings)
     if not args then return nil, status, body end
     local _, missing, answer = changed(request_id, function(record, helpers)
       if args.severity ~= "fatal" then
-        log.info("transformation status", { transformation = request_id, severity = args.severity, source = args.source,
+        log.debug("transformation status", { transformation = request_id, severity = args.severity, source = args.source,
           info = args.info })
         return false
       end
