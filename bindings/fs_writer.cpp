@@ -30,6 +30,7 @@ const char* const kWriterMetatable = "depot.fs.writer";
 constexpr size_t kMinFlushBytes = 64 * 1024;
 constexpr size_t kMaxFlushBytes = 1024 * 1024;
 constexpr size_t kWritersBudget = 16 * 1024 * 1024;
+constexpr size_t kKeptWhenIdle = 2 * kMaxFlushBytes;
 std::atomic<size_t> open_writers{0};
 
 size_t flush_bytes() {
@@ -39,8 +40,9 @@ size_t flush_bytes() {
 
 // Buffers of closed writers, kept for the next ones: a fresh buffer costs a page fault per 4 KiB
 // on first touch (a sixth of an upload's CPU when each 1 MiB upload took new ones), a reused one
-// none. Any thread gives and takes. At most kWritersBudget is kept, and the last writer to close
-// empties it before the heap is trimmed, so memory held after a burst of uploads is unchanged.
+// none. Any thread gives and takes. At most kWritersBudget is kept while writers are open; when
+// the last one closes the pool keeps only kKeptWhenIdle (one lone upload's two buffers, so
+// uploads one after another reuse them too) before the heap is trimmed.
 class BufferPool {
  public:
   // A buffer with room for `capacity` bytes, empty.
@@ -73,11 +75,14 @@ class BufferPool {
     idle_.push_back(std::move(kept));
   }
 
-  void empty() {
+  void shrink_to_idle() {
     std::vector<std::string> dropped;
     std::lock_guard<std::mutex> lock(mutex_);
-    dropped.swap(idle_);
-    idle_bytes_ = 0;
+    while (idle_bytes_ > kKeptWhenIdle) {
+      idle_bytes_ -= idle_.back().capacity();
+      dropped.push_back(std::move(idle_.back()));
+      idle_.pop_back();
+    }
   }
 
  private:
@@ -124,7 +129,7 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
     if (!in_budget) return;
     in_budget = false;
     if (open_writers.fetch_sub(1, std::memory_order_relaxed) == 1 && worker != nullptr) {
-      buffer_pool().empty();
+      buffer_pool().shrink_to_idle();
       if (trim_due()) worker->core().pool().submit([] { malloc_trim(0); });
     }
   }
