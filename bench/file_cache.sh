@@ -95,7 +95,8 @@ mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 upload_cpu_per_mib() { # port
   local client=$BENCH_DIR/upload_clients.py result ticks rate
   python3 "$client" --port "$1" --new-ids 16 --ids "$WORK_DIR/ids"
-  python3 "$client" --port "$1" --ids "$WORK_DIR/ids" --connections 16 --rounds 1 --size 1048576 >/dev/null # warm-up
+  python3 "$client" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" --connections 16 --rounds 1 --size 1048576 \
+    >/dev/null # warm-up
   ticks=$(cpu_ticks "$DEPOT_PID")
   result=$(python3 "$client" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" --connections 16 \
     --rounds "$ROUNDS" --size 1048576)
