@@ -202,6 +202,15 @@ function M.document(prefix)
   }
 end
 
+-- `own` responses (status → spec) completed with the `shared` ones it does not give: the
+-- answers a group of routes has in common (a policy's, an authentication's).
+function M.responses(shared, own)
+  local merged = {}
+  for status, spec in pairs(shared) do merged[status] = spec end
+  for status, spec in pairs(own) do merged[status] = spec end
+  return merged
+end
+
 ------------------------------------------------------------------------------------------------
 -- The pages
 
@@ -220,7 +229,7 @@ local function page(name, prefix)
   end
   local document = M.document(prefix)
   local values = { title = document.info.title, openapi_url = prefix .. "/openapi.json", assets = prefix .. "/docs/assets" }
-  local html = template:gsub("{{(%w+)}}", function(key) return escape_html(values[key]) end)
+  local html = template:gsub("{{([%w_]+)}}", function(key) return escape_html(values[key]) end)
   return 200, html, { ["Content-Type"] = "text/html; charset=utf-8" }
 end
 
