@@ -15,5 +15,7 @@ end, { summary = "Whether the server is up", responses = { [200] = { description
   json = schema.object({ status = schema.required(schema.string({ const = "ok" })) }) } } })
 
 -- Last: a service that failed to load must not have claimed its mounts' API pages.
-require("openapi").serve(service, { title = "Hello", version = "1.0",
-  description = "A minimal service: the route the benchmark measures, and a check that Depot is up." })
+local openapi = require "openapi"
+openapi.serve(service, { title = "Hello", version = "1.0",
+  description = "A minimal service: the route the benchmark measures, and a check that Depot is up.",
+  responses = { [500] = { description = "A bug", json = openapi.ENGINE_ERROR } } })

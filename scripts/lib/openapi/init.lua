@@ -108,8 +108,9 @@ end
 
 local function responses(where, options, defaults)
   local map = {}
-  for status, spec in pairs(defaults or {}) do map[tostring(status)] = response(where, status, spec) end
-  for status, spec in pairs(options.responses or {}) do map[tostring(status)] = response(where, status, spec) end
+  for status, spec in pairs(M.responses(defaults or {}, options.responses or {})) do
+    map[tostring(status)] = response(where, status, spec)
+  end
   if not next(map) then map.default = { description = "Not documented" } end
   return map
 end
@@ -201,6 +202,13 @@ function M.document(prefix)
     components = schemes and { securitySchemes = schemes } or nil,
   }
 end
+
+-- The body of the engine's error answers, for services without service:on_error.
+M.ENGINE_ERROR = schema.object({
+  error = schema.required(schema.string({ examples = { "internal server error" } })),
+  status = schema.required(schema.integer()),
+  request_id = schema.required(schema.string({ description = "The request's id in the server's log" })),
+}, { description = "An error answered by the engine" })
 
 -- `own` responses (status → spec) completed with the `shared` ones it does not give: the
 -- answers a group of routes has in common (a policy's, an authentication's).
