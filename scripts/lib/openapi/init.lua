@@ -170,7 +170,8 @@ function M.document(prefix)
   for _, entry in ipairs(documented[prefix] or {}) do
     local service, info = entry.service, entry.info
     if not service.disabled then
-      titles[#titles + 1], versions[#versions + 1] = info.title, info.version
+      titles[#titles + 1] = info.title
+      if versions[#versions] ~= info.version then versions[#versions + 1] = info.version end
       descriptions[#descriptions + 1] = info.description
       tags[#tags + 1] = { name = service.name, description = info.title .. (info.description and ": " .. info.description or "") }
       for name, scheme in pairs(info.security_schemes or {}) do
@@ -193,7 +194,7 @@ function M.document(prefix)
     openapi = "3.1.0",
     info = {
       title = single and titles[1] or table.concat(titles, ", "),
-      version = single and versions[1] or table.concat(versions, ", "),
+      version = table.concat(versions, ", "),
       description = single and descriptions[1] or nil,
     },
     servers = array({ { url = prefix == "" and "/" or prefix } }),
@@ -224,6 +225,15 @@ end
 
 local page_templates = {}
 
+-- Nothing but Depot: ReDoc's footer shows a logo from its vendor's CDN, which this keeps the
+-- browser from fetching (the image hides itself when it fails). Swagger UI's page has an inline
+-- script; styles are inline in both (styled-components), ReDoc's search runs in a blob worker.
+local POLICIES = {
+  swagger = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+  redoc = "default-src 'self'; script-src 'self' blob:; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+    .. "img-src 'self' data:",
+}
+
 local function escape_html(text)
   return (text:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }))
 end
@@ -238,7 +248,7 @@ local function page(name, prefix)
   local document = M.document(prefix)
   local values = { title = document.info.title, openapi_url = prefix .. "/openapi.json", assets = prefix .. "/docs/assets" }
   local html = template:gsub("{{([%w_]+)}}", function(key) return escape_html(values[key]) end)
-  return 200, html, { ["Content-Type"] = "text/html; charset=utf-8" }
+  return 200, html, { ["Content-Type"] = "text/html; charset=utf-8", ["Content-Security-Policy"] = POLICIES[name] }
 end
 
 local function serve_asset(req, res)
