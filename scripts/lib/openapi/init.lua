@@ -284,6 +284,12 @@ function M.serve(service, info)
   assert(type(info) == "table" and type(info.title) == "string" and type(info.version) == "string",
     "openapi.serve: info needs a title and a version")
   if (service.config or {}).openapi == false then return end
+  -- Built once now, so that a mistake in a route's documentation fails the load, not a request.
+  for _, mount in ipairs(service.mounts or {}) do
+    M.each_documented_route(service, prefix_of(mount), function(route, method, _, names)
+      operation(service, info, route, method, names)
+    end)
+  end
   for _, mount in ipairs(service.mounts or {}) do
     local prefix = prefix_of(mount)
     local list = documented[prefix]
