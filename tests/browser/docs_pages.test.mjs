@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchWithDepot } from './chromium_page.mjs';
 import { artifactDir } from './depot_server.mjs';
 import { startDocumentedServices } from './documented_services.mjs';
 
@@ -19,21 +19,13 @@ let depot;
 let baseUrl;
 let browser;
 let page;
-const pageErrors = [];
+let pageErrors;
 const foreignRequests = [];
 
 before(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'depot-docs-pages-'));
-  const [started, launched] = await Promise.all([
-    startDocumentedServices(workDir),
-    chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium' }),
-  ]);
-  depot = started;
+  ({ depot, browser, page, pageErrors } = await launchWithDepot(startDocumentedServices(workDir)));
   baseUrl = `http://127.0.0.1:${depot.port}`;
-  browser = launched;
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(20000); // generous: CI runs it beside the other tests on two cores
-  page.on('pageerror', (error) => pageErrors.push(error.message));
   // What reached the network: a request the page's Content-Security-Policy stopped never left.
   const foreign = (request) => !/^(data|blob):/.test(request.url()) && !request.url().startsWith(`${baseUrl}/`);
   page.on('requestfinished', (request) => { if (foreign(request)) foreignRequests.push(request.url()); });

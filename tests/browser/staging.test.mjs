@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchWithDepot } from './chromium_page.mjs';
 import { artifactDir, startDepot } from './depot_server.mjs';
 
 let workDir;
@@ -19,7 +19,7 @@ let depot;
 let baseUrl;
 let browser;
 let page;
-const pageErrors = [];
+let pageErrors;
 
 // The staging service mounted at the root and under /staging. The config section must decide
 // the storage paths: a variable of the caller's would win.
@@ -42,17 +42,8 @@ before(async () => {
   targetDir = path.join(workDir, 'target');
   await mkdir(sourceDir);
   await mkdir(targetDir);
-  // Both take about a second: start them together.
-  const [started, launched] = await Promise.all([
-    startStaging(),
-    chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium' }),
-  ]);
-  depot = started;
+  ({ depot, browser, page, pageErrors } = await launchWithDepot(startStaging()));
   baseUrl = `http://127.0.0.1:${depot.port}`;
-  browser = launched;
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(20000); // generous: CI runs it beside the other tests on two cores
-  page.on('pageerror', (error) => pageErrors.push(error.message));
   await page.goto(`${baseUrl}/`);
 });
 
