@@ -105,12 +105,17 @@ test('the validator refuses a broken document (so the checks above can fail)', a
   await assert.rejects(SwaggerParser.validate(broken));
 });
 
-test('the documents are fetched through every mount of the first service at a prefix, without its policy', async () => {
+test('the pages skip the service\'s before filters and serve only their own assets', async () => {
   const response = await fetch(`${baseUrl}/servicex/openapi.json`);
   // The users service's before filter (CORS) does not run for the pages.
   assert.equal(response.headers.get('access-control-allow-origin'), null);
-  const missing = await fetch(`${baseUrl}/docs/assets/../../etc/passwd`);
-  assert.equal(missing.status, 404);
+  // Only the pages' own assets, answered like any unknown path of the service (file_cache's shape).
   const unknown = await fetch(`${baseUrl}/docs/assets/index.html`);
   assert.equal(unknown.status, 404);
+  assert.deepEqual(await unknown.json(), { status: 'error' });
+  const escaping = await fetch(`${baseUrl}/docs/assets/..%2F..%2Fpackage.json`);
+  assert.equal(escaping.status, 404);
+  const asset = await fetch(`${baseUrl}/docs/assets/swagger-ui-bundle.js`);
+  assert.equal(asset.status, 200);
+  assert.match(asset.headers.get('content-type'), /^text\/javascript/);
 });

@@ -3,6 +3,7 @@
 -- openapi.schema), and the pages that show it: <mount>/openapi.json, <mount>/docs (Swagger UI)
 -- and <mount>/redoc (ReDoc), their assets read from this folder's node_modules (setup.sh installs
 -- them with npm ci), so the pages work offline. See docs/lua-api.md#openapi.
+local depot = require "depot"
 local fs = require "fs"
 local json = require "json"
 local log = require "log"
@@ -251,13 +252,14 @@ local function page(name, prefix)
   return 200, html, { ["Content-Type"] = "text/html; charset=utf-8", ["Content-Security-Policy"] = POLICIES[name] }
 end
 
+-- A 404 answers in the service's own shape (its on_error), like any unknown path under it.
 local function serve_asset(req, res)
   local file = ASSETS[req.params.file]
-  if not file then return 404, "not found" end
+  if not file then depot.fail(404, "not found") end
   if not res:file(here .. "/" .. file, { headers = { ["Cache-Control"] = "public, max-age=86400" } }) then
     log.warn("openapi: an asset of the API pages is missing: run setup.sh (npm ci in scripts/lib/openapi)",
       { file = file })
-    return 404, "not found"
+    depot.fail(404, "not found")
   end
 end
 
