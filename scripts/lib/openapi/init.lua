@@ -179,14 +179,12 @@ function M.document(prefix)
         schemes = schemes or {}
         schemes[name] = scheme
       end
-      local taken = {}
       M.each_documented_route(service, prefix, function(route, method, path, names)
         paths[path] = paths[path] or {}
         -- A "*" route documents the methods no other route of this path has.
-        if not (route.method == "*" and (paths[path][method] or taken[path .. " " .. method])) then
+        if not (route.method == "*" and paths[path][method]) then
           paths[path][method] = operation(service, info, route, method, names)
         end
-        taken[path .. " " .. method] = true
       end)
     end
   end
