@@ -100,10 +100,11 @@ TEST_CASE("openapi: one document per prefix, for every service there, from their
 }
 
 TEST_CASE("openapi: \"openapi\": false in a service's section leaves it out", "[openapi]") {
-  auto server = serve({{"items", kItems, {"/"}, {{"openapi", false}}}, {"hello", kHello, {"/"}}});
+  auto server = serve({{"items", kItems, {"/", "/second"}, {{"openapi", false}}}, {"hello", kHello, {"/"}}});
   json root = document(*server, "/openapi.json");
   CHECK(root["info"]["title"] == "Hello");
   CHECK(root["paths"].size() == 1);
+  CHECK(http_request(server->port(), "GET", "/second/openapi.json").status == 404);
 }
 
 TEST_CASE("openapi: a mistake in a route's documentation refuses the scripts", "[openapi]") {
