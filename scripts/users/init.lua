@@ -1,6 +1,7 @@
 -- The ServiceX user service (ssl-hep/ServiceX_App): users with password sign-up and login, the
--- JWT access/refresh tokens of flask-jwt-extended 3.x, the admin API and GET /servicex, with the
--- original's paths, statuses and messages (specs/users.md §4). See docs/services/users.md.
+-- JWT access/refresh tokens of flask-jwt-extended 3.x, the admin API, GET /servicex and the
+-- transformation requests (transformation/), with the original's paths, statuses and messages
+-- (specs/users.md §4). See docs/services/users.md.
 local depot = require "depot"
 local crypto = require "crypto"
 local json = require "json"
@@ -250,6 +251,9 @@ service:post("/slack", function(req)
 end, api.slack)
 
 service:get("/servicex", function() return versions end, api.servicex)
+
+-- Transformation requests and the worker protocol that runs them (scripts/users/transformation/).
+require("users.transformation.api").mount(service, policy, config)
 
 -- Makes `email` an approved admin, created if needed; a password replaces the stored one.
 local function ensure_admin(email, password)
