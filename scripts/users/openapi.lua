@@ -49,6 +49,7 @@ M.info = {
   security_schemes = {
     access_token = { type = "http", scheme = "bearer", bearerFormat = "JWT", description = "An access token from POST /login" },
     refresh_token = { type = "http", scheme = "bearer", bearerFormat = "JWT", description = "A refresh token from POST /login" },
+    worker_token = { type = "http", scheme = "bearer", description = "SERVICEX_WORKER_TOKEN, for the transformer workers" },
   },
   responses = { [500] = { description = "A bug", json = message({ "Internal Server Error" }) } },
 }
