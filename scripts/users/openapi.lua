@@ -7,9 +7,11 @@ local required = schema.required
 
 local M = {}
 
-local function message(examples, description)
-  return schema.object({ message = required(schema.string({ examples = examples })) }, { description = description })
+-- Flask-RESTful's {"message": ...}: a text, or reqparse's argument → reason.
+function M.message(examples, description)
+  return schema.object({ message = required(schema.any({ examples = examples })) }, { description = description })
 end
+local message = M.message
 
 -- flask-jwt-extended's token errors.
 local TOKEN_ERROR = schema.object({ msg = required(schema.string({ examples = {

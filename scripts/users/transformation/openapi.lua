@@ -7,9 +7,7 @@ local required = schema.required
 
 local M = {}
 
-local function message(examples, description)
-  return schema.object({ message = required(schema.any({ examples = examples })) }, { description = description })
-end
+local message = require("users.openapi").message
 
 local NULLABLE_STRING = schema.nullable(schema.string())
 local NULLABLE_INTEGER = schema.nullable(schema.integer())
