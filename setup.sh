@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config
-  libpistache-dev libluajit2-5.1-dev liblmdb-dev libsodium-dev nlohmann-json3-dev
+  libpistache-dev libluajit2-5.1-dev liblmdb-dev libsodium-dev libxxhash-dev nlohmann-json3-dev
   libcurl4-openssl-dev libhttp-parser-dev catch2
   curl python3 python3-requests python3-pytest
   chromium

@@ -92,7 +92,8 @@ service:post("/requests", function(req)
     ttl = as_int(body.ttl)
     if not ttl then return unprocessable({ "body", "ttl" }, "value is not a valid integer", "type_error.integer") end
   end
-  local query_text = ids.member_text(text, "api_query")
+  -- As written: Python's str() of it follows its key order and number spelling.
+  local query_text = json.member_text(text, "api_query")
   if body.api_query == nil or body.api_query == json.null or not query_text then
     return 400, { loc = { api_query = json.null, ttl = ttl }, msg = "Incomplete request, missing 'api_query'",
                   type = "invalid request" }
