@@ -15,6 +15,7 @@ local LoginLimit = require "users.login_limit"
 local arguments = require "users.arguments"
 local slack = require "users.slack"
 local Mail = require "users.mail"
+local api = require "users.openapi"
 
 local policy = Policy.new(config) -- refuses to mount with ENABLE_AUTH on and no JWT_SECRET_KEY
 local access_lifetime = config.integer("JWT_ACCESS_TOKEN_EXPIRES", 21600)
@@ -114,7 +115,7 @@ service:post("/registration", function(req)
   })
   if not user then return { message = string.format("User %s already exists", email) } end
   return { message = string.format("User %s added to pending user list", email) }
-end)
+end, api.registration)
 
 service:post("/login", function(req)
   local args, status, body = arguments.parse(req, { { "email", required = true }, { "password", required = true } })
@@ -143,7 +144,7 @@ service:post("/login", function(req)
     access_token = new_access_token(user),
     refresh_token = new_refresh_token(user),
   }
-end)
+end, api.login)
 
 -- Always checked, even with ENABLE_AUTH off (the original's jwt_refresh_token_required).
 service:post("/token/refresh", function(req)
@@ -155,7 +156,7 @@ service:post("/token/refresh", function(req)
     return 401, { message = "Invalid or outdated refresh token" }
   end
   return { access_token = new_access_token(user) }
-end)
+end, api.refresh)
 
 local function summaries(users, with_pending)
   local list = setmetatable({}, json.array_mt)
@@ -169,13 +170,13 @@ end
 
 service:get("/users", admin_only(function()
   return { users = summaries(store.list(), true) }
-end))
+end), api.users)
 
 -- Unlike the original, admins are kept: an admin cannot lock everyone out with one call.
 service:delete("/users", admin_only(function()
   local count = store.delete_where(function(user) return not user.admin end)
   return { message = string.format("%d row(s) deleted", count) }
-end))
+end), api.delete_users)
 
 service:delete("/users/:user_id", admin_only(function(req)
   local text = req.params.user_id
@@ -183,17 +184,17 @@ service:delete("/users/:user_id", admin_only(function(req)
   if not (id and store.delete(id)) then return 404, { message = string.format("user %s not found", text) } end
   log.info("user deleted", { id = id })
   return { message = string.format("user %d has been deleted", id) }
-end))
+end), api.delete_user)
 
 local function is_pending(user) return user.pending == true end
 
 service:get("/pending", admin_only(function()
   return { users = summaries(store.list(is_pending), false) }
-end))
+end), api.pending)
 
 service:delete("/pending", admin_only(function()
   return { message = string.format("%d row(s) deleted", store.delete_where(is_pending)) }
-end))
+end), api.delete_pending)
 
 -- Approves the user `email` and queues the welcome mail; nil if there is no such user.
 local function accept(email)
@@ -210,7 +211,7 @@ service:post("/accept", admin_only(function(req)
   if not args then return status, body end
   if not accept(args.email) then return 404, { message = "No user registered with email: " .. args.email } end
   return { message = string.format("user %s now ready for access", args.email) }
-end))
+end), api.accept)
 
 -- Slack's interactivity callback for the Approve/Reject buttons of the signup message. Unlike
 -- the original, missing headers are a 400, a timestamp too far in the future is refused like
@@ -257,9 +258,9 @@ service:post("/slack", function(req)
     return 400, { message = "Unknown action" }
   end
   return 200, ""
-end)
+end, api.slack)
 
-service:get("/servicex", function() return versions end)
+service:get("/servicex", function() return versions end, api.servicex)
 
 -- The web pages: sign-in through an OpenID Connect provider, profile, API token, servicex.yaml.
 require("users.web.routes")(service, config, { sign_up = sign_up, new_refresh_token = new_refresh_token,
@@ -312,3 +313,6 @@ service:command("users", function(args)
     error(USAGE, 0)
   end
 end)
+
+-- Last: a service that failed to load must not have claimed its mounts' API pages.
+require("openapi").serve(service, api.info)

@@ -13,6 +13,7 @@ local log = require "log"
 local arguments = require "users.arguments"
 local store = require "users.transformation.store"
 local views = require "users.transformation.views"
+local api = require "users.transformation.openapi"
 
 local M = {}
 
@@ -83,13 +84,13 @@ function M.mount(service, settings)
 
   -- A report on request `request_id`: change(record, helpers, req) inside one transaction that
   -- also renews the lease; 404 for an unknown request.
-  local function report(method, path, change)
+  local function report(method, path, docs, change)
     service:route(method, BASE .. path, worker_only(function(req)
       local request_id = req.params.request_id
       local answer, status, body = change(req, request_id)
       if answer == nil and status then return status, body end
       return answer
-    end))
+    end), docs)
   end
 
   local function changed(request_id, change)
@@ -122,7 +123,7 @@ function M.mount(service, settings)
       ["lease-seconds"] = settings.lease_seconds,
       request = views.record(record, settings.object_store),
     }
-  end))
+  end), api.lease)
 
   -- The files known so far, a page at a time, each with whether it has a result already (for a
   -- worker taking over a request another worker left).
@@ -141,9 +142,9 @@ function M.mount(service, settings)
         done = store.has_result(request_id, file.id) }
     end
     return { files = list, next = next_key and files[#files].id or json.null }
-  end))
+  end), api.files)
 
-  report("POST", "/status", function(req, request_id)
+  report("POST", "/status", api.report_status, function(req, request_id)
     local args, status, body = arguments.parse(req, { { "timestamp", required = true }, { "severity" }, { "info" },
       { "source" } })
     if not args then return nil, status, body end
@@ -162,7 +163,7 @@ function M.mount(service, settings)
     return "Ok"
   end)
 
-  report("PUT", "/files", function(req, request_id)
+  report("PUT", "/files", api.add_file, function(req, request_id)
     local body, status, message = json_body(req)
     if not body then return nil, status, message end
     local paths = body.paths or body.file_path
@@ -176,7 +177,7 @@ function M.mount(service, settings)
     return { ["request-id"] = request_id, ["file-id"] = file.id }
   end)
 
-  report("PUT", "/complete", function(req, request_id)
+  report("PUT", "/complete", api.fileset_complete, function(req, request_id)
     local body, status, message = json_body(req)
     if not body then return nil, status, message end
     local files = number(body.files)
@@ -192,7 +193,7 @@ function M.mount(service, settings)
     return "Ok"
   end)
 
-  report("POST", "/start", function(_, request_id)
+  report("POST", "/start", api.start, function(_, request_id)
     local refused, missing, answer = changed(request_id, function(record)
       if record.status == "Canceled" or store.TERMINAL[record.status] then return { status = record.status } end
       record.status = "Running"
@@ -204,7 +205,7 @@ function M.mount(service, settings)
     return "Ok"
   end)
 
-  report("POST", "/:file_id/status", function(req, request_id)
+  report("POST", "/:file_id/status", api.file_status, function(req, request_id)
     local args, status, body = arguments.parse(req, { { "timestamp", required = true },
       { "status-code", required = true }, { "pod-name" }, { "info" } })
     if not args then return nil, status, body end
@@ -220,7 +221,7 @@ function M.mount(service, settings)
     return "Ok"
   end)
 
-  report("PUT", "/file-complete", function(req, request_id)
+  report("PUT", "/file-complete", api.file_complete, function(req, request_id)
     local body, status, message = json_body(req)
     if not body then return nil, status, message end
     local file_id = number(body["file-id"])

@@ -10,6 +10,7 @@ local store = require "users.transformation.store"
 local views = require "users.transformation.views"
 local submit = require "users.transformation.submit"
 local stream = require "users.transformation.stream"
+local api = require "users.transformation.openapi"
 
 local M = {}
 
@@ -62,7 +63,7 @@ function M.mount(service, policy, settings)
     end
     log.info("Transformation request submitted", { transformation = record.request_id, user = record.submitted_by })
     return { request_id = record.request_id }
-  end))
+  end), api.submit)
 
   service:get("/servicex/transformation", signed_in(function(req, res, user)
     local text = req.query.submitted_by
@@ -82,11 +83,11 @@ function M.mount(service, policy, settings)
       for i, record in ipairs(records) do records[i] = views.record(record, settings.object_store) end
       return records, next_after
     end)
-  end))
+  end), api.list)
 
   service:get("/servicex/transformation/:request_id", own_request(function(_, _, _, record)
     return views.record(record, settings.object_store)
-  end))
+  end), api.read)
 
   service:get("/servicex/transformation/:request_id/status", own_request(function(req, res, _, record)
     local status = views.status(record)
@@ -97,13 +98,13 @@ function M.mount(service, policy, settings)
       for i, result in ipairs(results) do results[i] = views.result(record, result) end
       return results, next_after
     end)
-  end))
+  end), api.status)
 
   service:get("/servicex/transformation/:request_id/errors", own_request(function(_, res, _, record)
     stream.list(res, '{"errors": [', "]}", function(after)
       return store.entries("error", record.request_id, after, stream.PAGE)
     end)
-  end))
+  end), api.errors)
 
   service:get("/servicex/transformation/:request_id/cancel", own_request(function(_, _, _, record)
     local request_id = record.request_id
@@ -116,7 +117,7 @@ function M.mount(service, policy, settings)
     end
     log.info("Transformation request canceled", { transformation = request_id })
     return { message = "Canceled transformation request " .. request_id }
-  end))
+  end), api.cancel)
 end
 
 return M
