@@ -22,6 +22,9 @@ local HTML_HEADERS = {
   ["X-Frame-Options"] = "DENY",
 }
 
+-- Pages, not API operations: the service's OpenAPI document leaves them out.
+local PAGE_ROUTE = { openapi = false }
+
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
 -- One look for Depot's pages: the staging page's stylesheet, and what these pages add to it.
 local STYLESHEETS = { ["look.css"] = here .. "/../../staging/web/style.css", ["users.css"] = here .. "/users.css" }
@@ -94,7 +97,7 @@ return function(service, config, account)
         prefix = request_path:sub(1, #request_path - #route_path) }
       if type(web.session.user) == "string" then web.user = store.by_sub(web.session.user) end
       return handler(web)
-    end)
+    end, PAGE_ROUTE)
   end
 
   -- The signed-in user, or nil after sending them where they can become one.
@@ -308,5 +311,5 @@ return function(service, config, account)
   service:get("/web/:file", function(req, res)
     local path = STYLESHEETS[req.params.file]
     if not (path and res:file(path, { content_type = "text/css; charset=utf-8" })) then return 404, { message = "Not Found" } end
-  end)
+  end, PAGE_ROUTE)
 end
