@@ -22,6 +22,9 @@ namespace depot {
 class Connection;
 class MultipartReader;
 class Worker;
+namespace metrics {
+struct RouteSeries;
+}
 
 struct RequestHead {
   std::string method;
@@ -52,6 +55,7 @@ class Exchange {
   Clock::time_point started;
   Connection* connection = nullptr;  // null once the connection closed
   int service = -1;                  // index of the service that owns the path, -1 if none
+  metrics::RouteSeries* route_series = nullptr;  // set when routed (WorkerMetrics::request_started)
 
   // Request body.
   std::deque<std::string> body_chunks;
