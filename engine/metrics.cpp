@@ -30,16 +30,16 @@ RouteSeries& WorkerMetrics::route(const std::string& service, const std::string&
 }
 
 void WorkerMetrics::request_started(Exchange& exchange, RouteSeries& series) {
-  exchange.route_series = &series;
+  exchange.set_route_series(&series);
   started_.add(1);
 }
 
 void WorkerMetrics::request_finished(const Exchange& exchange, Clock::time_point now) {
-  RouteSeries& series = exchange.route_series ? *exchange.route_series : *unrouted_;
-  int status_class = exchange.status / 100;
+  RouteSeries& series = exchange.route_series() ? *exchange.route_series() : *unrouted_;
+  int status_class = exchange.status() / 100;
   series.answers[status_class >= 1 && status_class <= 5 ? status_class : 0].add(1);
-  series.latency.observe(std::chrono::duration<double>(now - exchange.started).count());
-  if (exchange.route_series) finished_.add(1);
+  series.latency.observe(std::chrono::duration<double>(now - exchange.started()).count());
+  if (exchange.route_series()) finished_.add(1);
 }
 
 void WorkerMetrics::upstream_attempt(const std::string& host, long status, const char* failure) {

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
-#include "engine/connection.hpp"
 #include "engine/embedded_lua.hpp"
+#include "engine/error_answer.hpp"
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
 #include "engine/lua_api.hpp"
@@ -282,28 +282,29 @@ void Runtime::prepare_metrics() {
 }
 
 bool Runtime::answers_scrape(const Exchange& exchange) const {
-  const RequestHead& head = exchange.head;
+  const RequestHead& head = exchange.head();
   return scrape_series_ != nullptr && head.path == metrics::kPath && (head.method == "GET" || head.method == "HEAD");
 }
 
 void Runtime::answer_scrape(Exchange& exchange) {
   worker_->metrics().request_started(exchange, *scrape_series_);
-  exchange.connection->respond(exchange, 200, {{"content-type", metrics::kContentType}},
-                               metrics::render(worker_->core()));
-  exchange.connection->on_task_finished(exchange);
+  exchange.respond(200, {{"content-type", metrics::kContentType}}, metrics::render(worker_->core()));
+  exchange.handler_finished();
 }
 
 void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
-  RouteMatch match = router_.match(exchange->head.method, exchange->head.path);
-  exchange->service = match.service;
+  const RequestHead& head = exchange->head();
+  RouteMatch match = router_.match(head.method, head.path);
+  exchange->set_service(match.service);
   if (match.kind == RouteMatch::Kind::not_found && answers_scrape(*exchange)) return answer_scrape(*exchange);
   if (match.kind != RouteMatch::Kind::found) {
     worker_->metrics().request_started(
         *exchange, *unmatched_series_[match.service >= 0 ? static_cast<size_t>(match.service) : unmatched_series_.size() - 1]);
     bool not_allowed = match.kind == RouteMatch::Kind::method_not_allowed;
-    respond_error(*exchange, not_allowed ? 405 : 404, not_allowed ? "method not allowed" : "not found",
-                  not_allowed ? match.allowed.c_str() : nullptr);
-    exchange->connection->on_task_finished(*exchange);
+    error_answer::send(this, *exchange, not_allowed ? 405 : 404,
+                       not_allowed ? "method not allowed" : "not found",
+                       not_allowed ? match.allowed.c_str() : nullptr);
+    exchange->handler_finished();
     return;
   }
   auto owned = std::make_unique<Task>(*this, Task::Kind::request, exchange);
@@ -318,9 +319,9 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
     lua_pushinteger(co, match.target.service + 1);
     lua_pushinteger(co, match.target.route + 1);
     lua_pushnumber(co, static_cast<lua_Number>(task->id()));
-    lua_pushlstring(co, exchange->head.method.data(), exchange->head.method.size());
-    lua_pushlstring(co, exchange->head.path.data(), exchange->head.path.size());
-    lua_pushlstring(co, exchange->id.data(), exchange->id.size());
+    lua_pushlstring(co, head.method.data(), head.method.size());
+    lua_pushlstring(co, head.path.data(), head.path.size());
+    lua_pushlstring(co, exchange->id().data(), exchange->id().size());
     lua_createtable(co, 0, static_cast<int>(match.params.size()));
     for (const auto& [name, value] : match.params) {
       lua_pushlstring(co, value.data(), value.size());
@@ -330,40 +331,44 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
   });
 }
 
-void Runtime::respond_error(Exchange& exchange, int status, const std::string& message, const char* allowed) {
-  if (exchange.connection == nullptr) return;
+RequestHandler::ErrorAnswer Runtime::render_error(const Exchange& exchange, int status,
+                                                  std::string_view message, const char* allowed) {
+  int service = exchange.service();
+  if (service < 0 && !exchange.head().path.empty()) {
+    service = router_.match(exchange.head().method, exchange.head().path).service;
+  }
+  const std::string& id = exchange.id();
   int top = lua_gettop(L_);
   lua_pushcfunction(L_, traceback);
   lua_rawgeti(L_, LUA_REGISTRYINDEX, render_error_ref_);
-  if (exchange.service >= 0) {
-    lua_pushinteger(L_, exchange.service + 1);
+  if (service >= 0) {
+    lua_pushinteger(L_, service + 1);
   } else {
     lua_pushnil(L_);
   }
   lua_pushinteger(L_, status);
   lua_pushlstring(L_, message.data(), message.size());
-  lua_pushlstring(L_, exchange.id.data(), exchange.id.size());
+  lua_pushlstring(L_, id.data(), id.size());
   if (allowed) {
     lua_pushstring(L_, allowed);
   } else {
     lua_pushnil(L_);
   }
-  http::Headers headers;
-  std::string body;
-  int out_status = status;
+  ErrorAnswer answer{status, {}, {}};
   if (lua_pcall(L_, 5, 3, top + 1) == 0) {
-    out_status = static_cast<int>(lua_tointeger(L_, -3));
+    answer.status = static_cast<int>(lua_tointeger(L_, -3));
     size_t length;
     const char* text = lua_tolstring(L_, -2, &length);
-    body.assign(text ? text : "", text ? length : 0);
-    headers = headers_from_table(L_, lua_gettop(L_));
+    answer.body.assign(text ? text : "", text ? length : 0);
+    answer.headers = headers_from_table(L_, lua_gettop(L_));
   } else {
-    log::error("error handler failed", {{"request_id", exchange.id}, {"error", lua_tostring(L_, -1)}});
-    headers = {{"Content-Type", "application/json"}};
-    body = nlohmann::json{{"error", message}, {"status", status}, {"request_id", exchange.id}}.dump();
+    log::error("error handler failed", {{"request_id", id}, {"error", lua_tostring(L_, -1)}});
+    answer.headers = {{"Content-Type", "application/json"}};
+    if (allowed) answer.headers.emplace_back("Allow", allowed);
+    answer.body = error_answer::default_body(status, message, id);
   }
   lua_settop(L_, top);
-  exchange.connection->respond(exchange, out_status, headers, body);
+  return answer;
 }
 
 lua_State* Runtime::acquire_coroutine(int& ref) {

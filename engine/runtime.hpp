@@ -13,6 +13,7 @@
 #include "bindings/binding.hpp"
 #include "engine/generation.hpp"
 #include "engine/lua_memory.hpp"
+#include "engine/request_handler.hpp"
 #include "engine/router.hpp"
 #include "engine/task.hpp"
 
@@ -24,7 +25,7 @@ namespace metrics {
 struct RouteSeries;
 }
 
-class Runtime {
+class Runtime final : public RequestHandler {
  public:
   // Throws std::runtime_error saying which script failed and why. Without a worker the runtime
   // is offline (admin commands): it serves nothing and its bindings block instead of waiting.
@@ -39,9 +40,12 @@ class Runtime {
   const Generation& generation() const { return *generation_; }
   static Runtime& of_state(lua_State* L);
 
-  void start_request(const std::shared_ptr<Exchange>& exchange);
-  // Answers with the exchange's service's error shape (no handler runs; never yields).
-  void respond_error(Exchange& exchange, int status, const std::string& message, const char* allowed = nullptr);
+  // RequestHandler: routes the request and runs its handler as a task (404 / 405 without one).
+  void start_request(const std::shared_ptr<Exchange>& exchange) override;
+  // The owning service's error shape (its on_error), rendered in the main state; never yields.
+  // The owner is the routed service, or for a request never routed the one its path names.
+  ErrorAnswer render_error(const Exchange& exchange, int status, std::string_view message,
+                           const char* allowed) override;
   // Runs a background task in this runtime; `push_call` pushes the function and its arguments.
   Task* spawn(Task::Kind kind, const Task::Pusher& push_call);
   // Like spawn, but errors raised by the function are logged with `what` instead of failing.

@@ -318,6 +318,11 @@ bool Worker::make_room_for_connection() {
   return true;
 }
 
+RequestHandler* Worker::request_handler() {
+  if (request_handler_ != nullptr) return request_handler_;
+  return active_.get();
+}
+
 void Worker::add_idle(Connection* connection) {
   connection->idle_position = idle_connections_.insert(idle_connections_.end(), connection);
 }

@@ -27,6 +27,7 @@ class WorkerMetrics;
 }
 class ServerCore;
 class Connection;
+class RequestHandler;
 class Runtime;
 class Task;
 struct Generation;
@@ -84,6 +85,10 @@ class Worker final : public Pistache::Aio::Handler {
   // The runtime new requests and timers run in (the newest active generation); may be null
   // before the first generation is activated.
   Runtime* runtime() { return active_.get(); }
+  // Where new requests go: the active runtime, unless another handler was set (tests drive a
+  // Connection with a C++ handler of their own).
+  RequestHandler* request_handler();
+  void set_request_handler(RequestHandler* handler) { request_handler_ = handler; }
   // Builds this worker's runtime for a generation without activating it. Returns "" or why not.
   std::string stage_generation(const std::shared_ptr<const Generation>& generation);
   void activate_staged();
@@ -148,6 +153,7 @@ class Worker final : public Pistache::Aio::Handler {
   std::vector<std::unique_ptr<Runtime>> retired_;
   std::unordered_map<uint64_t, std::unique_ptr<Task>> tasks_;
   Task* running_task_ = nullptr;
+  RequestHandler* request_handler_ = nullptr;
 
   bool draining_ = false;
   std::function<void()> drained_;
