@@ -18,7 +18,7 @@ ScriptSeries::ScriptSeries(const Family& family, std::vector<std::string> labels
   if (family.type == Type::histogram) histogram = std::make_unique<Histogram>(family.buckets);
 }
 
-WorkerMetrics::WorkerMetrics() : unrouted_(&route("none", "none")) {}
+WorkerMetrics::WorkerMetrics() { unrouted_ = &route("none", "none"); }  // after the index exists
 
 RouteSeries& WorkerMetrics::route(const std::string& service, const std::string& route) {
   std::string key = service + '\n' + route;
