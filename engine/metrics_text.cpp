@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "bindings/kv_stats.hpp"
@@ -71,8 +72,12 @@ class Text {
     char text[32];
     if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0) {
       snprintf(text, sizeof text, "%.0f", value);
-    } else {
-      snprintf(text, sizeof text, "%.17g", value);
+      return text;
+    }
+    // The shortest form that reads back as the same number: 0.1, not 0.10000000000000001.
+    for (int digits = 15; digits <= 17; ++digits) {
+      snprintf(text, sizeof text, "%.*g", digits, value);
+      if (std::strtod(text, nullptr) == value) break;
     }
     return text;
   }

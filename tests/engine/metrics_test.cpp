@@ -29,7 +29,7 @@ service:get("/broken", function() error("boom") end)
 service:get("/slow", function() depot.sleep(0.5); return "slow" end)
 service:get("/call", function(req)
   local res = assert(http.request("GET", "http://127.0.0.1:" .. req.query.port .. "/items/" .. req.query.id))
-  return res.status
+  return tostring(res.status)
 end)
 )LUA";
 
@@ -92,8 +92,8 @@ TEST_CASE("metrics show requests in flight, Lua memory per worker and upstream c
     return sample(t, "depot_http_requests_in_flight") == 1 && sample(t, R"(depot_lua_memory_bytes{worker="1"})") > 0;
   });
   CHECK(sample(text, "depot_http_requests_in_flight") == 1);
-  CHECK(sample(text, R"(depot_lua_memory_bytes{worker="0"})") > 100000);
-  CHECK(sample(text, R"(depot_lua_memory_bytes{worker="1"})") > 100000);
+  CHECK(sample(text, R"(depot_lua_memory_bytes{worker="0"})") > 10000);
+  CHECK(sample(text, R"(depot_lua_memory_bytes{worker="1"})") > 10000);
 
   std::string port = std::to_string(server.port());
   CHECK(http_request(server.port(), "GET", "/call?port=" + port + "&id=7").body == "200");
@@ -175,7 +175,7 @@ TEST_CASE("metrics can be turned off or moved to an admin listener", "[metrics]"
     CHECK(http_request(admin, "GET", "/items/1").status == 404);
     CHECK(http_request(admin, "POST", "/metrics").status == 405);
   }
-  SECTION("an admin address that cannot be bound stops the start") {
+  SECTION("an admin address without a port stops the start") {
     CHECK_THROWS_WITH(TestServer("app", kApp, [](depot::Options& options) { options.metrics.listen = "127.0.0.1"; }),
                       Catch::Contains("metrics.listen must be host:port"));
   }
