@@ -97,7 +97,7 @@ bool fill_events(Worker& worker, const std::shared_ptr<Exchange>& exchange, std:
     if (!exchange->take_chunk(chunk)) break;
     consumed = true;
     try {
-      reader.feed(chunk);
+      reader.feed(std::move(chunk));
     } catch (const MultipartError& e) {
       error = e.what();
       break;

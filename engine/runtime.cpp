@@ -241,9 +241,20 @@ void Runtime::build_router() {
           lua_isnumber(L_, -1)
               ? std::chrono::milliseconds(static_cast<int64_t>(lua_tonumber(L_, -1) * 1000))
               : generation_->limits.request_deadline;
+      lua_pop(L_, 1);
+      // Only under some of the service's mounts (checked by Service:route): the API pages of a
+      // prefix that several services share are served by one of them.
+      std::vector<std::string> mounts;
+      lua_getfield(L_, -1, "mounts");
+      for (size_t m = 1; lua_istable(L_, -1) && m <= lua_objlen(L_, -1); ++m) {
+        lua_rawgeti(L_, -1, static_cast<int>(m));
+        mounts.emplace_back(lua_tostring(L_, -1));
+        lua_pop(L_, 1);
+      }
+      if (!lua_istable(L_, -1)) mounts = spec.mounts;
       lua_pop(L_, 5);
       routes_[s].push_back(RouteInfo{spec.name + ": " + method + " " + pattern, deadline, method + " " + pattern});
-      for (const std::string& mount : spec.mounts) {
+      for (const std::string& mount : mounts) {
         std::string full = Router::join(mount, pattern);
         router_.add(method, full, RouteTarget{static_cast<uint32_t>(s), static_cast<uint32_t>(r)},
                     spec.name + ": " + method + " " + full);
