@@ -10,6 +10,7 @@ packages=(
   libssl-dev  # crypto.jwk_verify/jwk_sign: RSA and P-256 from OpenSSL's libcrypto
   curl python3 python3-requests python3-pytest
   chromium
+  prometheus  # promtool checks /metrics' text format; the metrics test scrapes with a real prometheus
   clang libclang-rt-14-dev  # the fuzz harnesses (libFuzzer and clang's sanitizer runtimes)
 )
 # The browser test runs on node; a node that came from elsewhere (with its own npm) is kept.

@@ -17,6 +17,8 @@
 -- push may be called anywhere kv may (handlers, timers, admin commands); handler and start at
 -- load time and in on_start. On reload the runner stops (its timer fires prematurely) and the
 -- new generation's on_start starts the next one; a job running at that moment finishes.
+-- /metrics reads the job count under "#count" and the dead list (bindings/kv_stats.cpp): keep
+-- that layout in step with it.
 local kv = require "kv"
 local jobs = require "jobs"
 local depot_ok, depot = pcall(require, "depot")

@@ -13,6 +13,7 @@
 #include "engine/access_log.hpp"
 #include "engine/error_answer.hpp"
 #include "engine/log.hpp"
+#include "engine/metrics.hpp"
 #include "engine/request_handler.hpp"
 #include "engine/server_core.hpp"
 
@@ -143,6 +144,7 @@ void Connection::read_input() {
     return;
   }
   last_progress_ = worker_.now();
+  worker_.metrics().received(static_cast<uint64_t>(n));
   if (n == 0) {
     peer_eof_ = true;
     // A client may half-close after sending its request; it still gets the response.
@@ -462,8 +464,10 @@ void Connection::maybe_complete_exchange() {
   }
   if (current_->body_state() == Exchange::BodyState::receiving && !close_after_flush_) return;
   Exchange& exchange = *current_;
+  Clock::time_point finished = Clock::now();
   access_log::write(exchange, output_.bytes_sent() + output_.buffered_bytes() - response_bytes_start_,
-                    Clock::now());
+                    finished);
+  worker_.metrics().request_finished(exchange, finished);
   if (!exchange.head().keep_alive || peer_eof_) close_after_flush_ = true;
   exchange.detach();
   current_.reset();
@@ -490,7 +494,11 @@ void Connection::fail_request(int status, std::string_view message) {
   }
   exchange->end_keep_alive();
   answer_error(*exchange, status, message);
-  if (!current_) access_log::write(*exchange, output_.buffered_bytes(), Clock::now());
+  if (!current_) {
+    Clock::time_point finished = Clock::now();
+    access_log::write(*exchange, output_.buffered_bytes(), finished);
+    worker_.metrics().request_finished(*exchange, finished);
+  }
   pending_.clear();
 }
 
@@ -609,6 +617,7 @@ void Connection::pump() {
     uint64_t before = output_.bytes_sent();
     OutputQueue::FlushResult result = output_.flush(fd_.get());
     if (output_.bytes_sent() != before) last_progress_ = worker_.now();
+    worker_.metrics().sent(output_.bytes_sent() - before);
     if (result == OutputQueue::FlushResult::failed) {
       close();
       return;
@@ -761,6 +770,7 @@ void Connection::close() {
     std::shared_ptr<Exchange> exchange = std::move(current_);
     exchange->detach();
     if (exchange->task() != 0) access_log::write(*exchange, 0, Clock::now(), "client closed");
+    worker_.metrics().request_finished(*exchange, Clock::now());
     wake_body_reader(worker_, exchange);
     wake_drain_waiter(worker_, exchange);
   }

@@ -29,6 +29,9 @@ namespace depot {
 
 class MultipartReader;
 class ResponseSink;
+namespace metrics {
+struct RouteSeries;
+}
 
 struct RequestHead {
   std::string method;
@@ -78,6 +81,9 @@ class Exchange {
   // The index of the service that owns the path, -1 if none (set when the request is routed).
   int service() const { return service_; }
   void set_service(int service) { service_ = service; }
+  // Its route's metrics (WorkerMetrics::request_started), null until it is routed.
+  metrics::RouteSeries* route_series() const { return route_series_; }
+  void set_route_series(metrics::RouteSeries* series) { route_series_ = series; }
   // This response is the connection's last: it says "Connection: close".
   void end_keep_alive() { head_.keep_alive = false; }
 
@@ -147,6 +153,7 @@ class Exchange {
   Clock::time_point started_;
   ResponseSink* sink_;
   int service_ = -1;
+  metrics::RouteSeries* route_series_ = nullptr;
 
   std::deque<std::string> body_chunks_;
   size_t body_buffered_ = 0;

@@ -10,6 +10,9 @@
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
 #include "engine/lua_api.hpp"
+#include "engine/metrics.hpp"
+#include "engine/metrics_text.hpp"
+#include "engine/server_core.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -137,6 +140,7 @@ Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
 
     load_services();
     build_router();
+    prepare_metrics();
     lua_sethook(L_, preemption_hook, LUA_MASKCOUNT, kHookInterval);
   } catch (...) {
     memory_->restore();
@@ -249,7 +253,7 @@ void Runtime::build_router() {
       }
       if (!lua_istable(L_, -1)) mounts = spec.mounts;
       lua_pop(L_, 5);
-      routes_[s].push_back(RouteInfo{spec.name + ": " + method + " " + pattern, deadline});
+      routes_[s].push_back(RouteInfo{spec.name + ": " + method + " " + pattern, deadline, method + " " + pattern});
       for (const std::string& mount : mounts) {
         std::string full = Router::join(mount, pattern);
         router_.add(method, full, RouteTarget{static_cast<uint32_t>(s), static_cast<uint32_t>(r)},
@@ -262,11 +266,51 @@ void Runtime::build_router() {
   lua_settop(L_, 0);
 }
 
+void Runtime::prepare_metrics() {
+  if (worker_ == nullptr) return;
+  metrics::WorkerMetrics& metrics = worker_->metrics();
+  const std::vector<ServiceSpec>& services = generation_->services;
+  for (size_t s = 0; s < routes_.size(); ++s) {
+    for (RouteInfo& route : routes_[s]) route.series = &metrics.route(services[s].name, route.label);
+  }
+  for (const ServiceSpec& spec : services) unmatched_series_.push_back(&metrics.route(spec.name, "unmatched"));
+  unmatched_series_.push_back(&metrics.route("none", "unmatched"));
+  const MetricsOptions& options = worker_->core().options().metrics;
+  if (!options.enabled || !options.listen.empty()) return;
+  // A service's own route for the path wins over the engine's endpoint; either way it is said.
+  RouteMatch match = router_.match("GET", metrics::kPath);
+  bool taken = match.kind != RouteMatch::Kind::not_found;
+  if (!taken) scrape_series_ = &metrics.route("depot", std::string("GET ") + metrics::kPath);
+  if (worker_->index() != 0 || match.service < 0) return;
+  const std::string& owner = services[static_cast<size_t>(match.service)].name;
+  if (taken) {
+    log::warn("metrics not served on the main listener: a route of the service answers GET /metrics",
+              {{"service", owner}, {"hint", "set metrics.listen to serve them on an admin listener"}});
+  } else {
+    log::info("metrics served at /metrics, inside the namespace of a service without a route there",
+              {{"service", owner}});
+  }
+}
+
+bool Runtime::answers_scrape(const Exchange& exchange) const {
+  const RequestHead& head = exchange.head();
+  return scrape_series_ != nullptr && head.path == metrics::kPath && (head.method == "GET" || head.method == "HEAD");
+}
+
+void Runtime::answer_scrape(Exchange& exchange) {
+  worker_->metrics().request_started(exchange, *scrape_series_);
+  exchange.respond(200, {{"content-type", metrics::kContentType}}, metrics::render(worker_->core()));
+  exchange.handler_finished();
+}
+
 void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
   const RequestHead& head = exchange->head();
   RouteMatch match = router_.match(head.method, head.path);
   exchange->set_service(match.service);
+  if (match.kind == RouteMatch::Kind::not_found && answers_scrape(*exchange)) return answer_scrape(*exchange);
   if (match.kind != RouteMatch::Kind::found) {
+    worker_->metrics().request_started(
+        *exchange, *unmatched_series_[match.service >= 0 ? static_cast<size_t>(match.service) : unmatched_series_.size() - 1]);
     bool not_allowed = match.kind == RouteMatch::Kind::method_not_allowed;
     error_answer::send(this, *exchange, not_allowed ? 405 : 404,
                        not_allowed ? "method not allowed" : "not found",
@@ -278,6 +322,7 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
   Task* task = owned.get();
   worker_->add_task(std::move(owned));
   const RouteInfo& route = routes_[match.target.service][match.target.route];
+  worker_->metrics().request_started(*exchange, *route.series);
   task->route = route.description;
   task->set_deadline(route.deadline, worker_->now());
   task->start([&](lua_State* co) {

@@ -21,6 +21,9 @@ namespace depot {
 
 class Worker;
 class Exchange;
+namespace metrics {
+struct RouteSeries;
+}
 
 class Runtime final : public RequestHandler {
  public:
@@ -73,11 +76,17 @@ class Runtime final : public RequestHandler {
   void load_services();
   void build_router();
   int prelude_function(const char* name);
+  // The metrics series of this generation's routes, and whether this runtime answers /metrics.
+  void prepare_metrics();
+  bool answers_scrape(const Exchange& exchange) const;
+  void answer_scrape(Exchange& exchange);
 
   // What the engine needs of a route beyond the router: its name for the log, its deadline.
   struct RouteInfo {
     std::string description;
     std::chrono::milliseconds deadline;
+    std::string label;  // "GET /pattern", the route's name in metrics
+    metrics::RouteSeries* series = nullptr;  // null offline
   };
 
   Worker* worker_;
@@ -85,6 +94,9 @@ class Runtime final : public RequestHandler {
   lua_State* L_;
   std::unique_ptr<LuaMemory> memory_;
   std::vector<std::vector<RouteInfo>> routes_;  // [service][route]
+  // Requests the router answers 404 or 405, by owning service ([services]: none owns the path).
+  std::vector<metrics::RouteSeries*> unmatched_series_;
+  metrics::RouteSeries* scrape_series_ = nullptr;  // null unless /metrics is served here
   BindingContext context_;
   Router router_;
   int prelude_ref_ = LUA_NOREF;

@@ -22,6 +22,9 @@
 
 namespace depot {
 
+namespace metrics {
+class WorkerMetrics;
+}
 class ServerCore;
 class Connection;
 class RequestHandler;
@@ -46,6 +49,7 @@ class Worker final : public Pistache::Aio::Handler {
   // --- worker thread only ---
   size_t index() const { return index_; }
   ServerCore& core() { return core_; }
+  metrics::WorkerMetrics& metrics() { return metrics_; }
   Clock::time_point now() const { return now_; }
 
   // Runs `work` on this thread after the current event batch: for work that must not run inside
@@ -121,9 +125,12 @@ class Worker final : public Pistache::Aio::Handler {
   void run_deferred();
   void arm_timerfd();
   void check_drained();
+  // Publishes the memory of this worker's Lua states to its metrics (the sweep, a new generation).
+  void publish_lua_memory();
 
   ServerCore& core_;
   size_t index_;
+  metrics::WorkerMetrics& metrics_;
   Pistache::Polling::Epoll* poller_ = nullptr;
   Clock::time_point now_;
 
