@@ -21,12 +21,13 @@ const Section kLimits{{{"max_header_bytes"}, {"max_header_count"}, {"max_body_by
                        {"body_timeout"}, {"keepalive_timeout"}, {"send_timeout"}, {"request_deadline"},
                        {"cpu_slice"}, {"lua_memory"}, {"instruction_budget"}, {"max_connections"}}};
 const Section kKv{{{"map_size"}}};
+const Section kMetrics{{{"enabled"}, {"listen"}}};
 // `config` is the service's own section: open, its script reads it (`depot check` warns about
 // keys no script read).
 const Section kService{{{"name"}, {"script"}, {"mount"}, {"config"}, {"jit"}, {"enabled"}}};
 const Section kDocument{{{"host"}, {"port"}, {"threads"}, {"data_dir"}, {"scripts_dir"}, {"watch_scripts"},
                          {"drain_timeout"}, {"log_level"}, {"log_format"}, {"limits", &kLimits},
-                         {"kv", &kKv}, {"services", &kService, true}}};
+                         {"kv", &kKv}, {"metrics", &kMetrics}, {"services", &kService, true}}};
 
 void collect(const nlohmann::json& object, const Section& section, const std::string& path,
              std::vector<std::string>& unknown) {
