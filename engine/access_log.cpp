@@ -32,10 +32,10 @@ void write(const Exchange& exchange, uint64_t bytes, Clock::time_point now, cons
   double ms = std::chrono::duration<double, std::milli>(now - exchange.started()).count();
   std::string& out = buffer;
   if (log::text_format()) {  // a person reads these: no need for the JSON fast path below
-    nlohmann::ordered_json fields = {{"request_id", exchange.id}, {"method", exchange.head.method},
-                             {"path", exchange.head.path}, {"status", exchange.status},
-                             {"bytes", bytes}, {"ms", std::round(ms * 1000) / 1000},
-                             {"remote", exchange.remote_address}};
+    nlohmann::ordered_json fields = {{"request_id", exchange.id()}, {"method", exchange.head().method},
+                                     {"path", exchange.head().path}, {"status", exchange.status()},
+                                     {"bytes", bytes}, {"ms", std::round(ms * 1000) / 1000},
+                                     {"remote", exchange.remote_address()}};
     if (note) fields["note"] = note;
     out.append(log::text_line(log::Level::info, "request", fields)).push_back('\n');
     if (out.size() > 64 * 1024) flush();
