@@ -5,10 +5,12 @@ set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config
-  libpistache-dev libluajit2-5.1-dev liblmdb-dev libsodium-dev nlohmann-json3-dev
+  libpistache-dev libluajit2-5.1-dev liblmdb-dev libsodium-dev libxxhash-dev nlohmann-json3-dev
   libcurl4-openssl-dev libhttp-parser-dev catch2
+  libssl-dev  # crypto.jwk_verify/jwk_sign: RSA and P-256 from OpenSSL's libcrypto
   curl python3 python3-requests python3-pytest
   chromium
+  prometheus  # promtool checks /metrics' text format; the metrics test scrapes with a real prometheus
   clang libclang-rt-14-dev  # the fuzz harnesses (libFuzzer and clang's sanitizer runtimes)
 )
 # The browser test runs on node; a node that came from elsewhere (with its own npm) is kept.
@@ -33,13 +35,22 @@ else
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# playwright-core for the browser test (tests/browser), without a browser of its own: the test
-# drives Debian's chromium. The copied lockfile marks node_modules as current, so a rerun skips it.
-browser_tests="$(cd "$(dirname "$0")" && pwd)/tests/browser"
-if cmp -s "$browser_tests/package-lock.json" "$browser_tests/node_modules/.installed-lock.json"; then
-  echo "setup: tests/browser/node_modules current"
-else
-  echo "setup: npm ci in tests/browser"
-  (cd "$browser_tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
-  cp "$browser_tests/package-lock.json" "$browser_tests/node_modules/.installed-lock.json"
-fi
+# `npm ci` in `dir` unless its node_modules already match its lockfile (the copied lockfile marks
+# them current, so a rerun skips it).
+npm_ci() {
+  local dir="$1"
+  if cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"; then
+    echo "setup: ${dir#"$repository/"}/node_modules current"
+  else
+    echo "setup: npm ci in ${dir#"$repository/"}"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"
+  fi
+}
+repository="$(cd "$(dirname "$0")" && pwd)"
+# The node tests (tests/browser): playwright-core without a browser of its own (the tests drive
+# Debian's chromium) and the OpenAPI validator.
+npm_ci "$repository/tests/browser"
+# What the API pages (<mount>/docs, <mount>/redoc) serve: Swagger UI's and ReDoc's bundles, next
+# to the Lua module that serves them, so they ship with the scripts and work offline.
+npm_ci "$repository/scripts/lib/openapi"

@@ -170,3 +170,49 @@ memory_kb() { # pid field
 }
 
 seconds_now() { date +%s.%N; }
+
+# Depot CPU milliseconds per MiB received, from clock ticks over a run.
+cpu_ms_per_mib() { # ticks bytes
+  awk -v t="$1" -v hz="$CLOCK_TICKS_PER_SECOND" -v b="$2" 'BEGIN { printf "%.2f", t * 1000 / hz / (b / 1048576) }'
+}
+
+# --- image cache POST /requests load (image_cache.sh, image_cache_scale.sh) ---
+
+# The original image cache (FastAPI/uvicorn) on this project's 2-core machine type, same stub and
+# client (issue 11): the reference of the ratio printed.
+ORIGINAL_POST_REQUESTS_PER_SECOND=360
+
+# wrk -t2 -c16 for `seconds`, each request a distinct 3.8 KB query (thread number and counter in
+# the stub name, and `label` so that two runs against one server never share a query), then
+# waits until every fetch it caused is settled. Reports req/s, p99, the ratio to the original and
+# Depot's CPU per request from the first request until the last fetch settled (fetches and the
+# same-server Kentik stub included, so a backlog of fetches cannot flatter the figure).
+post_requests_load() { # port seconds label
+  local port=$1 seconds=$2 label=$3 ticks_before ticks_after requests rate pending_before
+  pending_count() { curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pending_count"])'; }
+  pending_before=$(pending_count)
+  cat >"$WORK_DIR/post.lua" <<'LUA'
+local threads, counter, run, thread_number = 0, 0, "", 0
+function setup(thread) threads = threads + 1; thread:set("thread_number", threads) end
+function init(args) run = args[1] end
+local padding = string.rep("y", 3700)
+request = function()
+  counter = counter + 1
+  local body = string.format('{"api_query": {"imageType": "png", "padding": "%s", "stub": {"name": "post-%s-%d-%d"}}, "ttl": 600}',
+    padding, run, thread_number, counter)
+  return wrk.format("POST", "/requests", { ["Content-Type"] = "application/json" }, body)
+end
+LUA
+  ticks_before=$(cpu_ticks "$DEPOT_PID")
+  wrk -t2 -c16 -d"${seconds}s" --latency -s "$WORK_DIR/post.lua" "http://127.0.0.1:$port/requests" -- "$label" \
+    >"$WORK_DIR/wrk.txt"
+  while [ "$(pending_count)" -gt "$pending_before" ]; do sleep 0.1; done
+  ticks_after=$(cpu_ticks "$DEPOT_PID")
+  requests=$(awk '/requests in/ {print $1}' "$WORK_DIR/wrk.txt")
+  rate=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK_DIR/wrk.txt")
+  report "POST /requests, 16 connections, distinct 3.8 KB queries: $rate req/s" \
+    "($(awk -v r="$rate" -v o="$ORIGINAL_POST_REQUESTS_PER_SECOND" 'BEGIN { printf "%.1f", r / o }')x the original's" \
+    "$ORIGINAL_POST_REQUESTS_PER_SECOND), p99 $(awk '/ 99%/ {print $2}' "$WORK_DIR/wrk.txt"), server CPU" \
+    "$(awk -v t=$((ticks_after - ticks_before)) -v n="$requests" -v hz="$CLOCK_TICKS_PER_SECOND" 'BEGIN { printf "%.3f ms", t / hz * 1000 / n }')" \
+    "per request (its fetch and the stub included); errors: $(awk '/Non-2xx|Socket errors/' "$WORK_DIR/wrk.txt" | tr -s ' ' | tr '\n' ' ')"
+}

@@ -2,9 +2,11 @@
 # The file cache with big files: one 1 GiB upload and its download, then 10 parallel 1 GiB
 # uploads, with wall times and Depot's peak RSS (VmHWM); and the download against nginx serving
 # the same stored file statically (sendfile both). KBase's auth is the Lua stub from tests/stubs,
-# served by the same Depot. Needs ~12 GiB free under TMPDIR. Not run in CI.
+# served by the same Depot. Then Depot's CPU per MiB uploaded: 16 sockets each upload ROUNDS files
+# of 1 MiB (bench/upload_clients.py), against the goal of 1 ms per MiB, and the req/s against
+# the original's 53 (issue 11). Needs ~12 GiB free under TMPDIR. Not run in CI.
 #
-# Environment: FILE_BYTES (default 1073741824), PARALLEL (10), DOWNLOAD_ROUNDS (3),
+# Environment: FILE_BYTES (default 1073741824), PARALLEL (10), DOWNLOAD_ROUNDS (3), ROUNDS (20),
 # DEPOT_BINARY (build/depot).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -12,6 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 FILE_BYTES=${FILE_BYTES:-1073741824}
 PARALLEL=${PARALLEL:-10}
 DOWNLOAD_ROUNDS=${DOWNLOAD_ROUNDS:-3}
+ROUNDS=${ROUNDS:-20}
+ORIGINAL_SMALL_UPLOADS_PER_SECOND=53 # Flask/gunicorn+gevent, 16 concurrent 1 MiB uploads (issue 11)
 AUTH="Authorization: non_admin_token"
 NGINX_PID=""
 
@@ -86,6 +90,24 @@ NGINX
 
 mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
+# 16 sockets x ROUNDS uploads of 1 MiB of random bytes, kept alive; reports req/s and Depot's CPU
+# per MiB (utime + stime over the run, the auth stub's few lookups included).
+upload_cpu_per_mib() { # port
+  local client=$BENCH_DIR/upload_clients.py result ticks rate
+  python3 "$client" --port "$1" --new-ids 16 --ids "$WORK_DIR/ids"
+  python3 "$client" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" --connections 16 --rounds 1 --size 1048576 \
+    >/dev/null # warm-up
+  ticks=$(cpu_ticks "$DEPOT_PID")
+  result=$(python3 "$client" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" --connections 16 \
+    --rounds "$ROUNDS" --size 1048576)
+  ticks=$(($(cpu_ticks "$DEPOT_PID") - ticks))
+  python3 -c 'import json, sys; sys.exit(json.loads(sys.argv[1])["failed"] != 0)' "$result" || die "uploads failed: $result"
+  rate=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["requests_per_s"])' "$result")
+  report "16 parallel x $ROUNDS uploads of 1 MiB: $rate req/s" \
+    "($(awk -v r="$rate" -v o="$ORIGINAL_SMALL_UPLOADS_PER_SECOND" 'BEGIN { printf "%.1f", r / o }')x the original's" \
+    "$ORIGINAL_SMALL_UPLOADS_PER_SECOND), Depot CPU $(cpu_ms_per_mib "$ticks" $((16 * ROUNDS * 1048576))) ms per MiB (goal < 1)"
+}
+
 main() {
   require_depot_tools
   require_command nginx nginx
@@ -136,6 +158,9 @@ main() {
   report "Depot VmHWM:                $(mib "$hwm_start") MiB after warm-up, $(mib "$hwm_single") MiB after one upload" \
     "(+$(mib $((hwm_single - hwm_start))) MiB), $(mib "$hwm_parallel") MiB after $PARALLEL parallel" \
     "(+$(mib $((hwm_parallel - hwm_start))) MiB)"
+  rm -rf "$WORK_DIR/data/file_cache"
+  upload_cpu_per_mib "$port"
+  report "load avg at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   end_run
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The image cache under waiting readers and across a restart: /info latency (wrk --latency) with
 # no readers waiting, then while READERS clients wait on a pending image (the Kentik stub holds
-# its answer); and the seconds from a restart until PENDING entries left pending are refetched.
+# its answer); the seconds from a restart until PENDING entries left pending are refetched; and
+# POST /requests throughput with p99 and CPU per request (post_requests_load in bench/common.sh).
 # The Kentik API is the Lua stub from tests/stubs, served by the same Depot. Not run in CI.
 #
 # Environment: READERS (1000), PENDING (50), DEPOT_BINARY (build/depot).
@@ -89,6 +90,8 @@ PY
   finished=$(seconds_now)
   report "restart after SIGKILL with $PENDING+1 entries pending (stub answers after 1 s; the held one after 30 s)"
   report "  seconds from restart until the $PENDING are refetched: $(awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.2f", b - a }')"
+  post_requests_load "$port" 8 post
+  report "load avg at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   end_run
 }
 

@@ -3,8 +3,8 @@
 # one GET /info and the server's RSS growth while it answers; the longest stall of a probe
 # request (GET /favicon.ico every 2 ms) while the periodic prune removes all of them; and
 # POST /requests throughput (wrk, 16 connections, a distinct 3.8 KB query per request) with p99
-# and server CPU per request. The Kentik API is the Lua stub from tests/stubs, served by the
-# same Depot. Not run in CI.
+# and server CPU per request (post_requests_load in bench/common.sh). The Kentik API is the Lua
+# stub from tests/stubs, served by the same Depot. Not run in CI.
 #
 # Environment: SIZES ("2000 5000 10000"), DEPOT_BINARY (build/depot).
 set -euo pipefail
@@ -74,25 +74,6 @@ print("%.1f" % (worst * 1000))
 PY
 }
 
-post_throughput() { # port
-  cat >"$WORK_DIR/post.lua" <<'LUA'
-local counter = 0
-local padding = string.rep("y", 3700)
-request = function()
-  counter = counter + 1
-  local body = string.format('{"api_query": {"imageType": "png", "padding": "%s", "stub": {"name": "post-%d-%d"}}, "ttl": 600}',
-    padding, counter, math.random(1e9))
-  return wrk.format("POST", "/requests", { ["Content-Type"] = "application/json" }, body)
-end
-LUA
-  local ticks_before ticks_after requests
-  ticks_before=$(cpu_ticks "$DEPOT_PID")
-  wrk -t2 -c16 -d8s --latency -s "$WORK_DIR/post.lua" "http://127.0.0.1:$1/requests" >"$WORK_DIR/wrk.txt"
-  ticks_after=$(cpu_ticks "$DEPOT_PID")
-  requests=$(awk '/requests in/ {print $1}' "$WORK_DIR/wrk.txt")
-  report "POST /requests, 16 connections: $(awk '/Requests\/sec/ {printf "%.0f req/s", $2}' "$WORK_DIR/wrk.txt"), p99 $(awk '/ 99%/ {print $2}' "$WORK_DIR/wrk.txt"), server CPU $(awk -v t=$((ticks_after - ticks_before)) -v n="$requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f ms", t / hz * 1000 / n }') per request (fetches included)"
-}
-
 main() {
   require_depot_tools
   begin_run
@@ -115,7 +96,8 @@ main() {
   port=$(free_port)
   write_config "$port"
   start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$port" warn
-  post_throughput "$port"
+  post_requests_load "$port" 8 scale
+  report "load avg at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   end_run
 }
 

@@ -41,11 +41,6 @@ run_clients() { # port connections rounds bytes
 
 json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
-# Depot CPU milliseconds per MiB received, from clock ticks over a run.
-cpu_ms_per_mib() { # ticks bytes
-  awk -v t="$1" -v hz="$CLOCK_TICKS_PER_SECOND" -v b="$2" 'BEGIN { printf "%.2f", t * 1000 / hz / (b / 1048576) }'
-}
-
 mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
 main() {

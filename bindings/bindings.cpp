@@ -16,6 +16,7 @@ int open_jobs(lua_State* L);
 int open_kv(lua_State* L);
 int open_fs(lua_State* L);
 int open_http_client(lua_State* L);
+int open_metrics(lua_State* L);
 
 namespace {
 const char* const kContextKey = "depot.binding_context";
@@ -33,6 +34,7 @@ const Module kModules[] = {
     {"kv", open_kv},
     {"fs", open_fs},
     {"http", open_http_client},
+    {"metrics", open_metrics},
 };
 }  // namespace
 

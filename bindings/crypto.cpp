@@ -2,6 +2,8 @@
 // password hashing, all from libsodium. Nothing here yields, so every function may be called
 // anywhere: at script load, in requests, timers and jobs, and in plain states (tests, tools).
 //
+// Signatures with JSON Web Keys (RS256, ES256) come from OpenSSL instead: bindings/crypto_jwk.cpp.
+//
 // Digests and random bytes are raw byte strings; pass them through crypto.hex or crypto.base64url
 // to print them. The user-facing manual is docs/lua-api.md (crypto).
 //
@@ -24,6 +26,10 @@
 #include "engine/blocking.hpp"
 
 namespace depot {
+
+// crypto.jwk_verify and crypto.jwk_sign (bindings/crypto_jwk.cpp): adds them to the table on top.
+void add_jwk_functions(lua_State* L);
+
 namespace {
 
 const char* const kStreamMetatable = "depot.crypto.stream";
@@ -579,6 +585,7 @@ int open_crypto(lua_State* L) {
   };
   lua_newtable(L);
   luaL_register(L, nullptr, functions);
+  add_jwk_functions(L);
   return 1;
 }
 

@@ -109,8 +109,10 @@ disk::AtomicFileOptions check_file_options(lua_State* L, int index, const char* 
     options.hash = disk::HashKind::blake2b;
   } else if (hash != nullptr && strcmp(hash, "sha256") == 0) {
     options.hash = disk::HashKind::sha256;
+  } else if (hash != nullptr && strcmp(hash, "xxh128") == 0) {
+    options.hash = disk::HashKind::xxh128;
   } else if (!lua_isnil(L, -1)) {
-    luaL_error(L, "%s: option hash must be \"blake2b\" or \"sha256\"", function);
+    luaL_error(L, "%s: option hash must be \"blake2b\", \"sha256\" or \"xxh128\"", function);
   }
   lua_pop(L, 1);
   get_option(L, index, "hash_size");
@@ -213,7 +215,7 @@ int lua_write(lua_State* L) {
   });
 }
 
-// fs.writer(path [, {fsync = false, hash = nil|"blake2b"|"sha256", hash_size = 64,
+// fs.writer(path [, {fsync = false, hash = nil|"blake2b"|"sha256"|"xxh128", hash_size = 64,
 //                    mode = "0644"}]) -> writer | nil, message
 //   A write stream for large files (uploads): w:write(chunk) -> true | nil, message;
 //   w:bytes(); w:commit() -> bytes, hex_digest_or_nil | nil, message; w:abort() -> true.

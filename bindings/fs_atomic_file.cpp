@@ -6,8 +6,11 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <cerrno>
+#include <cstring>
+#include <new>
 #include <filesystem>
 
 namespace depot::disk {
@@ -32,15 +35,19 @@ bool is_temporary_name(std::string_view name) {
 }  // namespace
 
 // The incremental hash of what was appended. Heap-allocated: libsodium's BLAKE2b state wants
-// 64-byte alignment.
+// 64-byte alignment (XXH3's is allocated by libxxhash, aligned as it needs).
 class AtomicFile::Digest {
  public:
   Digest(HashKind kind, size_t size) : kind_(kind), size_(size) {
     if (kind_ == HashKind::blake2b) {
       crypto_generichash_init(&blake2b_, nullptr, 0, size_);
-    } else {
+    } else if (kind_ == HashKind::sha256) {
       crypto_hash_sha256_init(&sha256_);
       size_ = crypto_hash_sha256_BYTES;
+    } else {
+      xxh3_.reset(XXH3_createState());
+      if (!xxh3_ || XXH3_128bits_reset(xxh3_.get()) != XXH_OK) throw std::bad_alloc();
+      size_ = sizeof(XXH128_canonical_t);
     }
   }
   ~Digest() {
@@ -52,8 +59,10 @@ class AtomicFile::Digest {
     auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
     if (kind_ == HashKind::blake2b) {
       crypto_generichash_update(&blake2b_, bytes, data.size());
-    } else {
+    } else if (kind_ == HashKind::sha256) {
       crypto_hash_sha256_update(&sha256_, bytes, data.size());
+    } else {
+      XXH3_128bits_update(xxh3_.get(), bytes, data.size());
     }
   }
 
@@ -61,8 +70,12 @@ class AtomicFile::Digest {
     unsigned char digest[crypto_generichash_BYTES_MAX];
     if (kind_ == HashKind::blake2b) {
       crypto_generichash_final(&blake2b_, digest, size_);
-    } else {
+    } else if (kind_ == HashKind::sha256) {
       crypto_hash_sha256_final(&sha256_, digest);
+    } else {  // big-endian, as xxh128sum prints it
+      XXH128_canonical_t canonical;
+      XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(xxh3_.get()));
+      std::memcpy(digest, canonical.digest, sizeof canonical.digest);
     }
     char hex[2 * crypto_generichash_BYTES_MAX + 1];
     sodium_bin2hex(hex, sizeof hex, digest, size_);
@@ -70,10 +83,15 @@ class AtomicFile::Digest {
   }
 
  private:
+  struct FreeXxh3 {
+    void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
+  };
+
   HashKind kind_;
   size_t size_;
   crypto_generichash_state blake2b_{};
   crypto_hash_sha256_state sha256_{};
+  std::unique_ptr<XXH3_state_t, FreeXxh3> xxh3_;
 };
 
 AtomicFile::AtomicFile(std::string path, AtomicFileOptions options)

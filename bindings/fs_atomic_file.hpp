@@ -31,7 +31,9 @@
 
 namespace depot::disk {
 
-enum class HashKind { none, blake2b, sha256 };
+// xxh128 (XXH3, 128 bits) guards against corruption at memory speed (~0.05 ms per MiB, where
+// BLAKE2b takes ~1.4 ms); blake2b and sha256 when the digest must resist a forger.
+enum class HashKind { none, blake2b, sha256, xxh128 };
 
 struct AtomicFileOptions {
   bool fsync = false;

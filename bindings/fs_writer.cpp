@@ -8,7 +8,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "bindings/binding.hpp"
 #include "engine/blocking.hpp"
@@ -28,11 +30,70 @@ const char* const kWriterMetatable = "depot.fs.writer";
 constexpr size_t kMinFlushBytes = 64 * 1024;
 constexpr size_t kMaxFlushBytes = 1024 * 1024;
 constexpr size_t kWritersBudget = 16 * 1024 * 1024;
+constexpr size_t kKeptWhenIdle = 2 * kMaxFlushBytes;
 std::atomic<size_t> open_writers{0};
 
 size_t flush_bytes() {
   size_t share = kWritersBudget / std::max<size_t>(1, open_writers.load(std::memory_order_relaxed));
   return std::clamp(share, kMinFlushBytes, kMaxFlushBytes);
+}
+
+// Buffers of closed writers, kept for the next ones: a fresh buffer costs a page fault per 4 KiB
+// on first touch (a sixth of an upload's CPU when each 1 MiB upload took new ones), a reused one
+// none. Any thread gives and takes. At most kWritersBudget is kept while writers are open; when
+// the last one closes the pool keeps only kKeptWhenIdle (one lone upload's two buffers, so
+// uploads one after another reuse them too) before the heap is trimmed.
+class BufferPool {
+ public:
+  // A buffer with room for `capacity` bytes, empty.
+  std::string take(size_t capacity) {
+    std::string buffer;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+        if (it->capacity() < capacity) continue;
+        buffer.swap(*it);
+        idle_bytes_ -= buffer.capacity();
+        idle_.erase(it);
+        break;
+      }
+    }
+    buffer.reserve(capacity);
+    return buffer;
+  }
+
+  // Keeps `buffer`'s memory if it is a writer buffer's size and the pool has room.
+  void give(std::string& buffer) {
+    std::string kept;
+    kept.swap(buffer);
+    size_t capacity = kept.capacity();
+    if (capacity < kMinFlushBytes || capacity > kMaxFlushBytes) return;
+    kept.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (idle_bytes_ + capacity > kWritersBudget) return;
+    idle_bytes_ += capacity;
+    idle_.push_back(std::move(kept));
+  }
+
+  void shrink_to_idle() {
+    std::vector<std::string> dropped;
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (idle_bytes_ > kKeptWhenIdle) {
+      idle_bytes_ -= idle_.back().capacity();
+      dropped.push_back(std::move(idle_.back()));
+      idle_.pop_back();
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> idle_;
+  size_t idle_bytes_ = 0;
+};
+
+BufferPool& buffer_pool() {
+  static BufferPool pool;
+  return pool;
 }
 
 // The worker-thread side of one writer. The pool side is `file` (thread-safe); `flushing` is the
@@ -44,7 +105,11 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   explicit WriteStream(std::shared_ptr<disk::AtomicFile> file) : file(std::move(file)) {
     open_writers.fetch_add(1, std::memory_order_relaxed);
   }
-  ~WriteStream() { leave_budget(nullptr); }
+  ~WriteStream() {
+    buffer_pool().give(buffer);
+    buffer_pool().give(flushing);
+    leave_budget(nullptr);
+  }
 
   std::shared_ptr<disk::AtomicFile> file;
   std::string buffer;    // accepted, not yet handed to the pool
@@ -63,9 +128,9 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   void leave_budget(Worker* worker) {
     if (!in_budget) return;
     in_budget = false;
-    if (open_writers.fetch_sub(1, std::memory_order_relaxed) == 1 && worker != nullptr &&
-        trim_due()) {
-      worker->core().pool().submit([] { malloc_trim(0); });
+    if (open_writers.fetch_sub(1, std::memory_order_relaxed) == 1 && worker != nullptr) {
+      buffer_pool().shrink_to_idle();
+      if (trim_due()) worker->core().pool().submit([] { malloc_trim(0); });
     }
   }
 
@@ -142,10 +207,10 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   }
 
   void on_committed(Worker* worker, const std::string& failure) {
-    leave_budget(worker);
     in_flight = false;
-    std::string().swap(buffer);
-    std::string().swap(flushing);
+    buffer_pool().give(buffer);
+    buffer_pool().give(flushing);
+    leave_budget(worker);
     state = failure.empty() ? State::committed : State::aborted;
     if (!failure.empty() && error.empty()) error = "fs.writer: " + failure;
   }
@@ -177,9 +242,9 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   // Drops the data and removes the temporary file: on the pool when there is one (the pool's
   // mutex-ordered file waits for a write still running), inline otherwise.
   void abandon(Worker* worker) {
+    buffer_pool().give(buffer);
     leave_budget(worker);
     state = State::aborted;
-    std::string().swap(buffer);
     std::shared_ptr<disk::AtomicFile> target = file;
     if (worker == nullptr || !worker->core().pool().submit([target] { target->abort(); })) {
       target->abort();
@@ -254,7 +319,12 @@ int writer_take(lua_State* L) {
       }
     }
   }
-  if (stream.buffer.capacity() < kMinFlushBytes) stream.buffer.reserve(kMinFlushBytes);
+  // The whole buffer at once: grown by appends it would be copied at each doubling.
+  if (stream.buffer.empty() && stream.buffer.capacity() < limit) {
+    stream.buffer = buffer_pool().take(limit);
+  } else if (stream.buffer.capacity() < limit) {
+    stream.buffer.reserve(limit);
+  }
   stream.buffer.append(chunk, size);
   stream.bytes += size;
   if (!fills) return push_true(L);
@@ -355,8 +425,8 @@ int writer_abort(lua_State* L) {
     return 1;
   }
   stream.state = WriteStream::State::aborted;
+  buffer_pool().give(stream.buffer);
   stream.leave_budget(binding_context(L).worker);
-  std::string().swap(stream.buffer);
   std::shared_ptr<disk::AtomicFile> file = stream.file;
   return run_blocking(L, "fs.writer:abort", [file]() -> Task::Pusher {
     file->abort();

@@ -8,6 +8,7 @@
 #include "bindings/http_client_files.hpp"
 #include "bindings/http_client_multi.hpp"
 #include "engine/http_util.hpp"
+#include "engine/metrics.hpp"
 #include "engine/text.hpp"
 #include "engine/worker.hpp"
 
@@ -39,6 +40,23 @@ const char* error_kind(CURLcode result) {
   }
 }
 
+// The upstream's name in metrics: host and port, never the path, query or credentials.
+std::string host_label(const std::string& url) {
+  std::string label = "invalid";
+  CURLU* parsed = curl_url();
+  char* host = nullptr;
+  char* port = nullptr;
+  if (curl_url_set(parsed, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(parsed, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(parsed, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    label = std::string(host) + ":" + port;
+  }
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(parsed);
+  return label;
+}
+
 }  // namespace
 
 void HttpClientRequest::start(HttpClientMulti& multi, HttpClientOptions options, Wanted wanted,
@@ -57,7 +75,8 @@ HttpClientRequest::HttpClientRequest(HttpClientMulti& multi, HttpClientOptions o
       multi_(multi),
       options_(std::move(options)),
       wanted_(std::move(wanted)),
-      done_(std::move(done)) {
+      done_(std::move(done)),
+      host_label_(host_label(options_.url)) {
   curl_slist* list = nullptr;
   auto append = [&list](const char* line) {
     curl_slist* longer = curl_slist_append(list, line);
@@ -270,6 +289,8 @@ void HttpClientRequest::unpause() {
 
 void HttpClientRequest::on_transfer_done(CURL* easy, CURLcode result) {
   easy_ = nullptr;
+  const char* failure = !stop_reason_.empty() ? stop_kind_ : result != CURLE_OK ? error_kind(result) : nullptr;
+  worker_.metrics().upstream_attempt(host_label_, response_status(easy), failure);
   if (!stop_reason_.empty()) return fail(stop_reason_, stop_kind_);
   if (result != CURLE_OK) {
     return retry_or_fail(

@@ -120,6 +120,7 @@ class HttpClientRequest : public std::enable_shared_from_this<HttpClientRequest>
   std::shared_ptr<HttpClientResponse> response_;
   bool body_target_chosen_ = false;  // whether this response's body goes to the file is decided
   bool body_to_file_ = false;
+  std::string host_label_;  // "host:port", for metrics
   std::string stop_reason_;  // why a callback stopped the transfer (not retried)
   const char* stop_kind_ = "transport";
   std::shared_ptr<HttpBodyFile> body_file_;

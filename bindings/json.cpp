@@ -3,6 +3,7 @@
 //
 //   json.decode(text) -> value | nil, message     json.encode(value) -> text
 //   json.python_json(text) -> text | nil, message  json.python_repr(text) -> text | nil, message
+//   json.member_text(text, name) -> text | nil | nil, message
 //   json.null, json.array_mt, json.object_mt
 //
 // One parser serves all readers. It follows Python's json.loads grammar (NaN, Infinity, lone
@@ -44,6 +45,7 @@ struct Node {
   std::string text;               // integer: digits as written; string: value (see Parser)
   std::vector<std::string> keys;  // object: keys in first-occurrence order, no duplicates
   std::vector<Node> items;        // array: elements; object: values, parallel to keys
+  size_t begin = 0, end = 0;      // where the value's text lies in the document
 };
 
 // JSON's two-character escapes: \" \\ \/ \b \f \n \r \t (json.dumps never writes \/).
@@ -138,6 +140,7 @@ class Parser {
 
   Node parse_value(int depth) {
     Node node;
+    node.begin = position_;
     char c = peek();
     if (c == '"') {
       node.kind = Node::Kind::string;
@@ -161,6 +164,7 @@ class Parser {
     } else {
       fail("Expecting value");
     }
+    node.end = position_;
     return node;
   }
 
@@ -401,6 +405,14 @@ void append_float_repr(std::string& out, double value) {
 void append_json_string(std::string& out, std::string_view value) {
   out += '"';
   for (size_t i = 0; i < value.size();) {
+    size_t run = i;  // printable ASCII that needs no escape, copied in one go
+    while (run < value.size() && value[run] >= 0x20 && value[run] < 0x7F && value[run] != '"' &&
+           value[run] != '\\') {
+      ++run;
+    }
+    out.append(value, i, run - i);
+    i = run;
+    if (i == value.size()) break;
     char32_t c = next_code_point(value, i);
     size_t short_escape = c < 0x80 && c != '/' ? kEscapedCharacters.find(static_cast<char>(c))
                                                : std::string_view::npos;
@@ -426,6 +438,14 @@ void append_string_repr(std::string& out, std::string_view value) {
   char quote = single && !double_ ? '"' : '\'';
   out += quote;
   for (size_t i = 0; i < value.size();) {
+    size_t run = i;  // printable ASCII that needs no escape, copied in one go
+    while (run < value.size() && value[run] >= 0x20 && value[run] < 0x7F && value[run] != quote &&
+           value[run] != '\\') {
+      ++run;
+    }
+    out.append(value, i, run - i);
+    i = run;
+    if (i == value.size()) break;
     size_t start = i;
     char32_t c = next_code_point(value, i);
     if (c == static_cast<char32_t>(quote) || c == '\\') {
@@ -632,6 +652,30 @@ int python_repr(lua_State* L) {
   });
 }
 
+// json.member_text(text, name) -> text | nil | nil, message
+// The JSON text of member `name` of the object `text`, exactly as written (the last one if the
+// name is repeated, as json.loads keeps): what a Python rendering of that member must start from,
+// since decoding and re-encoding would lose key order and number spelling. nil when `text` is
+// no object or has no such member. Anywhere. Bad JSON returns nil and a positioned message.
+//   json.member_text('{"q": {"b": 1, "a": 1.50}, "ttl": 60}', "q") == '{"b": 1, "a": 1.50}'
+int member_text(lua_State* L) {
+  std::string_view name = check_string_view(L, 2, "json.member_text", "name");
+  return with_parsed_text(L, "json.member_text", [L, name](const Node& root) {
+    if (root.kind == Node::Kind::object) {
+      for (size_t i = 0; i < root.keys.size(); ++i) {
+        if (root.keys[i] != name) continue;
+        size_t length;
+        const char* text = lua_tolstring(L, 1, &length);
+        const Node& value = root.items[i];
+        lua_pushlstring(L, text + value.begin, value.end - value.begin);
+        return 1;
+      }
+    }
+    lua_pushnil(L);
+    return 1;
+  });
+}
+
 // Lua value -> nlohmann::json. Throws std::runtime_error with the final Lua error message.
 class Encoder {
  public:
@@ -783,7 +827,7 @@ int encode(lua_State* L) {
 int open_json(lua_State* L) {
   const luaL_Reg functions[] = {
       {"decode", decode},           {"encode", encode}, {"python_json", python_json},
-      {"python_repr", python_repr}, {nullptr, nullptr},
+      {"python_repr", python_repr}, {"member_text", member_text}, {nullptr, nullptr},
   };
   lua_newtable(L);
   luaL_register(L, nullptr, functions);

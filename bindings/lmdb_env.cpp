@@ -25,6 +25,15 @@ std::shared_ptr<LmdbEnv> LmdbEnv::open(const std::filesystem::path& directory, s
   return env;
 }
 
+std::shared_ptr<LmdbEnv> LmdbEnv::find_open(const std::filesystem::path& directory) {
+  std::error_code error;
+  std::string key = std::filesystem::canonical(directory, error).string();
+  if (error) return nullptr;
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  auto found = g_registry.find(key);
+  return found == g_registry.end() ? nullptr : found->second.lock();
+}
+
 LmdbEnv::LmdbEnv(const std::filesystem::path& directory, size_t map_size) {
   check(mdb_env_create(&env_), "mdb_env_create");
   mdb_env_set_maxdbs(env_, 128);

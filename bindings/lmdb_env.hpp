@@ -33,6 +33,8 @@ class LmdbEnv {
  public:
   // The environment for `directory` (created if missing); `map_size` applies when first opened.
   static std::shared_ptr<LmdbEnv> open(const std::filesystem::path& directory, size_t map_size);
+  // The environment for `directory` if this process has it open, else null (never creates one).
+  static std::shared_ptr<LmdbEnv> find_open(const std::filesystem::path& directory);
   ~LmdbEnv();
 
   MDB_env* env() const { return env_; }

@@ -5,8 +5,10 @@
 --   local mail = queue.open("mail", { attempts = 5, backoff = 1, max_pending = 10000, timeout = 60 })
 --   mail:handler(function(payload, job) ... end)   -- at load time; raise to make the job retry
 --   service:on_start(function() mail:start() end)  -- one runner per queue (worker 0)
---   mail:push({ to = "a@b" }, { delay = 0 })        → job id, or nil, "queue mail is full"
+--   mail:push({ to = "a@b" }, { delay = 0 } [, tx]) → job id, or nil, "queue mail is full"
 --   mail:stats()                                    → { pending = n, dead = n }
+--   mail:claim([tx]), mail:renew(job [, tx]), mail:settle(job, ok, err [, tx])
+--                                   -- without a runner: work handed out by the script itself
 --
 -- A job is claimed under a lease (`timeout` seconds): if the process dies while it runs, the
 -- lease expires and the job runs again — handlers must tolerate running twice. After `attempts`
@@ -15,6 +17,8 @@
 -- push may be called anywhere kv may (handlers, timers, admin commands); handler and start at
 -- load time and in on_start. On reload the runner stops (its timer fires prematurely) and the
 -- new generation's on_start starts the next one; a job running at that moment finishes.
+-- /metrics reads the job count under "#count" and the dead list (bindings/kv_stats.cpp): keep
+-- that layout in step with it.
 local kv = require "kv"
 local jobs = require "jobs"
 local depot_ok, depot = pcall(require, "depot")
@@ -41,6 +45,7 @@ function M.open(name, options)
     timeout = options.timeout or 60,
     poll = options.poll or 0.2,
     batch = options.batch or 16,
+    db_name = "queue:" .. name,
     db = kv.open("queue:" .. name),
     dead_db = kv.open("queue:" .. name .. ":dead"),
   }, Queue)
@@ -51,11 +56,19 @@ function Queue:handler(fn)
   self.run = fn
 end
 
--- Records a job; returns its id, or nil and a reason when the queue holds max_pending jobs.
-function Queue:push(payload, options)
+-- Runs `fn(tx)` on the queue's database: inside the caller's transaction `outer` (a transaction of
+-- any kv database) when given, so that a job moves together with the caller's own records.
+local function in_transaction(self, outer, fn)
+  if outer then return fn(outer:db(self.db_name)) end
+  return self.db:update(fn)
+end
+
+-- Records a job; returns its id, or nil and a reason when the queue holds max_pending jobs. With
+-- `outer` (see in_transaction), inside that transaction.
+function Queue:push(payload, options, outer)
   local delay = options and options.delay or 0
   local id = string.format("%x%06x", math.floor(now() * 1000), math.random(0, 0xffffff))
-  return self.db:update(function(tx)
+  return in_transaction(self, outer, function(tx)
     local count = tx:get("#count") or 0
     if count >= self.max_pending then return nil, "queue " .. self.name .. " is full" end
     tx:put("#count", count + 1)
@@ -75,27 +88,46 @@ function Queue:dead(limit)
 end
 
 -- Takes up to `batch` due jobs, moving each to a lease `timeout` seconds ahead (so a crash
--- while it runs makes it due again).
-function Queue:claim()
+-- while it runs makes it due again). With `outer`, inside that transaction.
+function Queue:claim(outer)
   local time = now()
-  return self.db:update(function(tx)
+  return in_transaction(self, outer, function(tx)
     local claimed = {}
-    for _, pair in ipairs(tx:iter({ to = due_key(time, "~"), limit = self.batch })) do
-      if pair.key:sub(1, 1) ~= "#" then
-        local job = pair.value
-        job.attempt = job.attempt + 1
-        job.lease = due_key(time + self.timeout, job.id)
-        tx:delete(pair.key)
-        tx:put(job.lease, job)
-        claimed[#claimed + 1] = job
-      end
+    -- Due keys start with a digit: from "0" skips "#count", which would take a slot of the batch.
+    for _, pair in ipairs(tx:iter({ from = "0", to = due_key(time, "~"), limit = self.batch })) do
+      local job = pair.value
+      job.attempt = job.attempt + 1
+      job.lease = due_key(time + self.timeout, job.id)
+      tx:delete(pair.key)
+      tx:put(job.lease, job)
+      claimed[#claimed + 1] = job
     end
     return claimed
   end)
 end
 
-function Queue:settle(job, ok, err)
-  self.db:update(function(tx)
+-- Moves the lease of the claimed `job` `timeout` seconds ahead (job.lease changes); false when
+-- the job no longer holds that lease (settled, or expired and claimed again). With `outer`,
+-- inside that transaction.
+function Queue:renew(job, outer)
+  local lease = due_key(now() + self.timeout, job.id)
+  local renewed = in_transaction(self, outer, function(tx)
+    local stored = tx:get(job.lease)
+    if not stored then return false end
+    stored.lease = lease
+    tx:delete(job.lease)
+    tx:put(lease, stored)
+    return true
+  end)
+  if renewed then job.lease = lease end
+  return renewed
+end
+
+-- Ends the claimed `job`: done when `ok`, else retried later or, out of attempts, moved to the
+-- dead letters with `err`. With `outer`, inside that transaction.
+function Queue:settle(job, ok, err, outer)
+  in_transaction(self, outer, function(tx)
+    if not tx:exists(job.lease) then return end -- its lease expired and another claim took it
     tx:delete(job.lease)
     if ok or job.attempt >= self.attempts then
       tx:put("#count", math.max(0, (tx:get("#count") or 1) - 1))
@@ -103,7 +135,7 @@ function Queue:settle(job, ok, err)
     if ok then return end
     if job.attempt >= self.attempts then
       job.error = tostring(err)
-      tx:db("queue:" .. self.name .. ":dead"):put(job.id, job)
+      tx:db(self.db_name .. ":dead"):put(job.id, job)
     else
       local retry_at = now() + self.backoff * 2 ^ (job.attempt - 1)
       tx:put(due_key(retry_at, job.id), { id = job.id, payload = job.payload, attempt = job.attempt })

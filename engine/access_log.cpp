@@ -28,19 +28,19 @@ void append_escaped(std::string& out, std::string_view text) {
 
 void write(const Exchange& exchange, uint64_t bytes, Clock::time_point now, const char* note) {
   if (!log::enabled(log::Level::info)) return;
-  double ms = std::chrono::duration<double, std::milli>(now - exchange.started).count();
+  double ms = std::chrono::duration<double, std::milli>(now - exchange.started()).count();
   std::string& out = buffer;
   out.append("{\"ts\":\"").append(log::timestamp()).append("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
-  append_escaped(out, exchange.id);
+  append_escaped(out, exchange.id());
   out.append("\",\"method\":\"");
-  append_escaped(out, exchange.head.method);
+  append_escaped(out, exchange.head().method);
   out.append("\",\"path\":\"");
-  append_escaped(out, exchange.head.path);
+  append_escaped(out, exchange.head().path);
   char numbers[128];
-  snprintf(numbers, sizeof numbers, "\",\"status\":%d,\"bytes\":%llu,\"ms\":%.3f,\"remote\":\"", exchange.status,
+  snprintf(numbers, sizeof numbers, "\",\"status\":%d,\"bytes\":%llu,\"ms\":%.3f,\"remote\":\"", exchange.status(),
            static_cast<unsigned long long>(bytes), ms);
   out.append(numbers);
-  append_escaped(out, exchange.remote_address);
+  append_escaped(out, exchange.remote_address());
   out.push_back('"');
   if (note) {
     out.append(",\"note\":\"");

@@ -2,7 +2,6 @@
 #include "engine/body_reader.hpp"
 
 #include "bindings/binding.hpp"
-#include "engine/connection.hpp"
 #include "engine/exchange.hpp"
 #include "engine/multipart_reader.hpp"
 #include "engine/task.hpp"
@@ -12,16 +11,17 @@ namespace depot::body_reader {
 namespace {
 
 void notice_consumption(Worker& worker, const std::shared_ptr<Exchange>& exchange) {
-  if (exchange->consumption_noticed || exchange->connection == nullptr) return;
-  exchange->consumption_noticed = true;
+  BodyReading& reading = exchange->reading();
+  if (reading.consumption_noticed || exchange->client_gone()) return;
+  reading.consumption_noticed = true;
   worker.defer([exchange] {
-    exchange->consumption_noticed = false;
-    if (exchange->connection) exchange->connection->on_body_consumed();
+    exchange->reading().consumption_noticed = false;
+    exchange->body_consumed();
   });
 }
 
 int push_body_failure(lua_State* L, const Exchange& exchange) {
-  return push_failure(L, exchange.body_error.empty() ? "request body failed" : exchange.body_error);
+  return push_failure(L, exchange.body_error().empty() ? "request body failed" : exchange.body_error());
 }
 
 int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange) {
@@ -31,7 +31,7 @@ int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& ex
     lua_pushlstring(L, chunk.data(), chunk.size());
     return 1;
   }
-  switch (exchange->body_state) {
+  switch (exchange->body_state()) {
     case Exchange::BodyState::complete: lua_pushnil(L); return 1;
     case Exchange::BodyState::failed: return push_body_failure(L, *exchange);
     case Exchange::BodyState::receiving: return -1;
@@ -41,24 +41,25 @@ int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& ex
 
 int read_whole(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange) {
   Exchange& x = *exchange;
-  if (x.head.content_length && *x.head.content_length > x.body_limit) {
+  BodyReading& reading = x.reading();
+  if (x.head().content_length && *x.head().content_length > reading.limit) {
     return push_failure(L, "too large");
   }
   std::string chunk;
   bool consumed = false;
   while (x.take_chunk(chunk)) {
     consumed = true;
-    if (x.whole_body.size() + chunk.size() > x.body_limit) {
-      x.whole_body.clear();
+    if (reading.whole.size() + chunk.size() > reading.limit) {
+      reading.whole.clear();
       return push_failure(L, "too large");
     }
-    x.whole_body.append(chunk);
+    reading.whole.append(chunk);
   }
   if (consumed) notice_consumption(worker, exchange);
-  switch (x.body_state) {
+  switch (x.body_state()) {
     case Exchange::BodyState::complete:
-      lua_pushlstring(L, x.whole_body.data(), x.whole_body.size());
-      x.whole_body = std::string();
+      lua_pushlstring(L, reading.whole.data(), reading.whole.size());
+      reading.whole = std::string();
       return 1;
     case Exchange::BodyState::failed: return push_body_failure(L, x);
     case Exchange::BodyState::receiving: return -1;
@@ -89,14 +90,14 @@ void push_part(lua_State* L, const MultipartPart& part) {
 // Feeds buffered body into the parser until it produced an event; false when it must wait.
 // Returns true with no events only at the end of the body.
 bool fill_events(Worker& worker, const std::shared_ptr<Exchange>& exchange, std::string& error) {
-  MultipartReader& reader = *exchange->multipart;
+  MultipartReader& reader = *exchange->reading().multipart;
   std::string chunk;
   bool consumed = false;
   while (reader.events().empty()) {
     if (!exchange->take_chunk(chunk)) break;
     consumed = true;
     try {
-      reader.feed(chunk);
+      reader.feed(std::move(chunk));
     } catch (const MultipartError& e) {
       error = e.what();
       break;
@@ -104,11 +105,11 @@ bool fill_events(Worker& worker, const std::shared_ptr<Exchange>& exchange, std:
   }
   if (consumed) notice_consumption(worker, exchange);
   if (!error.empty() || !reader.events().empty()) return true;
-  if (exchange->body_state == Exchange::BodyState::failed) {
-    error = exchange->body_error;
+  if (exchange->body_state() == Exchange::BodyState::failed) {
+    error = exchange->body_error();
     return true;
   }
-  if (exchange->body_state == Exchange::BodyState::complete) {
+  if (exchange->body_state() == Exchange::BodyState::complete) {
     try {
       reader.finish();
     } catch (const MultipartError& e) {
@@ -120,13 +121,14 @@ bool fill_events(Worker& worker, const std::shared_ptr<Exchange>& exchange, std:
 }
 
 int read_multipart(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode) {
-  if (!exchange->multipart) {
-    const std::string* type = exchange->head.header("content-type");
+  std::unique_ptr<MultipartReader>& multipart = exchange->reading().multipart;
+  if (!multipart) {
+    const std::string* type = exchange->head().header("content-type");
     std::string boundary = type ? MultipartParser::boundary_from_content_type(*type) : "";
     if (boundary.empty()) return push_failure(L, "the request is not multipart/form-data");
-    exchange->multipart = std::make_unique<MultipartReader>(boundary);
+    multipart = std::make_unique<MultipartReader>(boundary);
   }
-  MultipartReader& reader = *exchange->multipart;
+  MultipartReader& reader = *multipart;
   for (;;) {
     std::string error;
     if (!fill_events(worker, exchange, error)) return -1;
@@ -162,10 +164,8 @@ int read_multipart(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>
   }
 }
 
-}  // namespace
-
 int try_read(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode) {
-  if (exchange->connection) exchange->connection->send_continue_if_expected(*exchange);
+  exchange->send_continue_if_expected();
   switch (mode) {
     case chunk: return read_chunk(L, worker, exchange);
     case whole: return read_whole(L, worker, exchange);
@@ -173,18 +173,32 @@ int try_read(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exch
   }
 }
 
+}  // namespace
+
+int read(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode,
+         size_t limit, const char* function) {
+  if (mode == whole) exchange->reading().limit = limit;
+  int count = try_read(L, worker, exchange, mode);
+  if (count >= 0) return count;
+  Task& task = Task::require(L, function);
+  exchange->reading().waiter = task.id();
+  exchange->reading().wait_mode = mode;
+  return task.suspend(L);
+}
+
 }  // namespace depot::body_reader
 
 namespace depot {
 
 void wake_body_reader(Worker& worker, const std::shared_ptr<Exchange>& exchange) {
-  if (exchange->body_waiter == 0) return;
-  Task* task = worker.find_task(exchange->body_waiter);
+  BodyReading& reading = exchange->reading();
+  if (reading.waiter == 0) return;
+  Task* task = worker.find_task(reading.waiter);
   if (task == nullptr || !task->suspended()) return;
-  int mode = exchange->body_wait_mode;
+  int mode = reading.wait_mode;
   task->resume([&](lua_State* coroutine) {
     int count = body_reader::try_read(coroutine, worker, exchange, mode);
-    if (count >= 0) exchange->body_waiter = 0;
+    if (count >= 0) exchange->reading().waiter = 0;
     return count;
   });
 }

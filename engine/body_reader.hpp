@@ -5,6 +5,7 @@
 
 #include <lua.hpp>
 
+#include <cstddef>
 #include <memory>
 
 namespace depot {
@@ -16,9 +17,12 @@ namespace body_reader {
 
 enum Mode { chunk = 1, whole = 2, next_part = 3, part_data = 4 };
 
-// Pushes the read's results onto L and returns their count, or returns -1 when it must wait.
-// Consumed body lets the connection read on (scheduled after the current event batch).
-int try_read(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode);
+// A read for the Lua function `function` (req:read, req:body, ...): pushes its results onto L
+// and returns their count, or suspends the calling task until wake_body_reader can answer.
+// `limit` is the most req:body() may buffer (mode whole). Consumed body lets the connection
+// read on (scheduled after the current event batch).
+int read(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode,
+         size_t limit, const char* function);
 
 }  // namespace body_reader
 }  // namespace depot

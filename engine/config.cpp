@@ -116,6 +116,14 @@ void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& ser
   }
 }
 
+void read_metrics(const nlohmann::json& document, MetricsOptions& metrics) {
+  if (!document.contains("metrics")) return;
+  const nlohmann::json& section = document["metrics"];
+  if (!section.is_object()) throw ConfigError("metrics must be an object");
+  metrics.enabled = json_get<bool>(section, "enabled", metrics.enabled, "metrics");
+  metrics.listen = json_get<std::string>(section, "listen", metrics.listen, "metrics");
+}
+
 }  // namespace
 
 void apply_dotenv(const std::string& path) {
@@ -162,6 +170,7 @@ Options load_options(const CommandLine& command_line) {
       static_cast<int64_t>(json_get<double>(document, "drain_timeout", 10.0, "config") * 1000));
   std::string log_level = json_get<std::string>(document, "log_level", "info", "config");
   read_limits(document, options.limits);
+  read_metrics(document, options.metrics);
   read_services(document, options.services);
 
   if (auto value = env("DEPOT_HOST")) options.host = *value;

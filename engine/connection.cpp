@@ -11,8 +11,10 @@
 #include <random>
 
 #include "engine/access_log.hpp"
+#include "engine/error_answer.hpp"
 #include "engine/log.hpp"
-#include "engine/runtime.hpp"
+#include "engine/metrics.hpp"
+#include "engine/request_handler.hpp"
 #include "engine/server_core.hpp"
 
 namespace depot {
@@ -77,10 +79,11 @@ bool is_engine_header(std::string_view name) {
          http::iequals(name, "connection") || http::iequals(name, "date");
 }
 
-std::string error_body(int status, std::string_view message, const std::string& request_id) {
-  nlohmann::json body = {{"error", message}, {"status", status}};
-  if (!request_id.empty()) body["request_id"] = request_id;
-  return body.dump();
+// Splits a request target into the decoded path and the raw query.
+void split_target(RequestHead& head) {
+  size_t question = head.target.find('?');
+  head.path = http::percent_decode(std::string_view(head.target).substr(0, question));
+  if (question != std::string::npos) head.query = head.target.substr(question + 1);
 }
 }  // namespace
 
@@ -108,7 +111,7 @@ Connection::Connection(Worker& worker, UniqueFd fd, const sockaddr_storage& peer
 
 Connection::~Connection() {
   if (!closed_) {
-    if (current_) current_->connection = nullptr;
+    if (current_) current_->detach();
   }
 }
 
@@ -141,12 +144,13 @@ void Connection::read_input() {
     return;
   }
   last_progress_ = worker_.now();
+  worker_.metrics().received(static_cast<uint64_t>(n));
   if (n == 0) {
     peer_eof_ = true;
     // A client may half-close after sending its request; it still gets the response.
-    bool waiting_for_response = current_ && current_->body_state == Exchange::BodyState::complete;
+    bool waiting_for_response =
+        current_ && current_->body_state() == Exchange::BodyState::complete;
     if (!waiting_for_response) {
-      fail_body("client closed the connection");
       close();
     }
     return;
@@ -159,17 +163,11 @@ void Connection::read_input() {
   parse(worker_.read_buffer(), static_cast<size_t>(n));
 }
 
-void Connection::fail_body(std::string reason) {
-  if (!current_ || current_->body_state != Exchange::BodyState::receiving) return;
-  current_->body_state = Exchange::BodyState::failed;
-  current_->body_error = std::move(reason);
-}
-
 bool Connection::can_parse() const {
   if (closed_ || close_after_flush_ || turn_over_) return false;
   if (!current_) return !output_congested() && output_.segment_count() <= kMaxQueuedSegments;
-  if (current_->body_state != Exchange::BodyState::receiving) return false;
-  return discarding_body_ || current_->body_buffered < kBodyHighWater;
+  if (current_->body_state() != Exchange::BodyState::receiving) return false;
+  return discarding_body_ || current_->body_buffered() < kBodyHighWater;
 }
 
 void Connection::parse(const char* data, size_t length) {
@@ -238,8 +236,9 @@ void Connection::parse_pending() {
 void Connection::on_parse_error(const char* description) {
   std::optional<RequestProblem> problem = std::move(parse_problem_);
   parse_problem_.reset();
-  if (current_ && current_->body_state == Exchange::BodyState::receiving) {
-    fail_body(std::string("malformed request body: ") + std::string(problem ? problem->message : description));
+  if (current_ && current_->body_state() == Exchange::BodyState::receiving) {
+    current_->fail_body(std::string("malformed request body: ") +
+                        std::string(problem ? problem->message : description));
     close_after_flush_ = true;
     deliver_body();
   } else {
@@ -333,10 +332,7 @@ int Connection::on_headers_complete(http_parser* parser) {
   head.keep_alive = http_should_keep_alive(parser) != 0 && !parser->upgrade;
   head.chunked = (parser->flags & F_CHUNKED) != 0;
   if (!head.chunked && parser->content_length != ULLONG_MAX) head.content_length = parser->content_length;
-  size_t question = head.target.find('?');
-  std::string_view raw_path = std::string_view(head.target).substr(0, question);
-  head.path = http::percent_decode(raw_path);
-  if (question != std::string::npos) head.query = head.target.substr(question + 1);
+  split_target(head);
   self->pause_ = Pause::headers;
   http_parser_pause(parser, 1);
   return 0;
@@ -351,14 +347,12 @@ int Connection::on_body(http_parser* parser, const char* data, size_t length) {
     if (!self->check_chunk_delimiter(data + length, self->parse_end_)) return 1;
   }
   Exchange* exchange = self->current_.get();
-  if (exchange == nullptr || self->discarding_body_ || exchange->body_state != Exchange::BodyState::receiving) {
+  if (exchange == nullptr || self->discarding_body_ ||
+      exchange->body_state() != Exchange::BodyState::receiving) {
     return 0;
   }
-  exchange->body_chunks.emplace_back(data, length);
-  exchange->body_buffered += length;
-  exchange->body_received += length;
   self->body_arrived_ = true;
-  if (exchange->body_buffered >= kBodyHighWater) {
+  if (exchange->receive_body(std::string_view(data, length)) >= kBodyHighWater) {
     self->pause_ = Pause::body_full;
     http_parser_pause(parser, 1);
   }
@@ -402,69 +396,59 @@ void Connection::start_exchange() {
     }
     head_.expects_continue = head_.http_minor >= 1 && head_.has_body();
   }
-  auto exchange = std::make_shared<Exchange>();
-  exchange->head = std::move(head_);
+  const std::string* client_id = head_.header("x-request-id");
+  std::string id = client_id && acceptable_request_id(*client_id) ? *client_id
+                                                                  : next_request_id(worker_.index());
+  auto exchange = std::make_shared<Exchange>(std::move(head_), std::move(id), remote_address_,
+                                             worker_.now(), this);
   head_ = RequestHead{};
-  const std::string* client_id = exchange->head.header("x-request-id");
-  exchange->id = client_id && acceptable_request_id(*client_id) ? *client_id : next_request_id(worker_.index());
-  exchange->remote_address = remote_address_;
-  exchange->started = worker_.now();
-  exchange->connection = this;
-  if (!exchange->head.has_body()) exchange->body_state = Exchange::BodyState::complete;
-  if (draining_) exchange->head.keep_alive = false;
+  if (draining_) exchange->end_keep_alive();
   current_ = exchange;
   discarding_body_ = false;
   response_bytes_start_ = output_.bytes_sent() + output_.buffered_bytes();
 
-  Runtime* runtime = worker_.runtime();
-  if (runtime == nullptr) {
-    respond(*exchange, 503, {{"content-type", "application/json"}},
-            error_body(503, "no scripts are loaded", exchange->id));
-    on_task_finished(*exchange);
+  RequestHandler* handler = worker_.request_handler();
+  if (handler == nullptr) {
+    answer_error(*exchange, 503, "no scripts are loaded");
+    exchange->handler_finished();
     return;
   }
-  runtime->start_request(exchange);
+  handler->start_request(exchange);
 }
 
 void Connection::finish_message() {
   reading_head_ = true;
   if (!current_) return;
-  if (current_->body_state == Exchange::BodyState::receiving) {
-    current_->body_state = Exchange::BodyState::complete;
-    body_arrived_ = true;
-  }
+  if (current_->complete_body()) body_arrived_ = true;
   deliver_body();
   maybe_complete_exchange();
 }
 
 void Connection::deliver_body() {
   body_arrived_ = false;
-  if (current_ && current_->body_waiter) wake_body_reader(worker_, current_);
+  if (current_ && current_->reading().waiter) wake_body_reader(worker_, current_);
 }
 
-void Connection::on_body_consumed() {
+void Connection::body_consumed() {
   if (in_parse_ || closed_ || !current_) return;
-  parse_pending();
-  update_interest();
+  pump();
 }
 
-void Connection::on_task_finished(Exchange& exchange) {
-  exchange.task = 0;
+void Connection::handler_finished(Exchange& exchange) {
   if (closed_ || current_.get() != &exchange) return;
-  if (exchange.response_state == Exchange::ResponseState::none) {
-    respond(exchange, 500, {{"content-type", "application/json"}},
-            error_body(500, "the handler finished without a response", exchange.id));
-  } else if (exchange.response_state == Exchange::ResponseState::streaming) {
-    finish_stream(exchange);
+  if (exchange.response_state() == Exchange::ResponseState::none) {
+    answer_error(exchange, 500, "the handler finished without a response");
+  } else if (exchange.response_state() == Exchange::ResponseState::streaming) {
+    exchange.finish_stream();
   }
-  if (exchange.body_state == Exchange::BodyState::receiving) {
-    bool small_rest = exchange.head.content_length &&
-                      *exchange.head.content_length - exchange.body_received <= kDiscardableBody &&
-                      !(exchange.head.expects_continue && !exchange.continue_sent);
+  if (exchange.body_state() == Exchange::BodyState::receiving) {
+    const RequestHead& head = exchange.head();
+    bool small_rest = head.content_length &&
+                      *head.content_length - exchange.body_received() <= kDiscardableBody &&
+                      !(head.expects_continue && !exchange.continue_sent());
     if (small_rest) {
       discarding_body_ = true;
-      exchange.body_chunks.clear();
-      exchange.body_buffered = 0;
+      exchange.discard_body();
     } else {
       close_after_flush_ = true;  // reading a large unwanted body is worse than reconnecting
     }
@@ -474,41 +458,52 @@ void Connection::on_task_finished(Exchange& exchange) {
 }
 
 void Connection::maybe_complete_exchange() {
-  if (!current_ || current_->task != 0 || current_->response_state != Exchange::ResponseState::done) return;
-  if (current_->body_state == Exchange::BodyState::receiving && !close_after_flush_) return;
+  if (!current_ || current_->task() != 0 ||
+      current_->response_state() != Exchange::ResponseState::done) {
+    return;
+  }
+  if (current_->body_state() == Exchange::BodyState::receiving && !close_after_flush_) return;
   Exchange& exchange = *current_;
+  Clock::time_point finished = Clock::now();
   access_log::write(exchange, output_.bytes_sent() + output_.buffered_bytes() - response_bytes_start_,
-                    Clock::now());
-  if (!exchange.head.keep_alive || peer_eof_) close_after_flush_ = true;
-  exchange.connection = nullptr;
+                    finished);
+  worker_.metrics().request_finished(exchange, finished);
+  if (!exchange.head().keep_alive || peer_eof_) close_after_flush_ = true;
+  exchange.detach();
   current_.reset();
   discarding_body_ = false;
   // A next request already received is on the header_timeout clock from now (parse() starts it
   // for one that is in the input it is parsing).
   head_clock_running_ = !pending_.empty();
   head_since_ = worker_.now();
-  if (in_parse_) return;  // the parse loop goes on with the next pipelined request
-  parse_pending();
+  // The next pipelined request is parsed by the parse loop, if it runs, or else by pump().
 }
 
 void Connection::fail_request(int status, std::string_view message) {
   // A request that never reached a handler: answer and close (the stream may be out of sync).
   close_after_flush_ = true;
-  auto exchange = current_ ? current_ : std::make_shared<Exchange>();
+  std::shared_ptr<Exchange> exchange = current_;
+  if (!exchange) {
+    RequestHead head = std::move(head_);
+    head_ = RequestHead{};
+    if (head.method.empty()) head.method = "-";
+    // A head cut short (a timeout, a line too long) still has the service its path names.
+    if (head.path.empty()) split_target(head);
+    exchange = std::make_shared<Exchange>(std::move(head), next_request_id(worker_.index()),
+                                          remote_address_, worker_.now(), this);
+  }
+  exchange->end_keep_alive();
+  answer_error(*exchange, status, message);
   if (!current_) {
-    exchange->head = std::move(head_);
-    exchange->head.keep_alive = false;
-    exchange->id = next_request_id(worker_.index());
-    exchange->remote_address = remote_address_;
-    exchange->started = worker_.now();
-    if (exchange->head.method.empty()) exchange->head.method = "-";
+    Clock::time_point finished = Clock::now();
+    access_log::write(*exchange, output_.buffered_bytes(), finished);
+    worker_.metrics().request_finished(*exchange, finished);
   }
-  exchange->head.keep_alive = false;
-  if (!exchange->response_started()) {
-    respond(*exchange, status, {{"content-type", "application/json"}}, error_body(status, message, exchange->id));
-  }
-  if (!current_) access_log::write(*exchange, output_.buffered_bytes(), Clock::now());
   pending_.clear();
+}
+
+void Connection::answer_error(Exchange& exchange, int status, std::string_view message) {
+  error_answer::send(worker_.request_handler(), exchange, status, message);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,11 +511,10 @@ void Connection::fail_request(int status, std::string_view message) {
 
 void Connection::write_head(Exchange& exchange, int status, const http::Headers& headers,
                             const std::string* content_length) {
-  exchange.status = status;
-  if (draining_ || close_after_flush_) exchange.head.keep_alive = false;
+  if (draining_ || close_after_flush_) exchange.end_keep_alive();
   std::string head;
   head.reserve(512);
-  head.append(exchange.head.http_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  head.append(exchange.head().http_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
   char digits[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
                     static_cast<char>('0' + status % 10), ' '};
   head.append(digits, 4);
@@ -538,14 +532,14 @@ void Connection::write_head(Exchange& exchange, int status, const http::Headers&
   auto add_script_header = [&](const std::string& name, const std::string& value) {
     if (is_engine_header(name)) return;
     if (!http::valid_field_name(name) || !http::valid_field_value(value)) {
-      log::warn("invalid response header dropped", {{"request_id", exchange.id}, {"name", name}});
+      log::warn("invalid response header dropped", {{"request_id", exchange.id()}, {"name", name}});
       return;
     }
     add(name, value);
   };
-  for (const auto& [name, value] : exchange.response_headers) add_script_header(name, value);
+  for (const auto& [name, value] : exchange.response_headers()) add_script_header(name, value);
   for (const auto& [name, value] : headers) add_script_header(name, value);
-  add("X-Request-Id", exchange.id);
+  add("X-Request-Id", exchange.id());
   if (http::status_has_content(status)) {
     if (content_length == nullptr) {
       add("Transfer-Encoding", "chunked");
@@ -553,64 +547,63 @@ void Connection::write_head(Exchange& exchange, int status, const http::Headers&
       add("Content-Length", *content_length);
     }
   }
-  if (!exchange.head.keep_alive) {
+  if (!exchange.head().keep_alive) {
     add("Connection", "close");
-  } else if (exchange.head.http_minor == 0) {
+  } else if (exchange.head().http_minor == 0) {
     add("Connection", "keep-alive");
   }
   head.append("\r\n\r\n");
   output_.append(std::move(head));
 }
 
-void Connection::respond(Exchange& exchange, int status, const http::Headers& headers, std::string_view body) {
+void Connection::response_written() {
+  if (!in_parse_) pump();
+}
+
+void Connection::send_response(Exchange& exchange, int status, const http::Headers& headers,
+                               std::string_view body) {
   std::string length = std::to_string(body.size());
   write_head(exchange, status, headers, &length);
-  if (http::response_has_content(exchange.head.method, status)) output_.append(body);
-  exchange.response_state = Exchange::ResponseState::done;
-  if (!in_parse_) pump();
+  if (http::response_has_content(exchange.head().method, status)) output_.append(body);
+  response_written();
 }
 
 void Connection::start_stream(Exchange& exchange, int status, const http::Headers& headers) {
   write_head(exchange, status, headers, nullptr);
-  exchange.response_state = Exchange::ResponseState::streaming;
 }
 
-void Connection::write_chunk(Exchange& exchange, std::string_view data) {
-  if (data.empty() || !http::response_has_content(exchange.head.method, exchange.status)) return;
+void Connection::send_chunk(Exchange& exchange, std::string_view data) {
+  if (data.empty() || !http::response_has_content(exchange.head().method, exchange.status())) {
+    return;
+  }
   char size_line[24];
   int n = snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
   output_.append(std::string_view(size_line, static_cast<size_t>(n)));
   output_.append(data);
   output_.append(std::string_view("\r\n", 2));
-  if (!in_parse_) pump();
+  response_written();
 }
 
 void Connection::finish_stream(Exchange& exchange) {
-  if (http::response_has_content(exchange.head.method, exchange.status)) {
+  if (http::response_has_content(exchange.head().method, exchange.status())) {
     output_.append(std::string_view("0\r\n\r\n", 5));
   }
-  exchange.response_state = Exchange::ResponseState::done;
-  if (!in_parse_) pump();
+  response_written();
 }
 
-void Connection::respond_file(Exchange& exchange, int status, const http::Headers& headers, UniqueFd fd, off_t offset,
-                              uint64_t length) {
+void Connection::send_file(Exchange& exchange, int status, const http::Headers& headers,
+                           UniqueFd fd, off_t offset, uint64_t length) {
   std::string text = std::to_string(length);
   write_head(exchange, status, headers, &text);
-  if (http::response_has_content(exchange.head.method, status)) {
+  if (http::response_has_content(exchange.head().method, status)) {
     output_.append_file(std::move(fd), offset, length);
-  } else {
-    fd.reset();
   }
-  exchange.response_state = Exchange::ResponseState::done;
-  if (!in_parse_) pump();
+  response_written();
 }
 
-void Connection::send_continue_if_expected(Exchange& exchange) {
-  if (!exchange.head.expects_continue || exchange.continue_sent || exchange.response_started()) return;
-  exchange.continue_sent = true;
+void Connection::send_continue(Exchange&) {
   output_.append(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
-  if (!in_parse_) pump();
+  response_written();
 }
 
 bool Connection::output_congested() const { return output_.buffered_bytes() > kOutputHighWater; }
@@ -624,6 +617,7 @@ void Connection::pump() {
     uint64_t before = output_.bytes_sent();
     OutputQueue::FlushResult result = output_.flush(fd_.get());
     if (output_.bytes_sent() != before) last_progress_ = worker_.now();
+    worker_.metrics().sent(output_.bytes_sent() - before);
     if (result == OutputQueue::FlushResult::failed) {
       close();
       return;
@@ -632,7 +626,7 @@ void Connection::pump() {
   } else {
     write_blocked_ = false;
   }
-  if (current_ && current_->drain_waiter && !output_congested()) {
+  if (current_ && current_->drain_waiter() && !output_congested()) {
     wake_drain_waiter(worker_, current_);
     if (closed_) return;
   }
@@ -641,8 +635,8 @@ void Connection::pump() {
     linger();
     return;
   }
-  if (output_.empty() && close_after_flush_ && current_ && current_->response_state == Exchange::ResponseState::done &&
-      current_->task == 0) {
+  if (output_.empty() && close_after_flush_ && current_ &&
+      current_->response_state() == Exchange::ResponseState::done && current_->task() == 0) {
     maybe_complete_exchange();
     linger();
     return;
@@ -736,16 +730,14 @@ void Connection::check_timeouts(Clock::time_point now) {
     }
     return;
   }
-  if (current_->body_state == Exchange::BodyState::receiving && interest_ == Interest::read &&
+  if (current_->body_state() == Exchange::BodyState::receiving && interest_ == Interest::read &&
       idle > limits.body_timeout) {
-    fail_body("timed out reading the request body");
+    std::shared_ptr<Exchange> exchange = current_;
+    exchange->fail_body("timed out reading the request body");
     close_after_flush_ = true;
-    if (!current_->response_started()) {
-      current_->head.keep_alive = false;
-      respond(*current_, 408, {{"content-type", "application/json"}},
-              error_body(408, current_->body_error, current_->id));
-    }
-    if (current_->body_waiter) wake_body_reader(worker_, current_);
+    exchange->end_keep_alive();
+    answer_error(*exchange, 408, exchange->body_error());
+    if (exchange->reading().waiter) wake_body_reader(worker_, exchange);
     pump();
   }
 }
@@ -775,10 +767,10 @@ void Connection::close() {
     worker_.remove_idle(this);
   }
   if (current_) {
-    fail_body("client closed the connection");
     std::shared_ptr<Exchange> exchange = std::move(current_);
-    exchange->connection = nullptr;
-    if (exchange->task != 0) access_log::write(*exchange, 0, Clock::now(), "client closed");
+    exchange->detach();
+    if (exchange->task() != 0) access_log::write(*exchange, 0, Clock::now(), "client closed");
+    worker_.metrics().request_finished(*exchange, Clock::now());
     wake_body_reader(worker_, exchange);
     wake_drain_waiter(worker_, exchange);
   }

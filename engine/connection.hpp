@@ -24,12 +24,13 @@
 #include "engine/exchange.hpp"
 #include "engine/output_queue.hpp"
 #include "engine/request_syntax.hpp"
+#include "engine/response_sink.hpp"
 #include "engine/unique_fd.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
 
-class Connection final : public EventSource {
+class Connection final : public EventSource, public ResponseSink {
  public:
   Connection(Worker& worker, UniqueFd fd, const sockaddr_storage& peer);
   ~Connection() override;
@@ -41,25 +42,19 @@ class Connection final : public EventSource {
   // Closes now; the handler of an unfinished exchange sees the client as gone.
   void close();
 
-  // --- used by the Lua request API, for the connection's current exchange ---
-  // Sends "100 Continue" if the client waits for it (called before the handler's first read).
-  void send_continue_if_expected(Exchange& exchange);
-  // The handler consumed buffered body: parse and read more if the buffer has room again.
-  void on_body_consumed();
-  // A fixed response: head and body at once (the body is dropped for HEAD).
-  void respond(Exchange& exchange, int status, const http::Headers& headers, std::string_view body);
-  // A streamed (chunked) response: head now, then chunks, then finish.
-  void start_stream(Exchange& exchange, int status, const http::Headers& headers);
-  void write_chunk(Exchange& exchange, std::string_view data);
-  void finish_stream(Exchange& exchange);
-  // A file response: head with Content-Length, then `length` bytes of `fd` from `offset` via
-  // sendfile.
-  void respond_file(Exchange& exchange, int status, const http::Headers& headers, UniqueFd fd,
-                    off_t offset, uint64_t length);
-  // True while more than the high-water mark of output waits for the client.
-  bool output_congested() const;
-  // The handler task of `exchange` has ended.
-  void on_task_finished(Exchange& exchange);
+  // --- ResponseSink: the current exchange's response ---
+  void send_response(Exchange& exchange, int status, const http::Headers& headers,
+                     std::string_view body) override;
+  void send_file(Exchange& exchange, int status, const http::Headers& headers, UniqueFd fd,
+                 off_t offset, uint64_t length) override;
+  void start_stream(Exchange& exchange, int status, const http::Headers& headers) override;
+  void send_chunk(Exchange& exchange, std::string_view data) override;
+  void finish_stream(Exchange& exchange) override;
+  void send_continue(Exchange& exchange) override;
+  bool output_congested() const override;
+  void body_consumed() override;
+  void handler_finished(Exchange& exchange) override;
+  void abort() override { close(); }
 
   // Waiting for a next request with nothing received and nothing to send: the kind of connection
   // closed first when the server is at max_connections.
@@ -79,6 +74,9 @@ class Connection final : public EventSource {
 
   enum class Pause { none, headers, body_full, message };
 
+  // The points of a request's life, one place each: bytes arrive (read_input), a request starts
+  // (start_exchange), its response head is written (write_head), bytes leave (pump), the request
+  // is done (maybe_complete_exchange).
   void read_input();
   void parse(const char* data, size_t length);
   // Parses input kept while the connection could not use it, if it can now.
@@ -87,16 +85,23 @@ class Connection final : public EventSource {
   bool can_parse() const;
   // Checks the CRLF after a chunk's data as far as [from, end) reaches.
   bool check_chunk_delimiter(const char* from, const char* end);
-  // The request body can no longer arrive whole: a handler reading it gets `reason`.
-  void fail_body(std::string reason);
+  // A head passed its checks: the exchange starts and goes to the request handler.
   void start_exchange();
   void finish_message();
   // Hands newly arrived body data (or its end) to a handler waiting in req:read() and friends.
   void deliver_body();
+  // Ends the current exchange (access log, keep-alive) once its handler and response are done.
   void maybe_complete_exchange();
+  // A request that never reached a handler: answer with an error and close.
   void fail_request(int status, std::string_view message);
+  // Every error answer of the connection, through error_answer (the service's on_error shape).
+  void answer_error(Exchange& exchange, int status, std::string_view message);
   void write_head(Exchange& exchange, int status, const http::Headers& headers,
                   const std::string* content_length);
+  // The response is handed to the output; sends what it can unless the parser is running.
+  void response_written();
+  // Sends queued output, wakes a handler waiting for it to drain, and parses pending input: the
+  // one place a pipelined request kept while the connection could not use it is parsed.
   void pump();
   // After the last answer of a connection: half-close, then read and drop what the client still
   // sends until it closes too or kLingerTime passes (see connection.cpp).

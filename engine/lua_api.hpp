@@ -19,7 +19,7 @@ class Worker;
 void push_exchange_api(lua_State* L, const Limits& limits, Worker* worker);
 // Reads a Lua table of header name → value (nil or absent table: none). Raises, naming
 // `function`, for a name that is not a token, a value with CR, LF, NUL or another control, or a
-// value that is neither string nor number. The engine's own use (Runtime::respond_error) reads
+// value that is neither string nor number. The engine's own use (Runtime::render_error) reads
 // what the prelude's render_error has already checked, so it does not raise there.
 http::Headers headers_from_table(lua_State* L, int index,
                                  const char* function = "service:on_error");

@@ -11,9 +11,9 @@
 
 #include "bindings/binding.hpp"
 #include "engine/body_reader.hpp"
-#include "engine/connection.hpp"
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
+#include "engine/static_file.hpp"
 #include "engine/lua_api.hpp"
 #include "engine/task.hpp"
 #include "engine/unique_fd.hpp"
@@ -42,14 +42,6 @@ Worker& worker_of(lua_State* L) {
 
 void push_string(lua_State* L, std::string_view text) { lua_pushlstring(L, text.data(), text.size()); }
 
-// Sending on an exchange whose response already started is a script bug worth a clear error.
-Connection* writable_connection(lua_State* L, Exchange& exchange, const char* function) {
-  if (exchange.response_state == Exchange::ResponseState::done) {
-    luaL_error(L, "%s: the response was already sent", function);
-  }
-  return exchange.connection;
-}
-
 int parse_query(lua_State* L) {
   size_t length;
   const char* text = luaL_optlstring(L, 1, "", &length);
@@ -76,28 +68,28 @@ int parse_query(lua_State* L) {
 }
 
 int query_string(lua_State* L) {
-  push_string(L, check_exchange(L)->head.query);
+  push_string(L, check_exchange(L)->head().query);
   return 1;
 }
 
 int target(lua_State* L) {
-  push_string(L, check_exchange(L)->head.target);
+  push_string(L, check_exchange(L)->head().target);
   return 1;
 }
 
 int remote_address(lua_State* L) {
-  push_string(L, check_exchange(L)->remote_address);
+  push_string(L, check_exchange(L)->remote_address());
   return 1;
 }
 
 int http_version(lua_State* L) {
-  const RequestHead& head = check_exchange(L)->head;
+  const RequestHead& head = check_exchange(L)->head();
   lua_pushfstring(L, "%d.%d", head.http_major, head.http_minor);
   return 1;
 }
 
 int headers(lua_State* L) {
-  const RequestHead& head = check_exchange(L)->head;
+  const RequestHead& head = check_exchange(L)->head();
   lua_createtable(L, 0, static_cast<int>(head.headers.size()));
   for (const auto& [name, value] : head.headers) {
     lua_getfield(L, -1, name.c_str());
@@ -120,7 +112,7 @@ int header(lua_State* L) {
   const ExchangePtr& exchange = check_exchange(L);
   size_t length;
   const char* name = luaL_checklstring(L, 2, &length);
-  const std::string* value = exchange->head.header(http::lowercase(std::string_view(name, length)));
+  const std::string* value = exchange->head().header(http::lowercase(std::string_view(name, length)));
   if (value == nullptr) return 0;
   push_string(L, *value);
   return 1;
@@ -128,16 +120,8 @@ int header(lua_State* L) {
 
 int read_body(lua_State* L, int mode, const char* function) {
   ExchangePtr exchange = check_exchange(L);
-  if (mode == body_reader::whole) {
-    exchange->body_limit = static_cast<size_t>(luaL_checknumber(L, 2));
-  }
-  Worker& worker = worker_of(L);
-  int count = body_reader::try_read(L, worker, exchange, mode);
-  if (count >= 0) return count;
-  Task& task = Task::require(L, function);
-  exchange->body_waiter = task.id();
-  exchange->body_wait_mode = mode;
-  return task.suspend(L);
+  size_t limit = mode == body_reader::whole ? static_cast<size_t>(luaL_checknumber(L, 2)) : 0;
+  return body_reader::read(L, worker_of(L), exchange, mode, limit, function);
 }
 
 int read(lua_State* L) { return read_body(L, body_reader::chunk, "req:read"); }
@@ -213,11 +197,7 @@ int send(lua_State* L) {
     if (!named) headers.emplace_back("Content-Type", content_type);
   }
   if (exchange->response_started()) luaL_error(L, "%s: the response was already started", function);
-  if (Connection* connection = exchange->connection) {
-    connection->respond(*exchange, status, headers, std::string_view(body, length));
-  } else {
-    exchange->response_state = Exchange::ResponseState::done;
-  }
+  exchange->respond(status, headers, std::string_view(body, length));
   return 0;
 }
 
@@ -230,8 +210,7 @@ int set_header(lua_State* L) {
   check_header(L, std::string_view(name, name_length), std::string_view(value, value_length),
                "res:header");
   if (exchange->response_started()) luaL_error(L, "res:header: the response was already started");
-  exchange->response_headers.emplace_back(std::string(name, name_length),
-                                          std::string(value, value_length));
+  exchange->add_response_header(std::string(name, name_length), std::string(value, value_length));
   return 0;
 }
 
@@ -240,11 +219,7 @@ int start(lua_State* L) {
   int status = check_status(L, 2, "res:start", "status");
   http::Headers headers = headers_from_table(L, 3, "res:start");
   if (exchange->response_started()) luaL_error(L, "res:start: the response was already started");
-  if (Connection* connection = exchange->connection) {
-    connection->start_stream(*exchange, status, headers);
-  } else {
-    exchange->response_state = Exchange::ResponseState::streaming;
-  }
+  exchange->start_stream(status, headers);
   return 0;
 }
 
@@ -252,63 +227,29 @@ int write(lua_State* L) {
   ExchangePtr exchange = check_exchange(L);
   size_t length;
   const char* data = luaL_checklstring(L, 2, &length);
-  if (exchange->response_state != Exchange::ResponseState::streaming) {
+  if (exchange->response_state() != Exchange::ResponseState::streaming) {
     luaL_error(L, "res:write: call res:start() first");
   }
-  Connection* connection = exchange->connection;
-  if (connection == nullptr) {
+  if (exchange->client_gone()) {
     lua_pushnil(L);
     lua_pushliteral(L, "client closed the connection");
     return 2;
   }
-  connection->write_chunk(*exchange, std::string_view(data, length));
-  if (exchange->connection == nullptr || !exchange->connection->output_congested()) {
-    lua_pushboolean(L, exchange->connection != nullptr);
+  bool sent = exchange->write_chunk(std::string_view(data, length));
+  if (!sent || !exchange->output_congested()) {
+    lua_pushboolean(L, sent);
     return 1;
   }
   Task& task = Task::require(L, "res:write");
-  exchange->drain_waiter = task.id();
+  exchange->wait_for_drain(task.id());
   return task.suspend(L);
 }
 
 int finish(lua_State* L) {
   const ExchangePtr& exchange = check_exchange(L);
-  if (exchange->response_state != Exchange::ResponseState::streaming) return 0;
-  if (Connection* connection = exchange->connection) {
-    connection->finish_stream(*exchange);
-  } else {
-    exchange->response_state = Exchange::ResponseState::done;
-  }
+  if (exchange->response_state() != Exchange::ResponseState::streaming) return 0;
+  exchange->finish_stream();
   return 0;
-}
-
-std::string etag_for(const struct stat& info) {
-  char text[64];
-  snprintf(text, sizeof text, "\"%llx-%llx\"", static_cast<unsigned long long>(info.st_size),
-           static_cast<unsigned long long>(info.st_mtim.tv_sec) * 1000000000ULL +
-               static_cast<unsigned long long>(info.st_mtim.tv_nsec));
-  return text;
-}
-
-bool etag_listed(const std::string& header, const std::string& etag) {
-  if (header.find('*') != std::string::npos) return true;
-  return header.find(etag) != std::string::npos;
-}
-
-std::string content_disposition(const std::string& name) {
-  std::string ascii;
-  std::string encoded;
-  for (unsigned char c : name) {
-    ascii.push_back(c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '_' : static_cast<char>(c));
-    if (isalnum(c) || c == '.' || c == '-' || c == '_') {
-      encoded.push_back(static_cast<char>(c));
-    } else {
-      char escaped[4];
-      snprintf(escaped, sizeof escaped, "%%%02X", c);
-      encoded.append(escaped);
-    }
-  }
-  return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + encoded;
 }
 
 // An optional string option of res:file; "" when absent.
@@ -327,7 +268,9 @@ int file(lua_State* L) {
   ExchangePtr exchange = check_exchange(L);
   const char* path = luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
-  Connection* connection = writable_connection(L, *exchange, "res:file");
+  if (exchange->response_state() == Exchange::ResponseState::done) {
+    luaL_error(L, "res:file: the response was already sent");
+  }
   if (exchange->response_started()) luaL_error(L, "res:file: the response was already started");
   http::Headers headers =
       (lua_getfield(L, 3, "headers"), headers_from_table(L, lua_gettop(L), "res:file"));
@@ -355,54 +298,16 @@ int file(lua_State* L) {
     }
     return 2;
   }
-  if (connection == nullptr) {
-    exchange->response_state = Exchange::ResponseState::done;
-    lua_pushboolean(L, 1);
-    return 1;
+  static_file::FileFacts facts{static_cast<uint64_t>(info.st_size), info.st_mtim};
+  static_file::Answer answer = static_file::decide(
+      exchange->head(), facts,
+      {status, std::move(content_type), std::move(download_name), std::move(headers)});
+  if (answer.send_body) {
+    exchange->respond_file(answer.status, answer.headers, std::move(fd),
+                           static_cast<off_t>(answer.offset), answer.length);
+  } else {
+    exchange->respond(answer.status, answer.headers, "");
   }
-
-  std::string etag = etag_for(info);
-  headers.emplace_back("ETag", etag);
-  headers.emplace_back("Last-Modified", http::http_date(info.st_mtim.tv_sec));
-  headers.emplace_back("Accept-Ranges", "bytes");
-  if (!download_name.empty()) headers.emplace_back("Content-Disposition", content_disposition(download_name));
-
-  const RequestHead& head = exchange->head;
-  bool not_modified = false;
-  if (const std::string* match = head.header("if-none-match")) {
-    not_modified = etag_listed(*match, etag);
-  } else if (const std::string* since = head.header("if-modified-since")) {
-    auto when = http::parse_http_date(*since);
-    not_modified = when && *when >= info.st_mtim.tv_sec;
-  }
-  if (not_modified && (head.method == "GET" || head.method == "HEAD")) {
-    connection->respond_file(*exchange, 304, headers, std::move(fd), 0, 0);
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  headers.emplace_back("Content-Type", content_type);
-  uint64_t size = static_cast<uint64_t>(info.st_size);
-  const std::string* range_header = head.header("range");
-  const std::string* if_range = head.header("if-range");
-  if (range_header && status == 200 && (if_range == nullptr || *if_range == etag)) {
-    http::ByteRange range{};
-    switch (http::parse_range(*range_header, size, range)) {
-      case http::RangeResult::satisfiable:
-        headers.emplace_back("Content-Range", "bytes " + std::to_string(range.first) + "-" +
-                                                  std::to_string(range.last) + "/" + std::to_string(size));
-        connection->respond_file(*exchange, 206, headers, std::move(fd), static_cast<off_t>(range.first),
-                                 range.last - range.first + 1);
-        lua_pushboolean(L, 1);
-        return 1;
-      case http::RangeResult::unsatisfiable:
-        headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
-        connection->respond(*exchange, 416, headers, "");
-        lua_pushboolean(L, 1);
-        return 1;
-      case http::RangeResult::none: break;
-    }
-  }
-  connection->respond_file(*exchange, status, headers, std::move(fd), 0, size);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -413,7 +318,7 @@ int response_started(lua_State* L) {
 }
 
 int response_streaming(lua_State* L) {
-  lua_pushboolean(L, check_exchange(L)->response_state == Exchange::ResponseState::streaming);
+  lua_pushboolean(L, check_exchange(L)->response_state() == Exchange::ResponseState::streaming);
   return 1;
 }
 
@@ -423,9 +328,7 @@ int client_gone(lua_State* L) {
 }
 
 int abort_response(lua_State* L) {
-  ExchangePtr exchange = check_exchange(L);
-  exchange->response_state = Exchange::ResponseState::done;
-  if (Connection* connection = exchange->connection) connection->close();
+  check_exchange(L)->abort_response();
   return 0;
 }
 
@@ -499,10 +402,10 @@ void push_exchange_api(lua_State* L, const Limits& limits, Worker* worker) {
 }
 
 void wake_drain_waiter(Worker& worker, const std::shared_ptr<Exchange>& exchange) {
-  if (exchange->drain_waiter == 0) return;
-  Task* task = worker.find_task(exchange->drain_waiter);
+  if (exchange->drain_waiter() == 0) return;
+  Task* task = worker.find_task(exchange->drain_waiter());
   if (task == nullptr || !task->suspended()) return;
-  exchange->drain_waiter = 0;
+  exchange->take_drain_waiter();
   bool gone = exchange->client_gone();
   task->resume([gone](lua_State* coroutine) {
     if (gone) {

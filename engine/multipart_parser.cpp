@@ -10,10 +10,22 @@
 namespace depot {
 namespace {
 
-size_t find_bytes(std::string_view haystack, std::string_view needle, size_t from) {
-  if (from >= haystack.size()) return std::string_view::npos;
-  const void* found = memmem(haystack.data() + from, haystack.size() - from, needle.data(), needle.size());
-  return found ? static_cast<size_t>(static_cast<const char*>(found) - haystack.data()) : std::string_view::npos;
+// Where `needle` (which starts with CR, as every delimiter does) first occurs in `haystack` from
+// `from`. memchr for the CR, then a compare: glibc's memchr scans 32 bytes a step, its memmem
+// about one, and this scan is the parser's whole cost on an upload (binary data has a CR every
+// 256 bytes on average).
+size_t find_delimiter(std::string_view haystack, std::string_view needle, size_t from) {
+  const char* end = haystack.data() + haystack.size();
+  const char* at = haystack.data() + std::min(from, haystack.size());
+  while (static_cast<size_t>(end - at) >= needle.size()) {
+    at = static_cast<const char*>(memchr(at, needle.front(), end - at - needle.size() + 1));
+    if (at == nullptr) break;
+    if (memcmp(at + 1, needle.data() + 1, needle.size() - 1) == 0) {
+      return static_cast<size_t>(at - haystack.data());
+    }
+    ++at;
+  }
+  return std::string_view::npos;
 }
 
 // Parameters of a header value like `form-data; name="a b"; filename=x.txt`, names lower-cased.
@@ -158,7 +170,7 @@ size_t MultipartParser::consume_preamble(std::string_view data, size_t position)
       return position + dash_boundary_.size();
     }
   }
-  size_t found = find_bytes(data, delimiter_, position);
+  size_t found = find_delimiter(data, delimiter_, position);
   if (found != std::string_view::npos) {
     state_ = State::boundary_line;
     return found + delimiter_.size();
@@ -222,7 +234,7 @@ size_t MultipartParser::consume_headers(std::string_view data, size_t position, 
 // that may begin a delimiter is held back: it starts at the last CR, since a delimiter's only CR
 // is its first byte.
 size_t MultipartParser::consume_data(std::string_view data, size_t position, Sink& sink) {
-  size_t found = find_bytes(data, delimiter_, position);
+  size_t found = find_delimiter(data, delimiter_, position);
   if (found != std::string_view::npos) {
     if (found > position) sink.on_part_data(data.substr(position, found - position));
     state_ = State::boundary_line;

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "engine/multipart_parser.hpp"
 
@@ -13,13 +15,20 @@ class MultipartReader final : public MultipartParser::Sink {
  public:
   struct Event {
     enum class Kind { part_begin, data, part_end } kind;
-    MultipartPart part;  // part_begin
-    std::string data;    // data
+    MultipartPart part;                        // part_begin
+    std::shared_ptr<const std::string> owner;  // data: the body chunk (or copy) `data` lies in
+    std::string_view data;
   };
 
   explicit MultipartReader(std::string boundary) : parser_(std::move(boundary)) {}
 
-  void feed(std::string_view chunk) { parser_.feed(chunk, *this); }
+  // Data events point into `chunk` rather than copying it: an upload's bytes are copied once
+  // less (into the Lua string only). The chunk lives as long as an event still needs it.
+  void feed(std::string chunk) {
+    input_ = std::make_shared<const std::string>(std::move(chunk));
+    parser_.feed(*input_, *this);
+    input_.reset();
+  }
   void finish() const { parser_.finish(); }
   bool finished() const { return parser_.finished(); }
   std::deque<Event>& events() { return events_; }
@@ -27,14 +36,23 @@ class MultipartReader final : public MultipartParser::Sink {
 
  private:
   void on_part_begin(MultipartPart part) override {
-    events_.push_back(Event{Event::Kind::part_begin, std::move(part), {}});
+    events_.push_back(Event{Event::Kind::part_begin, std::move(part), {}, {}});
   }
   void on_part_data(std::string_view data) override {
-    if (!data.empty()) events_.push_back(Event{Event::Kind::data, {}, std::string(data)});
+    if (data.empty()) return;
+    const char* begin = input_->data();
+    if (data.data() >= begin && data.data() + data.size() <= begin + input_->size()) {
+      events_.push_back(Event{Event::Kind::data, {}, input_, data});
+      return;
+    }
+    // The parser's own carry (a held-back tail that was not a delimiter after all): copied.
+    auto copy = std::make_shared<const std::string>(data);
+    events_.push_back(Event{Event::Kind::data, {}, copy, *copy});
   }
-  void on_part_end() override { events_.push_back(Event{Event::Kind::part_end, {}, {}}); }
+  void on_part_end() override { events_.push_back(Event{Event::Kind::part_end, {}, {}, {}}); }
 
   MultipartParser parser_;
+  std::shared_ptr<const std::string> input_;  // the chunk being fed
   std::deque<Event> events_;
 };
 

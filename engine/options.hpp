@@ -46,6 +46,14 @@ struct ServiceSpec {
   bool jit = false;
 };
 
+// Prometheus metrics at /metrics (engine/metrics_text.hpp).
+struct MetricsOptions {
+  bool enabled = true;
+  // "host:port" of a separate admin listener that serves only /metrics; empty: the main listener
+  // serves it, unless a service has a route for that path (then the service's route answers).
+  std::string listen;
+};
+
 struct Options {
   std::string host = "0.0.0.0";
   uint16_t port = 8000;  // 0 picks a free port; Server::port() tells which
@@ -54,6 +62,7 @@ struct Options {
   std::filesystem::path scripts_dir = "scripts";
   std::vector<ServiceSpec> services;
   Limits limits;
+  MetricsOptions metrics;
   bool watch_scripts = true;  // reload when a file under scripts_dir (or a service script) changes
   std::chrono::milliseconds drain_timeout = 10s;  // SIGTERM / stop(): in-flight requests get this long
   size_t blocking_threads = 4;                    // thread pool for disk and other blocking work

@@ -39,7 +39,14 @@ void ReloadWatcher::watch_tree() {
     inotify_add_watch(inotify_fd_.get(), directory.c_str(), kEvents);
     for (auto it = std::filesystem::recursive_directory_iterator(directory, error);
          !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
-      if (it->is_directory(error)) inotify_add_watch(inotify_fd_.get(), it->path().c_str(), kEvents);
+      if (!it->is_directory(error)) continue;
+      // npm's trees (the API pages' assets, scripts/lib/openapi) hold hundreds of directories
+      // and no script: watching them would only spend inotify watches.
+      if (it->path().filename() == "node_modules") {
+        it.disable_recursion_pending();
+        continue;
+      }
+      inotify_add_watch(inotify_fd_.get(), it->path().c_str(), kEvents);
     }
   }
 }

@@ -5,11 +5,14 @@
 
 #include <algorithm>
 
-#include "engine/connection.hpp"
 #include "engine/embedded_lua.hpp"
+#include "engine/error_answer.hpp"
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
 #include "engine/lua_api.hpp"
+#include "engine/metrics.hpp"
+#include "engine/metrics_text.hpp"
+#include "engine/server_core.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -137,6 +140,7 @@ Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
 
     load_services();
     build_router();
+    prepare_metrics();
     lua_sethook(L_, preemption_hook, LUA_MASKCOUNT, kHookInterval);
   } catch (...) {
     memory_->restore();
@@ -237,9 +241,20 @@ void Runtime::build_router() {
           lua_isnumber(L_, -1)
               ? std::chrono::milliseconds(static_cast<int64_t>(lua_tonumber(L_, -1) * 1000))
               : generation_->limits.request_deadline;
+      lua_pop(L_, 1);
+      // Only under some of the service's mounts (checked by Service:route): the API pages of a
+      // prefix that several services share are served by one of them.
+      std::vector<std::string> mounts;
+      lua_getfield(L_, -1, "mounts");
+      for (size_t m = 1; lua_istable(L_, -1) && m <= lua_objlen(L_, -1); ++m) {
+        lua_rawgeti(L_, -1, static_cast<int>(m));
+        mounts.emplace_back(lua_tostring(L_, -1));
+        lua_pop(L_, 1);
+      }
+      if (!lua_istable(L_, -1)) mounts = spec.mounts;
       lua_pop(L_, 5);
-      routes_[s].push_back(RouteInfo{spec.name + ": " + method + " " + pattern, deadline});
-      for (const std::string& mount : spec.mounts) {
+      routes_[s].push_back(RouteInfo{spec.name + ": " + method + " " + pattern, deadline, method + " " + pattern});
+      for (const std::string& mount : mounts) {
         std::string full = Router::join(mount, pattern);
         router_.add(method, full, RouteTarget{static_cast<uint32_t>(s), static_cast<uint32_t>(r)},
                     spec.name + ": " + method + " " + full);
@@ -251,20 +266,63 @@ void Runtime::build_router() {
   lua_settop(L_, 0);
 }
 
+void Runtime::prepare_metrics() {
+  if (worker_ == nullptr) return;
+  metrics::WorkerMetrics& metrics = worker_->metrics();
+  const std::vector<ServiceSpec>& services = generation_->services;
+  for (size_t s = 0; s < routes_.size(); ++s) {
+    for (RouteInfo& route : routes_[s]) route.series = &metrics.route(services[s].name, route.label);
+  }
+  for (const ServiceSpec& spec : services) unmatched_series_.push_back(&metrics.route(spec.name, "unmatched"));
+  unmatched_series_.push_back(&metrics.route("none", "unmatched"));
+  const MetricsOptions& options = worker_->core().options().metrics;
+  if (!options.enabled || !options.listen.empty()) return;
+  // A service's own route for the path wins over the engine's endpoint; either way it is said.
+  RouteMatch match = router_.match("GET", metrics::kPath);
+  bool taken = match.kind != RouteMatch::Kind::not_found;
+  if (!taken) scrape_series_ = &metrics.route("depot", std::string("GET ") + metrics::kPath);
+  if (worker_->index() != 0 || match.service < 0) return;
+  const std::string& owner = services[static_cast<size_t>(match.service)].name;
+  if (taken) {
+    log::warn("metrics not served on the main listener: a route of the service answers GET /metrics",
+              {{"service", owner}, {"hint", "set metrics.listen to serve them on an admin listener"}});
+  } else {
+    log::info("metrics served at /metrics, inside the namespace of a service without a route there",
+              {{"service", owner}});
+  }
+}
+
+bool Runtime::answers_scrape(const Exchange& exchange) const {
+  const RequestHead& head = exchange.head();
+  return scrape_series_ != nullptr && head.path == metrics::kPath && (head.method == "GET" || head.method == "HEAD");
+}
+
+void Runtime::answer_scrape(Exchange& exchange) {
+  worker_->metrics().request_started(exchange, *scrape_series_);
+  exchange.respond(200, {{"content-type", metrics::kContentType}}, metrics::render(worker_->core()));
+  exchange.handler_finished();
+}
+
 void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
-  RouteMatch match = router_.match(exchange->head.method, exchange->head.path);
-  exchange->service = match.service;
+  const RequestHead& head = exchange->head();
+  RouteMatch match = router_.match(head.method, head.path);
+  exchange->set_service(match.service);
+  if (match.kind == RouteMatch::Kind::not_found && answers_scrape(*exchange)) return answer_scrape(*exchange);
   if (match.kind != RouteMatch::Kind::found) {
+    worker_->metrics().request_started(
+        *exchange, *unmatched_series_[match.service >= 0 ? static_cast<size_t>(match.service) : unmatched_series_.size() - 1]);
     bool not_allowed = match.kind == RouteMatch::Kind::method_not_allowed;
-    respond_error(*exchange, not_allowed ? 405 : 404, not_allowed ? "method not allowed" : "not found",
-                  not_allowed ? match.allowed.c_str() : nullptr);
-    exchange->connection->on_task_finished(*exchange);
+    error_answer::send(this, *exchange, not_allowed ? 405 : 404,
+                       not_allowed ? "method not allowed" : "not found",
+                       not_allowed ? match.allowed.c_str() : nullptr);
+    exchange->handler_finished();
     return;
   }
   auto owned = std::make_unique<Task>(*this, Task::Kind::request, exchange);
   Task* task = owned.get();
   worker_->add_task(std::move(owned));
   const RouteInfo& route = routes_[match.target.service][match.target.route];
+  worker_->metrics().request_started(*exchange, *route.series);
   task->route = route.description;
   task->set_deadline(route.deadline, worker_->now());
   task->start([&](lua_State* co) {
@@ -272,9 +330,9 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
     lua_pushinteger(co, match.target.service + 1);
     lua_pushinteger(co, match.target.route + 1);
     lua_pushnumber(co, static_cast<lua_Number>(task->id()));
-    lua_pushlstring(co, exchange->head.method.data(), exchange->head.method.size());
-    lua_pushlstring(co, exchange->head.path.data(), exchange->head.path.size());
-    lua_pushlstring(co, exchange->id.data(), exchange->id.size());
+    lua_pushlstring(co, head.method.data(), head.method.size());
+    lua_pushlstring(co, head.path.data(), head.path.size());
+    lua_pushlstring(co, exchange->id().data(), exchange->id().size());
     lua_createtable(co, 0, static_cast<int>(match.params.size()));
     for (const auto& [name, value] : match.params) {
       lua_pushlstring(co, value.data(), value.size());
@@ -284,40 +342,44 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
   });
 }
 
-void Runtime::respond_error(Exchange& exchange, int status, const std::string& message, const char* allowed) {
-  if (exchange.connection == nullptr) return;
+RequestHandler::ErrorAnswer Runtime::render_error(const Exchange& exchange, int status,
+                                                  std::string_view message, const char* allowed) {
+  int service = exchange.service();
+  if (service < 0 && !exchange.head().path.empty()) {
+    service = router_.match(exchange.head().method, exchange.head().path).service;
+  }
+  const std::string& id = exchange.id();
   int top = lua_gettop(L_);
   lua_pushcfunction(L_, traceback);
   lua_rawgeti(L_, LUA_REGISTRYINDEX, render_error_ref_);
-  if (exchange.service >= 0) {
-    lua_pushinteger(L_, exchange.service + 1);
+  if (service >= 0) {
+    lua_pushinteger(L_, service + 1);
   } else {
     lua_pushnil(L_);
   }
   lua_pushinteger(L_, status);
   lua_pushlstring(L_, message.data(), message.size());
-  lua_pushlstring(L_, exchange.id.data(), exchange.id.size());
+  lua_pushlstring(L_, id.data(), id.size());
   if (allowed) {
     lua_pushstring(L_, allowed);
   } else {
     lua_pushnil(L_);
   }
-  http::Headers headers;
-  std::string body;
-  int out_status = status;
+  ErrorAnswer answer{status, {}, {}};
   if (lua_pcall(L_, 5, 3, top + 1) == 0) {
-    out_status = static_cast<int>(lua_tointeger(L_, -3));
+    answer.status = static_cast<int>(lua_tointeger(L_, -3));
     size_t length;
     const char* text = lua_tolstring(L_, -2, &length);
-    body.assign(text ? text : "", text ? length : 0);
-    headers = headers_from_table(L_, lua_gettop(L_));
+    answer.body.assign(text ? text : "", text ? length : 0);
+    answer.headers = headers_from_table(L_, lua_gettop(L_));
   } else {
-    log::error("error handler failed", {{"request_id", exchange.id}, {"error", lua_tostring(L_, -1)}});
-    headers = {{"Content-Type", "application/json"}};
-    body = nlohmann::json{{"error", message}, {"status", status}, {"request_id", exchange.id}}.dump();
+    log::error("error handler failed", {{"request_id", id}, {"error", lua_tostring(L_, -1)}});
+    answer.headers = {{"Content-Type", "application/json"}};
+    if (allowed) answer.headers.emplace_back("Allow", allowed);
+    answer.body = error_answer::default_body(status, message, id);
   }
   lua_settop(L_, top);
-  exchange.connection->respond(exchange, out_status, headers, body);
+  return answer;
 }
 
 lua_State* Runtime::acquire_coroutine(int& ref) {

@@ -13,6 +13,7 @@
 #include "bindings/binding.hpp"
 #include "engine/generation.hpp"
 #include "engine/lua_memory.hpp"
+#include "engine/request_handler.hpp"
 #include "engine/router.hpp"
 #include "engine/task.hpp"
 
@@ -20,8 +21,11 @@ namespace depot {
 
 class Worker;
 class Exchange;
+namespace metrics {
+struct RouteSeries;
+}
 
-class Runtime {
+class Runtime final : public RequestHandler {
  public:
   // Throws std::runtime_error saying which script failed and why. Without a worker the runtime
   // is offline (admin commands): it serves nothing and its bindings block instead of waiting.
@@ -36,9 +40,12 @@ class Runtime {
   const Generation& generation() const { return *generation_; }
   static Runtime& of_state(lua_State* L);
 
-  void start_request(const std::shared_ptr<Exchange>& exchange);
-  // Answers with the exchange's service's error shape (no handler runs; never yields).
-  void respond_error(Exchange& exchange, int status, const std::string& message, const char* allowed = nullptr);
+  // RequestHandler: routes the request and runs its handler as a task (404 / 405 without one).
+  void start_request(const std::shared_ptr<Exchange>& exchange) override;
+  // The owning service's error shape (its on_error), rendered in the main state; never yields.
+  // The owner is the routed service, or for a request never routed the one its path names.
+  ErrorAnswer render_error(const Exchange& exchange, int status, std::string_view message,
+                           const char* allowed) override;
   // Runs a background task in this runtime; `push_call` pushes the function and its arguments.
   Task* spawn(Task::Kind kind, const Task::Pusher& push_call);
   // Like spawn, but errors raised by the function are logged with `what` instead of failing.
@@ -69,11 +76,17 @@ class Runtime {
   void load_services();
   void build_router();
   int prelude_function(const char* name);
+  // The metrics series of this generation's routes, and whether this runtime answers /metrics.
+  void prepare_metrics();
+  bool answers_scrape(const Exchange& exchange) const;
+  void answer_scrape(Exchange& exchange);
 
   // What the engine needs of a route beyond the router: its name for the log, its deadline.
   struct RouteInfo {
     std::string description;
     std::chrono::milliseconds deadline;
+    std::string label;  // "GET /pattern", the route's name in metrics
+    metrics::RouteSeries* series = nullptr;  // null offline
   };
 
   Worker* worker_;
@@ -81,6 +94,9 @@ class Runtime {
   lua_State* L_;
   std::unique_ptr<LuaMemory> memory_;
   std::vector<std::vector<RouteInfo>> routes_;  // [service][route]
+  // Requests the router answers 404 or 405, by owning service ([services]: none owns the path).
+  std::vector<metrics::RouteSeries*> unmatched_series_;
+  metrics::RouteSeries* scrape_series_ = nullptr;  // null unless /metrics is served here
   BindingContext context_;
   Router router_;
   int prelude_ref_ = LUA_NOREF;

@@ -17,7 +17,10 @@
 
 #include "bindings/fs_atomic_file.hpp"
 #include "engine/generation.hpp"
+#include "engine/listen_socket.hpp"
 #include "engine/log.hpp"
+#include "engine/metrics_listener.hpp"
+#include "engine/metrics_text.hpp"
 #include "engine/reload_watcher.hpp"
 #include "engine/server_core.hpp"
 #include "engine/unique_fd.hpp"
@@ -25,40 +28,6 @@
 
 namespace depot {
 namespace {
-
-UniqueFd bind_listener(const std::string& host, uint16_t port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  std::string service = std::to_string(port);
-  int status = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
-  if (status != 0) throw std::runtime_error("cannot resolve listen address " + host + ": " + gai_strerror(status));
-  std::string last_error = "no address";
-  for (addrinfo* address = found; address != nullptr; address = address->ai_next) {
-    UniqueFd fd(::socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) continue;
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (::bind(fd.get(), address->ai_addr, address->ai_addrlen) == 0 && ::listen(fd.get(), 1024) == 0) {
-      freeaddrinfo(found);
-      return fd;
-    }
-    last_error = strerror(errno);
-  }
-  freeaddrinfo(found);
-  throw std::runtime_error("cannot listen on " + host + ":" + service + ": " + last_error);
-}
-
-uint16_t bound_port(int fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  if (address.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6&>(address).sin6_port);
-  return ntohs(reinterpret_cast<sockaddr_in&>(address).sin_port);
-}
 
 // Runs `work` on every worker and waits for all of them.
 template <typename Result>
@@ -111,6 +80,15 @@ class Server::Impl {
     port_ = bound_port(fds.front().get());
     for (size_t i = 1; i < options_.threads; ++i) fds.push_back(bind_listener(options_.host, port_));
     core_ = std::make_unique<ServerCore>(options_, std::move(fds));
+    if (options_.metrics.enabled && !options_.metrics.listen.empty()) {
+      try {
+        ServerCore* core = core_.get();
+        metrics_listener_ = std::make_unique<MetricsListener>(options_.metrics.listen, [core] { return metrics::render(*core); });
+      } catch (...) {
+        core_.reset();
+        throw;
+      }
+    }
     reactor_ = Pistache::Aio::Reactor::create();
     reactor_->init(Pistache::Aio::AsyncContext(options_.threads, "depot-worker"));
     reactor_->addHandler(std::make_shared<Worker>(*core_, 0));  // a prototype: each thread runs a clone
@@ -178,6 +156,7 @@ class Server::Impl {
         worker.discard_staged();
         return true;
       });
+      core_->metrics().reload_finished(false, generation->number);
       log::error("scripts refused; the previous generation keeps serving",
                  {{"generation", generation->number}, {"error", error}});
       return error;
@@ -187,6 +166,7 @@ class Server::Impl {
       return true;
     });
     generation_ = generation->number;
+    core_->metrics().reload_finished(true, generation_);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
     log::info("scripts loaded", {{"generation", generation_}, {"services", options_.services.size()}, {"ms", ms}});
     return "";
@@ -244,6 +224,7 @@ class Server::Impl {
   }
 
   void shutdown_reactor() {
+    metrics_listener_.reset();  // it reads the workers' counts
     reactor_->shutdown();
     // Blocking work still running posts its results to workers: let it finish while they exist.
     core_->pool().stop();
@@ -258,12 +239,16 @@ class Server::Impl {
   std::unique_ptr<ServerCore> core_;
   std::shared_ptr<Pistache::Aio::Reactor> reactor_;
   std::unique_ptr<ReloadWatcher> watcher_;
+  std::unique_ptr<MetricsListener> metrics_listener_;
 };
 
 Server::Server(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 Server::~Server() { stop(); }
 void Server::start() { impl_->start(); }
 uint16_t Server::port() const { return impl_->port_; }
+uint16_t Server::metrics_port() const {
+  return impl_->metrics_listener_ ? impl_->metrics_listener_->port() : 0;
+}
 std::string Server::reload() { return impl_->reload(); }
 std::string Server::add_service(ServiceSpec service) { return impl_->add_service(std::move(service)); }
 void Server::stop() { impl_->stop(); }

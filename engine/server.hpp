@@ -30,6 +30,8 @@ class Server {
   // accepts: no request is ever answered "no scripts are loaded".
   void start();
   uint16_t port() const;
+  // The admin listener's port (options.metrics.listen), 0 when there is none.
+  uint16_t metrics_port() const;
   // Loads the scripts again. On success the new generation serves new requests while in-flight
   // ones finish on the old; returns "". Otherwise the old generation keeps serving and the
   // reason is returned (and logged).

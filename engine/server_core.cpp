@@ -25,6 +25,7 @@ ServerCore::ServerCore(Options options, std::vector<UniqueFd> listen_fds)
       listen_fds_(std::move(listen_fds)),
       workers_(listen_fds_.size(), nullptr),
       max_connections_(resolve_max_connections(options_.limits.max_connections)),
+      metrics_(listen_fds_.size()),
       pool_(options_.blocking_threads, 4096) {}
 
 ServerCore::~ServerCore() = default;

@@ -1,5 +1,5 @@
 // State shared by all workers of one server: options, listening sockets, the workers themselves,
-// named events and the blocking-work pool. Created by Server before the reactor starts.
+// named events, the metrics and the blocking-work pool. Created by Server before the reactor starts.
 #pragma once
 
 #include <atomic>
@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/metrics.hpp"
 #include "engine/named_events.hpp"
 #include "engine/options.hpp"
 #include "engine/thread_pool.hpp"
@@ -32,6 +33,7 @@ class ServerCore {
   size_t max_connections() const { return max_connections_; }
   std::atomic<size_t>& open_connections() { return open_connections_; }
 
+  metrics::ServerMetrics& metrics() { return metrics_; }
   NamedEvents& events() { return events_; }
   ThreadPool& pool() { return pool_; }
 
@@ -42,6 +44,7 @@ class ServerCore {
   std::vector<Worker*> workers_;
   size_t max_connections_;
   std::atomic<size_t> open_connections_{0};
+  metrics::ServerMetrics metrics_;
   NamedEvents events_;
   ThreadPool pool_;
 };

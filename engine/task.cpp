@@ -2,7 +2,7 @@
 #include "engine/task.hpp"
 
 #include "bindings/binding.hpp"
-#include "engine/connection.hpp"
+#include "engine/error_answer.hpp"
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
 #include "engine/lua_memory.hpp"
@@ -22,13 +22,13 @@ Task::Task(Runtime& runtime, Kind kind, std::shared_ptr<Exchange> exchange)
     : runtime_(runtime), kind_(kind), exchange_(std::move(exchange)), id_(next_task_id()) {
   coroutine_ = runtime_.acquire_coroutine(coroutine_ref_);
   runtime_.task_started();
-  if (exchange_) exchange_->task = id_;
+  if (exchange_) exchange_->attach_task(id_);
 }
 
 // An unfinished task is only destroyed with its worker, whose Lua states close right after.
 Task::~Task() = default;
 
-const std::string& Task::request_id() const { return exchange_ ? exchange_->id : kNoRequestId; }
+const std::string& Task::request_id() const { return exchange_ ? exchange_->id() : kNoRequestId; }
 
 Task* Task::running_in(lua_State* L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "depot.binding_context");
@@ -47,15 +47,14 @@ Task* Task::of_state(lua_State* L) {
 void Task::set_deadline(std::chrono::milliseconds span, Clock::time_point now) {
   deadline_span_ = span;
   deadline_ = span.count() > 0 ? now + span : Clock::time_point::max();
-  body_seen_ = exchange_ ? exchange_->body_received : 0;
+  body_seen_ = exchange_ ? exchange_->body_received() : 0;
 }
 
 bool Task::overdue(Clock::time_point now) {
   if (deadline_span_.count() <= 0) return false;
   if (exchange_) {
-    bool waits_on_client = exchange_->body_waiter != 0 || exchange_->drain_waiter != 0;
-    if (waits_on_client || exchange_->body_received != body_seen_) {
-      body_seen_ = exchange_->body_received;
+    if (exchange_->handler_waits_on_client() || exchange_->body_received() != body_seen_) {
+      body_seen_ = exchange_->body_received();
       deadline_ = now + deadline_span_;
       return false;
     }
@@ -151,12 +150,11 @@ void Task::run(int argument_count) {
 
 void Task::abort(int status, const std::string& message) {
   if (finished_) return;
-  if (exchange_ && exchange_->connection) {
-    Exchange& exchange = *exchange_;
-    if (!exchange.response_started()) {
-      runtime_.respond_error(exchange, status, message);
+  if (exchange_ && !exchange_->client_gone()) {
+    if (!exchange_->response_started()) {
+      error_answer::send(&runtime_, *exchange_, status, message);
     } else {
-      exchange.connection->close();
+      exchange_->abort_response();
     }
   }
   log::warn(
@@ -171,24 +169,14 @@ void Task::finish(const char* error) {
   suspended_ = false;
   if (error != nullptr) {
     log::error("lua error", {{"request_id", request_id()}, {"route", route}, {"error", error}});
-    if (exchange_ && exchange_->connection && !exchange_->response_started()) {
-      runtime_.respond_error(*exchange_, 500, "internal server error");
-    }
+    if (exchange_) error_answer::send(&runtime_, *exchange_, 500, "internal server error");
   }
   // A coroutine that returned normally can run the next task; one that failed or was cut short
   // while suspended cannot.
   runtime_.release_coroutine(coroutine_ref_, coroutine_, error == nullptr && lua_status(coroutine_) == 0);
   coroutine_ref_ = LUA_NOREF;
   runtime_.task_ended();
-  if (exchange_) {
-    exchange_->body_waiter = 0;
-    exchange_->drain_waiter = 0;
-    if (exchange_->connection) {
-      exchange_->connection->on_task_finished(*exchange_);
-    } else {
-      exchange_->task = 0;
-    }
-  }
+  if (exchange_) exchange_->handler_finished();
   runtime_.worker().remove_task(id_);
 }
 

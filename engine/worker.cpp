@@ -14,6 +14,7 @@
 #include "engine/access_log.hpp"
 #include "engine/connection.hpp"
 #include "engine/log.hpp"
+#include "engine/metrics.hpp"
 #include "engine/runtime.hpp"
 #include "engine/server_core.hpp"
 #include "engine/task.hpp"
@@ -130,7 +131,8 @@ class Worker::Ticker final : public EventSource {
   UniqueFd fd_;
 };
 
-Worker::Worker(ServerCore& core, size_t index) : core_(core), index_(index), now_(Clock::now()) {}
+Worker::Worker(ServerCore& core, size_t index)
+    : core_(core), index_(index), metrics_(core.metrics().worker(index)), now_(Clock::now()) {}
 
 Worker::~Worker() {
   // Runs on the thread destroying the reactor, after the worker thread has been joined. First of
@@ -209,7 +211,15 @@ void Worker::sweep() {
   for (uint64_t id : overdue) {
     if (Task* task = find_task(id)) task->abort(503, "request deadline exceeded");
   }
+  publish_lua_memory();
   sweep_timer_ = add_timer(kSweepInterval, [this] { sweep(); });
+}
+
+void Worker::publish_lua_memory() {
+  size_t bytes = active_ ? active_->memory().used() : 0;
+  if (staged_) bytes += staged_->memory().used();
+  for (const auto& runtime : retired_) bytes += runtime->memory().used();
+  metrics_.set_lua_memory(bytes);
 }
 
 void Worker::run_deferred() {
@@ -270,6 +280,11 @@ bool Worker::make_room_for_connection() {
   return true;
 }
 
+RequestHandler* Worker::request_handler() {
+  if (request_handler_ != nullptr) return request_handler_;
+  return active_.get();
+}
+
 void Worker::add_idle(Connection* connection) {
   connection->idle_position = idle_connections_.insert(idle_connections_.end(), connection);
 }
@@ -295,6 +310,7 @@ void Worker::activate_staged() {
   active_ = std::move(staged_);
   active_->activate();
   collect_retired_runtimes();
+  publish_lua_memory();
 }
 
 void Worker::discard_staged() { staged_.reset(); }

@@ -22,8 +22,12 @@
 
 namespace depot {
 
+namespace metrics {
+class WorkerMetrics;
+}
 class ServerCore;
 class Connection;
+class RequestHandler;
 class Runtime;
 class Task;
 class WorkerInbox;
@@ -48,6 +52,7 @@ class Worker final : public Pistache::Aio::Handler {
   // --- worker thread only ---
   size_t index() const { return index_; }
   ServerCore& core() { return core_; }
+  metrics::WorkerMetrics& metrics() { return metrics_; }
   Clock::time_point now() const { return now_; }
 
   // Runs `work` on this thread after the current event batch: for work that must not run inside
@@ -83,6 +88,10 @@ class Worker final : public Pistache::Aio::Handler {
   // The runtime new requests and timers run in (the newest active generation); may be null
   // before the first generation is activated.
   Runtime* runtime() { return active_.get(); }
+  // Where new requests go: the active runtime, unless another handler was set (tests drive a
+  // Connection with a C++ handler of their own).
+  RequestHandler* request_handler();
+  void set_request_handler(RequestHandler* handler) { request_handler_ = handler; }
   // Builds this worker's runtime for a generation without activating it. Returns "" or why not.
   std::string stage_generation(const std::shared_ptr<const Generation>& generation);
   void activate_staged();
@@ -118,9 +127,12 @@ class Worker final : public Pistache::Aio::Handler {
   void run_deferred();
   void arm_timerfd();
   void check_drained();
+  // Publishes the memory of this worker's Lua states to its metrics (the sweep, a new generation).
+  void publish_lua_memory();
 
   ServerCore& core_;
   size_t index_;
+  metrics::WorkerMetrics& metrics_;
   Pistache::Polling::Epoll* poller_ = nullptr;
   Clock::time_point now_;
 
@@ -143,6 +155,7 @@ class Worker final : public Pistache::Aio::Handler {
   std::vector<std::unique_ptr<Runtime>> retired_;
   std::unordered_map<uint64_t, std::unique_ptr<Task>> tasks_;
   Task* running_task_ = nullptr;
+  RequestHandler* request_handler_ = nullptr;
 
   bool draining_ = false;
   std::function<void()> drained_;

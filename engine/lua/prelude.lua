@@ -195,8 +195,18 @@ function Response:started() return core.response_started(self._exchange) end
 local Service = {}
 Service.__index = Service
 
+local function is_mount_of(service, prefix)
+  for _, mount in ipairs(service.mounts or {}) do
+    if mount == prefix then return true end
+  end
+  return false
+end
+
 -- Registers a route. `options.max_body_bytes` raises req:body()'s limit for this route;
--- `options.deadline` (seconds, 0: none) replaces limits.request_deadline for it.
+-- `options.deadline` (seconds, 0: none) replaces limits.request_deadline for it;
+-- `options.mounts` (some of the service's mounts) registers it under those only;
+-- `options.before = false` skips the service's before filters. The openapi module reads the
+-- documentation options (summary, parameters, body, responses).
 function Service:route(method, pattern, handler, options)
   assert(type(method) == "string", "route: method must be a string")
   assert(type(pattern) == "string" and pattern:sub(1, 1) == "/", "route: pattern must start with /")
@@ -204,6 +214,12 @@ function Service:route(method, pattern, handler, options)
   options = options or {}
   assert(options.deadline == nil or (type(options.deadline) == "number" and options.deadline >= 0),
     "route: options.deadline must be a number of seconds (0: none)")
+  if options.mounts ~= nil then
+    assert(type(options.mounts) == "table", "route: options.mounts must be a list of the service's mounts")
+    for _, prefix in ipairs(options.mounts) do
+      assert(is_mount_of(self, prefix), "route: options.mounts: " .. tostring(prefix) .. " is not a mount of " .. self.name)
+    end
+  end
   options.max_body_bytes = options.max_body_bytes or core.max_body_bytes
   self.routes[#self.routes + 1] = { method = method:upper(), pattern = pattern, handler = handler, options = options }
 end
@@ -286,7 +302,7 @@ local function error_with_traceback(err)
 end
 
 local function run_handler(service, route, req, res)
-  for i = 1, #service.filters do
+  for i = 1, route.options.before == false and 0 or #service.filters do
     local status, body, headers = service.filters[i](req, res)
     if status ~= nil or core.response_started(res._exchange) then
       return finalize(res, status, body, headers)

@@ -9,6 +9,7 @@ local cache_id = require "file_cache.cache_id"
 local expiry = require "file_cache.expiry"
 local secure_filename = require("file_cache.secure_filename").secure_filename
 local Store = require "file_cache.store"
+local api = require "file_cache.openapi"
 
 local users = Auth.new(settings.string("KBASE_AUTH_URL", "http://auth:5000"))
 
@@ -33,7 +34,7 @@ end)
 
 service:get("/", function()
   return { endpoints = { api_v1 = { path = "/v1", desc = "API Version 1", example = "GET /v1" } } }
-end)
+end, api.root)
 
 service:get("/v1", function()
   return { routes = {
@@ -43,7 +44,7 @@ service:get("/v1", function()
     upload_cache_file = "POST /cache/<cache_id>",
     delete_cache_file = "DELETE /cache/<cache_id>",
   } }
-end)
+end, api.version_1)
 
 -- The media type without parameters, lower-cased: "application/json; charset=utf-8" is JSON too.
 local function media_type(value)
@@ -60,7 +61,7 @@ service:post("/v1/cache_id", function(req)
   local id, problem = cache_id.from_body(token_id, req:body())
   if not id then depot.fail(400, problem) end
   return { cache_id = id, status = "ok", metadata = Store.metadata(store:ensure(id, token_id)) }
-end)
+end, api.create_cache_id)
 
 -- The first part named "file" that is a file (werkzeug files a part without a filename under
 -- the form fields, not the files).
@@ -80,7 +81,7 @@ service:post("/v1/cache/:cache_id", function(req)
   store:owned(id, token_id)
   store:store(id, token_id, part, secure_filename(part.filename))
   return { status = "ok" }
-end)
+end, api.upload)
 
 -- The bytes with sendfile; Content-Type from the stored name's extension, Content-Disposition
 -- with that name, ETag, Last-Modified, Range and HEAD from the engine.
@@ -93,7 +94,7 @@ service:get("/v1/cache/:cache_id", function(req, res)
   if not res:file(store:path(id), { download_name = entry.filename }) then
     depot.fail(404, Store.NOT_FOUND)
   end
-end)
+end, api.download)
 
 service:delete("/v1/cache/:cache_id", function(req)
   local token_id = users:token_id(req)
@@ -101,7 +102,7 @@ service:delete("/v1/cache/:cache_id", function(req)
   store:owned(id, token_id)
   store:remove(id)
   return { status = "ok" }
-end)
+end, api.delete)
 
 service:on_start(function()
   jobs.every(expiry_interval, function(premature)
@@ -117,3 +118,6 @@ service:command("expire-all", function()
   local total, removed = expiry.run(store, "admin")
   print(string.format("... Finished running. Total objects: %d. Removed %d objects", total, removed))
 end)
+
+-- Last: a service that failed to load must not have claimed its mounts' API pages.
+require("openapi").serve(service, api.info)

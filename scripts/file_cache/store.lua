@@ -1,5 +1,7 @@
--- The cached files: metadata in kv (cache_id → {token_id, filename, expiration, size, blake2b}),
--- bytes in files under <root>/<first two hex digits>/<cache_id>.
+-- The cached files: metadata in kv (cache_id → {token_id, filename, expiration, size, xxh128}),
+-- bytes in files under <root>/<first two hex digits>/<cache_id>. The digest only detects a file
+-- corrupted on disk (no client sees it, nothing is addressed by it), so it is the fast XXH3-128
+-- rather than BLAKE2b, which cost 1.4 ms of CPU per MiB uploaded.
 --
 -- Order of writes, so that a crash or a vanished client never shows a partial file and never
 -- loses the previous version: an upload streams into a hidden temporary file, renames it over the
@@ -81,7 +83,7 @@ end
 -- the previous file in place.
 function M:store(cache_id, token_id, part, filename)
   assert(fs.mkdir(self:directory(cache_id)))
-  local writer = assert(fs.writer(self:path(cache_id), { hash = "blake2b" }))
+  local writer = assert(fs.writer(self:path(cache_id), { hash = "xxh128" }))
   while true do
     local chunk, err = part:read()
     if err then
@@ -100,7 +102,8 @@ function M:store(cache_id, token_id, part, filename)
   local recorded = self.entries:update(function(tx)
     local entry = tx:get(cache_id)
     if not entry or entry.token_id ~= token_id then return false end
-    entry.filename, entry.size, entry.blake2b = filename, size, digest
+    entry.filename, entry.size, entry.xxh128 = filename, size, digest
+    entry.blake2b = nil -- the digest of an earlier version's upload
     entry.expiration = expiration_in(self.file_seconds)
     tx:put(cache_id, entry)
     return true

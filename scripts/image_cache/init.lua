@@ -11,6 +11,7 @@ local ids = require "image_cache.ids"
 local upstream = require "image_cache.upstream"
 local Entries = require "image_cache.entries"
 local info = require "image_cache.info"
+local api = require "image_cache.openapi"
 
 local retries = config.integer("KENTIK_API_RETRIES", 3)
 local timeout = config.number("KENTIK_API_TIMEOUT", 60)
@@ -91,7 +92,8 @@ service:post("/requests", function(req)
     ttl = as_int(body.ttl)
     if not ttl then return unprocessable({ "body", "ttl" }, "value is not a valid integer", "type_error.integer") end
   end
-  local query_text = ids.member_text(text, "api_query")
+  -- As written: Python's str() of it follows its key order and number spelling.
+  local query_text = json.member_text(text, "api_query")
   if body.api_query == nil or body.api_query == json.null or not query_text then
     return 400, { loc = { api_query = json.null, ttl = ttl }, msg = "Incomplete request, missing 'api_query'",
                   type = "invalid request" }
@@ -102,7 +104,7 @@ service:post("/requests", function(req)
   end)
   if created then jobs.after(0, function(premature) if not premature then fetch(id) end end) end
   return { id = id }
-end)
+end, api.create_request)
 
 service:get("/image/:id", function(req, res)
   local id = req.params.id
@@ -126,15 +128,15 @@ service:get("/image/:id", function(req, res)
     return entry.status_code, { loc = id, msg = entry.msgs, type = "Kentik API error" }
   end
   return 500, { loc = id, msg = "Internal error (entry status: pending)", type = "error" }
-end)
+end, api.image)
 
 service:get("/info", function(req, res)
   info.stream(entries, res, depot.now())
-end)
+end, api.info_listing)
 
 service:get("/favicon.ico", function(req, res)
   assert(res:file(favicon, { content_type = "image/x-icon" }))
-end)
+end, api.favicon)
 
 -- At start: index a cache written by an earlier version, prune, then refetch what was still
 -- pending when the server stopped — in the background, so the server answers at once.
@@ -154,3 +156,6 @@ service:on_start(function()
     if not premature then entries:prune() end
   end)
 end)
+
+-- Last: a service that failed to load must not have claimed its mounts' API pages.
+require("openapi").serve(service, api.info)

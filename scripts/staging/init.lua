@@ -13,6 +13,7 @@ local Jupyter = require "staging.jupyter"
 local paths = require "staging.paths"
 local Records = require "staging.records"
 local validation = require "staging.validation"
+local api = require "staging.openapi"
 
 local settings = require("staging.settings").load(service)
 local journal = Journal.new(settings.logging_level, settings.log_max_lines)
@@ -187,7 +188,7 @@ service:route("POST", "/stage-data/", function(req, res)
   journal:info(string.format("Received request with method=%s, username=%s, data=local_path_on_storage=%s relative_path=%s",
     query.method, query.username, repr(item.local_path_on_storage), repr(item.relative_path)))
   return stage(res, query.method, query.username, item, req.query.jupyter_token)
-end)
+end, api.stage)
 
 ------------------------------------------------------------------------------------------------
 -- Records
@@ -210,13 +211,13 @@ service:route("GET", "/stage-data/records", function(req)
   if #errors > 0 then return 422, { detail = errors } end
   local function filter(value) return value ~= "" and value or nil end
   return { records = records:list(filter(req.query.username), filter(req.query.status), limit) }
-end)
+end, api.records)
 
 service:route("GET", "/stage-data/records/:id", function(req)
   local record = Records.valid_id(req.params.id) and records:get(req.params.id)
   if not record then return 404, { detail = "Record not found" } end
   return record
-end)
+end, api.record)
 
 ------------------------------------------------------------------------------------------------
 -- Logs, configuration, files
@@ -225,17 +226,18 @@ service:route("GET", "/logs/", function()
   local text = journal:text()
   if not text then return 404, { detail = "Log file not found" } end
   return 200, text, { ["Content-Type"] = "text/plain; charset=utf-8" }
-end)
+end, api.logs)
 
 service:route("GET", "/config/", function()
   return { source_storage_path = settings.source, target_storage_path = settings.target,
            allowed_methods = settings.allowed_methods }
-end)
+end, api.config)
 
 service:route("GET", "/config/allowed-methods/", function()
   return { allowed_methods = settings.allowed_methods }
-end)
+end, api.allowed_methods)
 
+api.create_file.max_body_bytes = settings.create_file_max_bytes
 service:route("POST", "/create-file/", function(req)
   local errors = {}
   local body, status, detail = validation.body(req, settings.create_file_max_bytes)
@@ -258,7 +260,7 @@ service:route("POST", "/create-file/", function(req)
   local message = "File '" .. fields.filename .. "' created successfully in " .. shown .. "."
   journal:info(message)
   return { status = "success", message = message }
-end, { max_body_bytes = settings.create_file_max_bytes })
+end, api.create_file)
 
 ------------------------------------------------------------------------------------------------
 -- The web page (scripts/staging/web/), at the mount root
@@ -274,7 +276,10 @@ service:route("GET", "/", function(req, res)
   local path, query = req.target:match("^([^?]*)(.*)$")
   if path:sub(-1) ~= "/" then return 307, "", { Location = path .. "/" .. query } end
   return send_page_file(res, "index.html")
-end)
-service:route("GET", "/web/*file", function(req, res) return send_page_file(res, req.params.file) end)
+end, api.page)
+service:route("GET", "/web/*file", function(req, res) return send_page_file(res, req.params.file) end, api.page_file)
 
 service:on_start(function() journal:info("Staging service started") end)
+
+-- Last: a service that failed to load must not have claimed its mounts' API pages.
+require("openapi").serve(service, api.info)

@@ -1,6 +1,7 @@
 -- The ServiceX user service (ssl-hep/ServiceX_App): users with password sign-up and login, the
--- JWT access/refresh tokens of flask-jwt-extended 3.x, the admin API and GET /servicex, with the
--- original's paths, statuses and messages (specs/users.md §4). See docs/services/users.md.
+-- JWT access/refresh tokens of flask-jwt-extended 3.x, the admin API, GET /servicex and the
+-- transformation requests (transformation/), with the original's paths, statuses and messages
+-- (specs/users.md §4). See docs/services/users.md.
 local depot = require "depot"
 local crypto = require "crypto"
 local json = require "json"
@@ -14,6 +15,7 @@ local LoginLimit = require "users.login_limit"
 local arguments = require "users.arguments"
 local slack = require "users.slack"
 local Mail = require "users.mail"
+local api = require "users.openapi"
 
 local policy = Policy.new(config) -- refuses to mount with ENABLE_AUTH on and no JWT_SECRET_KEY
 local access_lifetime = config.integer("JWT_ACCESS_TOKEN_EXPIRES", 21600)
@@ -76,8 +78,20 @@ local function is_admin_email(email) return admin_email ~= "" and email:lower() 
 -- A new refresh token for `user`, stored as the only one accepted from now on.
 local function new_refresh_token(user)
   local claims = jwt.claims(user.sub, "refresh", depot.now(), refresh_lifetime)
-  store.change(user.id, function(stored) stored.refresh_jti = claims.jti end)
-  return jwt.encode(policy.secret, claims)
+  local token = jwt.encode(policy.secret, claims)
+  -- The token itself too, for the web pages' servicex.yaml (the original's refresh_token column).
+  store.change(user.id, function(stored) stored.refresh_jti, stored.refresh_token = claims.jti, token end)
+  return token
+end
+
+-- Creates the user of `fields` and, when pending, posts the Slack sign-up message: the password
+-- API's and the web pages' sign-up. nil if the e-mail or the identity is taken.
+local function sign_up(fields)
+  local user = store.create(fields)
+  if not user then return nil end
+  log.info("user registered", { id = user.id, pending = user.pending })
+  if user.pending and signup_webhook ~= "" then slack.post(signup_webhook, slack.signup_message(user.email), "signup") end
+  return user
 end
 
 local function new_access_token(user)
@@ -95,15 +109,13 @@ service:post("/registration", function(req)
   if args.password ~= args.confirm_password then return { message = "Passwords do not match" } end
   local hash = assert(crypto.password_hash(args.password, hash_options))
   local admin = is_admin_email(email)
-  local user = store.create({
+  local user = sign_up({
     sub = jwt.uuid4(), email = email, name = args.full_name, institution = args.institution,
     experiment = args.experiment, admin = admin, pending = not admin, password_hash = hash,
   })
   if not user then return { message = string.format("User %s already exists", email) } end
-  log.info("user registered", { id = user.id, pending = user.pending })
-  if user.pending and signup_webhook ~= "" then slack.post(signup_webhook, slack.signup_message(email), "signup") end
   return { message = string.format("User %s added to pending user list", email) }
-end)
+end, api.registration)
 
 service:post("/login", function(req)
   local args, status, body = arguments.parse(req, { { "email", required = true }, { "password", required = true } })
@@ -132,7 +144,7 @@ service:post("/login", function(req)
     access_token = new_access_token(user),
     refresh_token = new_refresh_token(user),
   }
-end)
+end, api.login)
 
 -- Always checked, even with ENABLE_AUTH off (the original's jwt_refresh_token_required).
 service:post("/token/refresh", function(req)
@@ -144,7 +156,7 @@ service:post("/token/refresh", function(req)
     return 401, { message = "Invalid or outdated refresh token" }
   end
   return { access_token = new_access_token(user) }
-end)
+end, api.refresh)
 
 local function summaries(users, with_pending)
   local list = setmetatable({}, json.array_mt)
@@ -158,13 +170,13 @@ end
 
 service:get("/users", admin_only(function()
   return { users = summaries(store.list(), true) }
-end))
+end), api.users)
 
 -- Unlike the original, admins are kept: an admin cannot lock everyone out with one call.
 service:delete("/users", admin_only(function()
   local count = store.delete_where(function(user) return not user.admin end)
   return { message = string.format("%d row(s) deleted", count) }
-end))
+end), api.delete_users)
 
 service:delete("/users/:user_id", admin_only(function(req)
   local text = req.params.user_id
@@ -172,17 +184,17 @@ service:delete("/users/:user_id", admin_only(function(req)
   if not (id and store.delete(id)) then return 404, { message = string.format("user %s not found", text) } end
   log.info("user deleted", { id = id })
   return { message = string.format("user %d has been deleted", id) }
-end))
+end), api.delete_user)
 
 local function is_pending(user) return user.pending == true end
 
 service:get("/pending", admin_only(function()
   return { users = summaries(store.list(is_pending), false) }
-end))
+end), api.pending)
 
 service:delete("/pending", admin_only(function()
   return { message = string.format("%d row(s) deleted", store.delete_where(is_pending)) }
-end))
+end), api.delete_pending)
 
 -- Approves the user `email` and queues the welcome mail; nil if there is no such user.
 local function accept(email)
@@ -199,7 +211,7 @@ service:post("/accept", admin_only(function(req)
   if not args then return status, body end
   if not accept(args.email) then return 404, { message = "No user registered with email: " .. args.email } end
   return { message = string.format("user %s now ready for access", args.email) }
-end))
+end), api.accept)
 
 -- Slack's interactivity callback for the Approve/Reject buttons of the signup message. Unlike
 -- the original, missing headers are a 400, a timestamp too far in the future is refused like
@@ -246,9 +258,16 @@ service:post("/slack", function(req)
     return 400, { message = "Unknown action" }
   end
   return 200, ""
-end)
+end, api.slack)
 
-service:get("/servicex", function() return versions end)
+service:get("/servicex", function() return versions end, api.servicex)
+
+-- The web pages: sign-in through an OpenID Connect provider, profile, API token, servicex.yaml.
+require("users.web.routes")(service, config, { sign_up = sign_up, new_refresh_token = new_refresh_token,
+  is_admin_email = is_admin_email, code_gen_image = config.string("CODE_GEN_IMAGE", "") })
+
+-- Transformation requests and the worker protocol that runs them (scripts/users/transformation/).
+require("users.transformation.api").mount(service, policy, config)
 
 -- Makes `email` an approved admin, created if needed; a password replaces the stored one.
 local function ensure_admin(email, password)
@@ -294,3 +313,6 @@ service:command("users", function(args)
     error(USAGE, 0)
   end
 end)
+
+-- Last: a service that failed to load must not have claimed its mounts' API pages.
+require("openapi").serve(service, api.info)

@@ -57,7 +57,8 @@ function M.create(fields)
 end
 
 -- Applies `change(user)` to the stored user `id` in one transaction (re-indexing a changed
--- email); returns the new record, or nil if there is no such user.
+-- email); returns the new record, or nil if there is no such user (nil, "exists" if the new
+-- e-mail is another user's: nothing is written).
 function M.change(id, change)
   return db:update(function(tx)
     local user = tx:get(record_key(id))
@@ -66,6 +67,7 @@ function M.change(id, change)
     change(user)
     user.updated_at = depot.now()
     if old_email:lower() ~= user.email:lower() then
+      if tx:exists(email_key(user.email)) then return nil, "exists" end
       tx:delete(email_key(old_email))
       tx:put(email_key(user.email), user.id)
     end
@@ -98,14 +100,30 @@ function M.delete_where(doomed)
   end)
 end
 
--- The token secret of a deployment that configured none: made by the first caller, then the
--- same for every worker and every restart.
-function M.generated_secret()
+-- Gives the user `id` the provider identity `sub` (its JWT identity from now on) and records the
+-- provider `issuer`; returns the new record, or nil if there is no such user or the sub is taken.
+function M.set_identity(id, sub, issuer)
   return db:update(function(tx)
-    local secret = tx:get("generated_secret")
+    local user = tx:get(record_key(id))
+    if not user or tx:exists(sub_key(sub)) then return nil end
+    tx:delete(sub_key(user.sub))
+    user.sub, user.identity_provider, user.updated_at = sub, issuer, depot.now()
+    tx:put(record_key(id), user)
+    tx:put(sub_key(sub), id)
+    return user
+  end)
+end
+
+-- A secret of a deployment that configured none (`name`: "generated_secret" signs the tokens,
+-- "generated_session_secret" the web sessions): made by the first caller, then the same for
+-- every worker and every restart.
+function M.generated_secret(name)
+  name = name or "generated_secret"
+  return db:update(function(tx)
+    local secret = tx:get(name)
     if not secret then
       secret = crypto.token(32)
-      tx:put("generated_secret", secret)
+      tx:put(name, secret)
     end
     return secret
   end)

@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -48,6 +49,14 @@ std::string blake2b_hex(const std::string& data) {
                      data.size(), nullptr, 0);
   char hex[129];
   sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+  return hex;
+}
+
+std::string xxh128_hex(const std::string& data) {
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, XXH3_128bits(data.data(), data.size()));
+  char hex[2 * sizeof canonical.digest + 1];
+  sodium_bin2hex(hex, sizeof hex, canonical.digest, sizeof canonical.digest);
   return hex;
 }
 
@@ -350,9 +359,11 @@ eq(select(2, assert(fs.writer("plain")):commit()), nil, "no hash, no digest")
     raises("fs.write('x', 'y', {fsync = 1})", "fs.write: option fsync must be a boolean");
     raises("fs.write('x', 'y', {hash = 'sha256'})", "fs.write: unknown option hash");
     raises("fs.writer('x', {hash = 'md5'})",
-           "fs.writer: option hash must be \"blake2b\" or \"sha256\"");
+           "fs.writer: option hash must be \"blake2b\", \"sha256\" or \"xxh128\"");
     raises("fs.writer('x', {hash = 'blake2b', hash_size = 8})",
            "fs.writer: hash_size must be an integer 16..64");
+    raises("fs.writer('x', {hash = 'xxh128', hash_size = 32})",
+           "fs.writer: option hash_size is for hash = \"blake2b\"");
     raises("fs.writer('x', {hash_size = 32})",
            "fs.writer: option hash_size is for hash = \"blake2b\"");
     raises("fs.mkdir('x', '9z')", "fs.mkdir: mode must be an octal string");
@@ -384,7 +395,7 @@ eq(select(2, assert(fs.writer("plain")):commit()), nil, "no hash, no digest")
   }
 }
 
-TEST_CASE("fs.writer hashes match libsodium computed in C++", "[fs]") {
+TEST_CASE("fs.writer hashes match libsodium and libxxhash computed in C++", "[fs]") {
   LuaFixture fixture;
   std::string data = random_bytes(3 * 1024 * 1024 + 17, 7);
   lua_pushlstring(fixture.state(), data.data(), data.size());
@@ -401,6 +412,21 @@ TEST_CASE("fs.writer hashes match libsodium computed in C++", "[fs]") {
     return select(2, assert(w:commit()))
   )LUA") == sha256_hex(data));
   CHECK(read_whole(fixture.data_dir() / "random") == data);
+  // XXH3-128 streamed in odd pieces equals the one-shot hash, printed as xxh128sum prints it.
+  CHECK(fixture.eval(R"LUA(
+    local w = assert(require("fs").writer("random", {hash = "xxh128"}))
+    for i = 1, #DATA, 100003 do assert(w:write(DATA:sub(i, i + 100002))) end
+    return select(2, assert(w:commit()))
+  )LUA") == xxh128_hex(data));
+  CHECK(read_whole(fixture.data_dir() / "random") == data);
+  // The published vectors: XXH3-128 of "" and of "hello world".
+  CHECK(fixture.eval(R"LUA(
+    local fs = require "fs"
+    local empty = select(2, assert(assert(fs.writer("empty", {hash = "xxh128"})):commit()))
+    local hello = assert(fs.writer("hello", {hash = "xxh128"}))
+    assert(hello:write("hello ")); assert(hello:write("world"))
+    return empty .. " " .. select(2, assert(hello:commit()))
+  )LUA") == "99aa06d3014798d86001c324468d497f df8d09e93f874900a99b8775cc15b6c7");
 }
 
 // ---------------------------------------------------------------------------------------------

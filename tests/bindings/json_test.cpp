@@ -88,6 +88,24 @@ TEST_CASE("json: the specs' examples", "[json]") {
         "[-0.0, 1e-07, 1e+16, inf, nan]");
 }
 
+TEST_CASE("json.member_text: a member's text as written", "[json]") {
+  depot::testing::LuaFixture lua;
+  CHECK(lua.run(R"LUA(
+    local json = require "json"
+    local doc = ' { "ttl" : 60 , "q" : {"b": [1, "}", 1.50E1], "a": "\\"x\\" \\u00e9"} , "z": null } '
+    assert(json.member_text(doc, "q") == [[{"b": [1, "}", 1.50E1], "a": "\"x\" \u00e9"}]], json.member_text(doc, "q"))
+    assert(json.member_text(doc, "ttl") == "60" and json.member_text(doc, "z") == "null")
+    -- the last of repeated names, as Python's json.loads keeps it
+    assert(json.member_text('{"q": 1, "q": {"b": [1, "}"]}}', "q") == '{"b": [1, "}"]}')
+    assert(json.member_text('{"q": 1}', "missing") == nil)
+    assert(json.member_text('[1, 2]', "q") == nil and json.member_text('"q"', "q") == nil)
+    local none, message = json.member_text('{"q": [1,}', "q")
+    assert(none == nil and message:find("^json.member_text: syntax error at line 1 column 10"), message)
+    assert(not pcall(json.member_text, '{}', 5))
+    assert(select(2, pcall(json.member_text, 5, "q")):find("json.member_text: text must be a string"))
+  )LUA") == "");
+}
+
 TEST_CASE("json: integers keep their digits in the Python renderings only", "[json]") {
   depot::testing::LuaFixture lua;
   const std::string big = "123456789012345678901234567890";

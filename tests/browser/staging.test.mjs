@@ -6,18 +6,11 @@
 // or `node --test` in this folder.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repository = path.resolve(here, '../..');
-const depotBinary = process.env.DEPOT_BINARY ?? path.join(repository, 'build/depot');
-const artifactDir = process.env.DEPOT_ARTIFACT_DIR ?? path.join(repository, 'build');
-const STARTUP_TIMEOUT_MS = 15000;
+import { launchWithDepot } from './chromium_page.mjs';
+import { artifactDir, startDepot } from './depot_server.mjs';
 
 let workDir;
 let sourceDir;
@@ -26,59 +19,20 @@ let depot;
 let baseUrl;
 let browser;
 let page;
-const pageErrors = [];
+let pageErrors;
 
-// Starts `depot serve` on a free port with only the staging service, mounted at the root and
-// under /staging, and resolves with the port from its "listening" log line.
-async function startDepot() {
-  const config = {
-    host: '127.0.0.1',
-    port: 0,
-    data_dir: path.join(workDir, 'data'),
-    scripts_dir: path.join(repository, 'scripts'),
-    log_level: 'info',
+// The staging service mounted at the root and under /staging. The config section must decide
+// the storage paths: a variable of the caller's would win.
+function startStaging() {
+  return startDepot({
+    workDir,
     services: [{
       name: 'staging',
       script: 'staging',
       mount: ['/', '/staging'],
       config: { SOURCE_STORAGE_PATH: sourceDir, TARGET_STORAGE_PATH: targetDir },
     }],
-  };
-  const configFile = path.join(workDir, 'depot.json');
-  await writeFile(configFile, JSON.stringify(config));
-  // The config section must decide the storage paths: a variable of the caller's would win.
-  const env = { ...process.env };
-  for (const name of ['SOURCE_STORAGE_PATH', 'TARGET_STORAGE_PATH', 'ALLOWED_METHODS', 'DEPOT_PORT', 'DEPOT_CONFIG']) {
-    delete env[name];
-  }
-  depot = spawn(depotBinary, ['serve', '--config', configFile, '--threads', '1'], {
-    cwd: workDir, env, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`depot did not start:\n${output}`)), STARTUP_TIMEOUT_MS);
-    const onData = (chunk) => {
-      output += chunk;
-      for (const line of output.split('\n')) {
-        if (line.includes('"service not mounted"')) {
-          clearTimeout(timer);
-          reject(new Error(`the staging service did not mount: ${line}`));
-          return;
-        }
-        const match = line.match(/"msg":"listening".*"port":(\d+)/);
-        if (match) {
-          clearTimeout(timer);
-          resolve(Number(match[1]));
-          return;
-        }
-      }
-    };
-    depot.stdout.on('data', onData);
-    depot.stderr.on('data', onData);
-    depot.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`depot exited with ${code}:\n${output}`));
-    });
+    unset: ['SOURCE_STORAGE_PATH', 'TARGET_STORAGE_PATH', 'ALLOWED_METHODS'],
   });
 }
 
@@ -88,28 +42,13 @@ before(async () => {
   targetDir = path.join(workDir, 'target');
   await mkdir(sourceDir);
   await mkdir(targetDir);
-  // Both take about a second: start them together.
-  const [port, launched] = await Promise.all([
-    startDepot(),
-    chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium' }),
-  ]);
-  baseUrl = `http://127.0.0.1:${port}`;
-  browser = launched;
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(20000); // generous: CI runs it beside the other tests on two cores
-  page.on('pageerror', (error) => pageErrors.push(error.message));
+  ({ depot, browser, page, pageErrors } = await launchWithDepot(startStaging()));
+  baseUrl = `http://127.0.0.1:${depot.port}`;
   await page.goto(`${baseUrl}/`);
 });
 
-async function stopDepot() {
-  if (!depot || depot.exitCode !== null) return;
-  const exited = new Promise((resolve) => depot.once('exit', resolve));
-  depot.kill('SIGTERM');
-  await exited;
-}
-
 after(async () => {
-  await Promise.all([browser?.close(), stopDepot()]);
+  await Promise.all([browser?.close(), depot?.stop()]);
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 

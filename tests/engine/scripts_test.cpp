@@ -1,5 +1,6 @@
 // What route scripts get from the engine: multipart parts streamed one by one, streaming
-// responses, per-service error shapes, filters, on_start hooks, deadlines and budgets.
+// responses, per-service error shapes, filters (and routes that skip them), routes under some of
+// a service's mounts, on_start hooks, deadlines and budgets.
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -123,6 +124,21 @@ service:get("/treasure", function(req) return { owner = req.user } end)
 )LUA");
   CHECK(http_request(server.port(), "GET", "/treasure").status == 401);
   CHECK(http_request(server.port(), "GET", "/treasure", "", "X-Key: open sesame").body == R"({"owner":"ali"})");
+}
+
+TEST_CASE("a route with before = false skips the filters; one with mounts is only under those", "[scripts]") {
+  TestServer server({TestServer::Service{"app", R"LUA(
+local service = ...
+service:before(function() return 401, { error = "no key" } end)
+service:get("/guarded", function() return "in" end)
+service:get("/public", function() return "open" end, { before = false })
+service:get("/second-only", function() return "second" end, { mounts = { "/second" } })
+)LUA", {"/first", "/second"}}});
+  CHECK(http_request(server.port(), "GET", "/first/guarded").status == 401);
+  CHECK(http_request(server.port(), "GET", "/first/public").body == "open");
+  CHECK(http_request(server.port(), "GET", "/second/public").body == "open");
+  CHECK(http_request(server.port(), "GET", "/second/second-only", "", "X-Any: 1").status == 401);
+  CHECK(http_request(server.port(), "GET", "/first/second-only").status == 404);
 }
 
 TEST_CASE("on_start hooks run as tasks when the scripts start serving", "[scripts]") {

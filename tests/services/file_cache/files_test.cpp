@@ -1,9 +1,14 @@
 // The file cache's uploads and downloads beyond the original's tests: download headers, ranges,
 // ETags, replacement, unusual names, the defects fixed (Content-Type with a charset, non-object
-// bodies, Content-Type on GET), clients that vanish mid-upload, and the URL prefixes clients use.
+// bodies, Content-Type on GET), clients that vanish mid-upload, the URL prefixes clients use, and
+// the stored digest.
+#include <sodium.h>
+#include <xxhash.h>
+
 #include <catch2/catch.hpp>
 #include <thread>
 
+#include "bindings/lmdb_env.hpp"
 #include "tests/services/file_cache/file_cache_fixture.hpp"
 
 using namespace depot::testing::file_cache;
@@ -119,6 +124,52 @@ TEST_CASE("file cache: an upload replaces the file and its name", "[file_cache]"
   auto directory = cache.stored_file(id).parent_path();
   CHECK(std::distance(std::filesystem::directory_iterator(directory),
                       std::filesystem::directory_iterator()) == 1);
+}
+
+// The stored entry as the service wrote it (the kv value: 'j' and its JSON).
+static json stored_entry(FileCache& cache, const std::string& cache_id) {
+  auto env = depot::LmdbEnv::open(cache.data_dir() / "kv", size_t{1} << 30);
+  MDB_dbi dbi = env->database("file_cache");
+  std::string value;
+  env->read([&](MDB_txn* txn) {
+    MDB_val key{cache_id.size(), const_cast<char*>(cache_id.data())}, found;
+    if (mdb_get(txn, dbi, &key, &found) == MDB_SUCCESS) value.assign(static_cast<char*>(found.mv_data), found.mv_size);
+  });
+  REQUIRE(value.size() > 1);
+  return json::parse(value.substr(1));
+}
+
+TEST_CASE("file cache: the stored digest is the XXH3-128 of the bytes; an older BLAKE2b one goes",
+          "[file_cache]") {
+  FileCache cache;
+  std::string id = new_cache_id(cache.port(), kToken, "digest");
+  std::string bytes = unique_body("digest bytes") + std::string(300000, 'z');
+  REQUIRE(upload(cache.port(), id, "d.bin", bytes).status == 200);
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, XXH3_128bits(bytes.data(), bytes.size()));
+  char hex[33];
+  sodium_bin2hex(hex, sizeof hex, canonical.digest, sizeof canonical.digest);
+  json entry = stored_entry(cache, id);
+  CHECK(entry["xxh128"] == hex);
+  CHECK(entry["size"] == bytes.size());
+  CHECK_FALSE(entry.contains("blake2b"));
+
+  // An entry uploaded by the version that stored BLAKE2b loses it at its next upload.
+  auto env = depot::LmdbEnv::open(cache.data_dir() / "kv", size_t{1} << 30);
+  MDB_dbi dbi = env->database("file_cache");
+  json legacy = entry;
+  legacy.erase("xxh128");
+  legacy["blake2b"] = std::string(128, 'a');
+  std::string value = "j" + legacy.dump();
+  env->write([&](MDB_txn* txn) {
+    MDB_val key{id.size(), id.data()}, data{value.size(), value.data()};
+    REQUIRE(mdb_put(txn, dbi, &key, &data, 0) == MDB_SUCCESS);
+  });
+  REQUIRE(upload(cache.port(), id, "d.bin", "again").status == 200);
+  entry = stored_entry(cache, id);
+  CHECK_FALSE(entry.contains("blake2b"));
+  CHECK(entry["size"] == 5);
+  CHECK(download(cache.port(), id).body == "again");
 }
 
 TEST_CASE("file cache: unusual file names are sanitised, never a 500", "[file_cache]") {

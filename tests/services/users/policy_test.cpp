@@ -1,6 +1,6 @@
 // The users policy in front of another service (config "auth": "users"): auth_required and
 // admin_required per method and route, req.user for handlers, the original's 401 bodies, and
-// everything let through with ENABLE_AUTH false.
+// everything let through with ENABLE_AUTH false; the guarded service's API pages stay open.
 #include <fstream>
 #include <sstream>
 
@@ -20,7 +20,8 @@ local function who(req) return { email = req.user and req.user.email or json.nul
 service:get("/files", who)
 service:get("/files/public", who)
 service:delete("/files", who)
-service:get("/health", function() return { status = "ok" } end)
+service:get("/health", function() return { status = "ok" } end, { summary = "Up?" })
+require("openapi").serve(service, { title = "Files", version = "1" })
 )";
 
 const json kRules = {{"GET /health", "none"}, {"GET /files/public", "none"}, {"DELETE", "admin"}, {"*", "user"}};
@@ -69,6 +70,21 @@ TEST_CASE("users policy: guards another service per method and route, with req.u
                {{"message",
                  "Not Authorized: No user found matching this API token. Your account may have been deleted. "
                  "Please visit the ServiceX website to obtain a new API token."}});
+}
+
+TEST_CASE("users policy: a guarded service's API pages open without a token", "[users]") {
+  Users* users = nullptr;
+  auto owner = with_staging(users, {{"auth", "users"}, {"ENABLE_AUTH", "true"}, {"JWT_SECRET_KEY", kSecret},
+                                    {"auth_rules", {{"*", "admin"}}}});
+  CHECK(users->get("/staging/files").status == 401);
+  auto document = users->get("/staging/openapi.json");
+  REQUIRE(document.status == 200);
+  json paths = json::parse(document.body)["paths"];
+  CHECK(paths["/health"]["get"]["summary"] == "Up?");
+  CHECK(paths["/files"].contains("delete"));
+  auto page = users->get("/staging/docs");
+  CHECK(page.status == 200);
+  CHECK(page.body.find("data-openapi=\"/staging/openapi.json\"") != std::string::npos);
 }
 
 TEST_CASE("users policy: a pending user's valid token is refused with the pending message", "[users]") {
