@@ -5,14 +5,16 @@
 
 #include "engine/runtime.hpp"
 #include "engine/worker.hpp"
+#include "engine/worker_inbox.hpp"
 
 namespace depot {
 
-TaskHandle::TaskHandle(Task& task) : worker_(&task.runtime().worker()), task_id_(task.id()) {}
+TaskHandle::TaskHandle(Task& task)
+    : worker_(&task.runtime().worker()), inbox_(worker_->inbox()), task_id_(task.id()) {}
 
 void TaskHandle::resume(Task::Pusher push) const {
   TaskHandle self = *this;
-  worker_->post([self, push = std::move(push)] { self.resume_here(push); });
+  inbox_->push([self, push = std::move(push)] { self.resume_here(push); });
 }
 
 void TaskHandle::resume_here(const Task::Pusher& push) const {

@@ -2,7 +2,9 @@
 // the thread pool, the LMDB syncer thread, a timer, a curl transfer. Bindings that wait keep one
 // of these, never a Task*: it names the task by id on its worker, so a task that ended meanwhile
 // (its deadline, shutdown, a reload) is simply not resumed, and what was to be pushed is dropped
-// on the worker thread.
+// on the worker thread. It reaches the worker through the worker's inbox, which it shares: a
+// completion after the worker itself is gone (a server stopped while the LMDB syncer still had
+// its fsync) is dropped on the completing thread, and never keeps the worker alive.
 //
 //   TaskHandle waiting(Task::require(L, "kv.put"));
 //   start_work([waiting](Result result) {                 // on any thread, later
@@ -12,12 +14,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "engine/task.hpp"
 
 namespace depot {
 
 class Worker;
+class WorkerInbox;
 
 class TaskHandle {
  public:
@@ -34,7 +38,8 @@ class TaskHandle {
   bool alive() const;
 
  private:
-  Worker* worker_;
+  Worker* worker_;  // only used on the worker's thread, where it is alive
+  std::shared_ptr<WorkerInbox> inbox_;
   uint64_t task_id_;
 };
 

@@ -3,7 +3,6 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 #include "engine/server_core.hpp"
 #include "engine/task.hpp"
 #include "engine/unique_fd.hpp"
+#include "engine/worker_inbox.hpp"
 
 namespace depot {
 
@@ -131,51 +131,13 @@ class Worker::Ticker final : public EventSource {
   UniqueFd fd_;
 };
 
-// Work posted from other threads, woken through an eventfd.
-class Worker::Inbox final : public EventSource {
- public:
-  Inbox() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-    if (!fd_.valid()) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
-  }
-  int fd() const { return fd_.get(); }
-
-  void push(std::function<void()> work) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      queue_.push_back(std::move(work));
-    }
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(fd_.get(), &one, sizeof one);
-  }
-
-  void on_ready(Readiness) override {
-    uint64_t count;
-    [[maybe_unused]] ssize_t n = ::read(fd_.get(), &count, sizeof count);  // drain before popping
-    std::vector<std::function<void()>> batch;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      batch.swap(queue_);
-    }
-    for (auto& work : batch) {
-      try {
-        work();
-      } catch (const std::exception& e) {
-        log::error("posted work failed", {{"error", e.what()}});
-      }
-    }
-  }
-
- private:
-  UniqueFd fd_;
-  std::mutex mutex_;
-  std::vector<std::function<void()>> queue_;
-};
-
 Worker::Worker(ServerCore& core, size_t index)
     : core_(core), index_(index), metrics_(core.metrics().worker(index)), now_(Clock::now()) {}
 
 Worker::~Worker() {
-  // Runs on the thread destroying the reactor, after the worker thread has been joined.
+  // Runs on the thread destroying the reactor, after the worker thread has been joined. First of
+  // all: completions still on their way (a TaskHandle's) are dropped from now on.
+  if (inbox_) inbox_->close();
   for (Connection* connection : connections_) delete connection;
   for (Connection* connection : graveyard_) delete connection;
   extensions_.clear();
@@ -193,7 +155,7 @@ void Worker::registerPoller(Pistache::Polling::Epoll& poller) {
   poller_ = &poller;
   read_buffer_.resize(64 * 1024);
   ticker_ = std::make_unique<Ticker>(*this);
-  inbox_ = std::make_unique<Inbox>();
+  inbox_ = std::make_shared<WorkerInbox>();
   poller.addFd(ticker_->fd(), Pistache::Flags<NotifyOn>(NotifyOn::Read), tag_of(ticker_.get()));
   poller.addFd(inbox_->fd(), Pistache::Flags<NotifyOn>(NotifyOn::Read), tag_of(inbox_.get()));
   listener_ = std::make_unique<Listener>(*this, core_.take_listen_fd(index_));

@@ -30,6 +30,7 @@ class Connection;
 class RequestHandler;
 class Runtime;
 class Task;
+class WorkerInbox;
 struct Generation;
 
 enum class Interest { none, read, write, read_write };
@@ -45,6 +46,8 @@ class Worker final : public Pistache::Aio::Handler {
 
   // Any thread: runs `work` on this worker's thread, in order of posting.
   void post(std::function<void()> work);
+  // The inbox post() uses, for what may outlive the worker (TaskHandle): see worker_inbox.hpp.
+  const std::shared_ptr<WorkerInbox>& inbox() const { return inbox_; }
 
   // --- worker thread only ---
   size_t index() const { return index_; }
@@ -118,7 +121,6 @@ class Worker final : public Pistache::Aio::Handler {
  private:
   class Listener;
   class Ticker;
-  class Inbox;
 
   void on_tick();
   void sweep();
@@ -136,7 +138,7 @@ class Worker final : public Pistache::Aio::Handler {
 
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<Ticker> ticker_;
-  std::unique_ptr<Inbox> inbox_;
+  std::shared_ptr<WorkerInbox> inbox_;
   TimerQueue timers_;
   Clock::time_point armed_for_ = Clock::time_point::max();
   TimerQueue::Id sweep_timer_ = 0;

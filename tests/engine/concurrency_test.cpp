@@ -173,5 +173,11 @@ TEST_CASE("a 50 MB chunked upload streams to a file with bounded memory", "[conc
   REQUIRE(response);
   CHECK(response->body == R"({"bytes":52428800})");
   CHECK(std::filesystem::file_size(target) == 52428800u);
+#ifndef DEPOT_SANITIZED
   CHECK(peak_rss_kb() - before < 16 * 1024);
+#else
+  // Not under ASan: it keeps freed memory in quarantine (256 MiB) to catch uses after free, so
+  // the peak grows with all the upload allocated and freed, bounded or not. Normal builds check it.
+  (void)before;
+#endif
 }
