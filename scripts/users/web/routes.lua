@@ -106,6 +106,16 @@ return function(service, config, account)
     return nil, redirect(web, web.session.identity and "/profile/new" or "/sign-in")
   end
 
+  -- A form POST of a signed-in user: the user and the form's fields, or nil and the answer.
+  local function signed_in_form(web)
+    local user, status, html, headers = signed_in(web)
+    if not user then return nil, nil, status, html, headers end
+    local fields
+    fields, status, html, headers = form(web)
+    if not fields then return nil, nil, status, html, headers end
+    return user, fields
+  end
+
   local function start_sign_in(web)
     if not provider then
       return problem(web, 503, "No identity provider", "This deployment has no identity provider configured.")
@@ -237,11 +247,8 @@ return function(service, config, account)
   end)
 
   page("POST", "/profile/edit", function(web)
-    local user, status, html, headers = signed_in(web)
+    local user, fields, status, html, headers = signed_in_form(web)
     if not user then return status, html, headers end
-    local fields
-    fields, status, html, headers = form(web)
-    if not fields then return status, html, headers end
     local values, errors = profile_fields(fields)
     local changed
     if not next(errors) then
@@ -266,11 +273,8 @@ return function(service, config, account)
   end)
 
   page("POST", "/api-token", function(web)
-    local user, status, html, headers = signed_in(web)
+    local user, _, status, html, headers = signed_in_form(web)
     if not user then return status, html, headers end
-    local fields
-    fields, status, html, headers = form(web)
-    if not fields then return status, html, headers end
     account.new_refresh_token(user)
     log.info("API token replaced", { id = user.id })
     flash(web, "success", "A new API token was made; the old one no longer works. Download servicex.yaml again.")
