@@ -5,8 +5,9 @@
 --
 -- Why inline: a file per small image cost more than the rest of its fetch together (an ext4
 -- inode allocated and freed per image); a kv value is a few pages of a commit that happens anyway.
--- Durability: `put` writes inline bytes with a batched kv handle, so they reach the disk with the
--- entry's own durable settle that follows (one fsync of the whole environment covers both).
+-- Durability: `put` writes inline bytes with a batched kv handle, before the entry's settle that
+-- names them (batched too, in a later commit of the same environment); an entry whose settle a
+-- crash lost is pending again and fetched again at the next start, which rewrites its bytes.
 local kv = require "kv"
 local fs = require "fs"
 
