@@ -43,18 +43,22 @@ while True:
 PY
 }
 
-# Prints "<seconds> <peak RSS growth in MB>" for one GET /info, sampling RSS every 5 ms.
+# Prints the seconds, the server's CPU (load-independent, 10 ms ticks) and the peak RSS growth for
+# one GET /info, sampling RSS every 5 ms.
 info_once() { # port
-  local before peak sampler seconds
+  local before peak sampler seconds ticks
   before=$(memory_kb "$DEPOT_PID" VmRSS)
   ( peak=0; while :; do v=$(memory_kb "$DEPOT_PID" VmRSS); [ "$v" -gt "$peak" ] && { peak=$v; echo "$peak" >"$WORK_DIR/peak"; }; sleep 0.005; done ) &
   sampler=$!
   sleep 0.05
+  ticks=$(cpu_ticks "$DEPOT_PID")
   seconds=$(curl -sS -o "$WORK_DIR/info.json" -w '%{time_total}' "http://127.0.0.1:$1/info")
+  ticks=$(($(cpu_ticks "$DEPOT_PID") - ticks))
   sleep 0.05
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
   peak=$(cat "$WORK_DIR/peak")
-  awk -v s="$seconds" -v b="$before" -v p="$peak" 'BEGIN { printf "%.3f s, RSS +%.1f MB", s, (p - b) / 1024 }'
+  awk -v s="$seconds" -v t="$ticks" -v hz="$CLOCK_TICKS_PER_SECOND" -v b="$before" -v p="$peak" \
+    'BEGIN { printf "%.3f s (server CPU %.0f ms), RSS +%.1f MB", s, t * 1000 / hz, (p - b) / 1024 }'
 }
 
 # Probes GET /favicon.ico every 2 ms for `seconds`; prints the longest answer time in ms.

@@ -21,12 +21,22 @@ local function without_nulls(value)
   return copy
 end
 
+-- The request body for a query (text of valid JSON, as posted), or nil when it is no object. A
+-- text without "null" anywhere has no null member to drop: it is sent as posted, saving a decode
+-- and an encode of a query that is often kilobytes long.
+local function request_body(query_text)
+  if not query_text:find("null", 1, true) then
+    return query_text:find("^%s*{") and query_text or nil
+  end
+  local query = json.decode(query_text)
+  if type(query) ~= "table" or getmetatable(query) == json.array_mt then return nil end
+  return json.encode(without_nulls(query))
+end
+
 -- Returns { image = bytes, mime = ... } or { status_code = n, msgs = { ... } }.
 function M.fetch(settings, query_text)
-  local query = json.decode(query_text)
-  if type(query) ~= "table" or getmetatable(query) == json.array_mt then
-    return { status_code = 502, msgs = { "api_query must be a JSON object" } }
-  end
+  local body = request_body(query_text)
+  if not body then return { status_code = 502, msgs = { "api_query must be a JSON object" } } end
   local response, err, kind = http.request("POST", settings.api_url .. "/query/topXchart", {
     headers = {
       ["Content-Type"] = "application/json",
@@ -34,7 +44,7 @@ function M.fetch(settings, query_text)
       ["X-CH-Auth-API-Token"] = settings.token,
       ["User-Agent"] = "depot-image-cache",
     },
-    body = json.encode(without_nulls(query)),
+    body = body,
     timeout = settings.timeout,
     connect_timeout = settings.timeout,
     retries = settings.retries,

@@ -426,11 +426,11 @@ TEST_CASE(
     return out;
   };
   std::string small = repeated("ABC", 33), large = repeated("ABC", 34);  // 99 and 102 bytes
-  auto post = [&](const std::string& name, int times) {  // "QUJD" is base64 of "ABC"
-    return request_id(
-        cache.port(),
-        {{"api_query", query("png", {{"name", name}, {"payload", repeated("QUJD", times)}})},
-         {"ttl", 1}});
+  // "QUJD" is base64 of "ABC". Queries without a null: sent upstream as posted, not re-encoded.
+  auto post = [&](const std::string& name, int times) {
+    json stub = {{"name", name}, {"payload", repeated("QUJD", times)}};
+    return request_id(cache.port(),
+                      {{"api_query", {{"imageType", "png"}, {"stub", stub}}}, {"ttl", 1}});
   };
   std::string kept = post("small", 33), filed = post("large", 34);
   for (const auto& [id, bytes] : {std::pair{kept, small}, std::pair{filed, large}}) {
