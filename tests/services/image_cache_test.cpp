@@ -131,7 +131,7 @@ TEST_CASE("image cache: the original's smoke flow — four images and a refused 
   CHECK(http_request(cache.port(), "GET", "/favicon.ico").header("content-type") == "image/x-icon");
 }
 
-TEST_CASE("image cache: validation errors keep FastAPI's shapes; ttl is coerced like pydantic",
+TEST_CASE("image cache: validation errors keep FastAPI's shapes, ttl is coerced like pydantic",
           "[image_cache]") {
   ImageCache cache;
   auto bad_ttl = http_request(cache.port(), "POST", "/requests",
@@ -407,7 +407,7 @@ TEST_CASE("image cache: the periodic prune removes what expired, its file and it
 }
 
 TEST_CASE(
-    "image cache: images up to INLINE_IMAGE_BYTES live in kv, larger ones in a file; the prune "
+    "image cache: images up to INLINE_IMAGE_BYTES live in kv, larger ones in a file, the prune "
     "removes both",
     "[image_cache]") {
   ImageCache cache(json{{"CACHE_MAINTENANCE_PERIOD", 0.3}, {"INLINE_IMAGE_BYTES", 100}});
