@@ -79,5 +79,7 @@ void define_metatable(lua_State* L, const char* name, const luaL_Reg* methods, l
 
 // Registers every module in package.preload.
 void open_bindings(lua_State* L);
+// Registers the modules of `depot test`'s spec state (spec_server, spec_client, depot.spec) too.
+void open_spec_bindings(lua_State* L);
 
 }  // namespace depot

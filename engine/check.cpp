@@ -1,32 +1,14 @@
 // `depot check` (see check.hpp).
 #include "engine/check.hpp"
 
-#include <stdlib.h>
-
-#include <filesystem>
-
 #include "engine/config_keys.hpp"
 #include "engine/generation.hpp"
 #include "engine/log.hpp"
 #include "engine/runtime.hpp"
+#include "engine/scratch_dir.hpp"
 
 namespace depot {
 namespace {
-
-// A data dir for the check's runtimes, removed afterwards: scripts create their stores when they
-// load, and a check must leave the server's data as it found it.
-struct ScratchDir {
-  std::filesystem::path path;
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "depot-check-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot create a scratch dir in " + pattern);
-    path = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-};
 
 struct Findings {
   std::vector<std::string> errors;
@@ -91,7 +73,7 @@ int check_config(const CommandLine& command_line, std::ostream& out) {
   // The scripts' own log lines would repeat what the findings say; errors still show.
   if (!command_line.log_level) log::set_level(log::Level::error);
   if (findings.errors.empty()) {
-    ScratchDir scratch;
+    ScratchDir scratch("depot-check-");
     options.data_dir = scratch.path;
     load_scripts(options, findings);
   }
