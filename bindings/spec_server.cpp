@@ -7,7 +7,7 @@
 //   server:port() → number, server:data_dir() → path
 //   server:reload() → "" | why it was refused
 //   server:stop()                               -- also when the state closes (__gc)
-//   spec_server.scripts_dir() → path
+//   spec_server.scripts_dir() → path, spec_server.stubs_dir() → path
 //   spec_server.scratch_dir() → dir             -- dir:path(), dir:remove() (also at __gc)
 //
 // Each server is a real Depot (its own reactor threads and worker Lua states) listening on
@@ -139,6 +139,28 @@ int scripts_dir(lua_State* L) {
   return 1;
 }
 
+// spec_server.stubs_dir() → the stand-in upstreams' directory (tests/stubs), the first that exists
+// of: next to the scripts dir (a checkout), where the package installs them, next to a build dir in
+// a checkout (a copy of the scripts elsewhere, under test before it is put in place).
+int stubs_dir(lua_State* L) {
+  std::error_code error;
+  std::filesystem::path binary = std::filesystem::read_symlink("/proc/self/exe", error).parent_path();
+  const std::filesystem::path candidates[] = {
+      Runtime::of_state(L).generation().scripts_dir.parent_path() / "tests" / "stubs",
+      binary.parent_path() / "share" / "depot" / "tests" / "stubs",
+      binary.parent_path() / "tests" / "stubs",
+  };
+  const std::filesystem::path* found = &candidates[0];
+  for (const std::filesystem::path& candidate : candidates) {
+    if (std::filesystem::is_directory(candidate, error)) {
+      found = &candidate;
+      break;
+    }
+  }
+  lua_pushstring(L, found->lexically_normal().c_str());
+  return 1;
+}
+
 // spec_server.scratch_dir() → dir
 int scratch_dir(lua_State* L) {
   auto* scratch = static_cast<SpecScratch*>(lua_newuserdata(L, sizeof(SpecScratch)));
@@ -183,7 +205,11 @@ int open_spec_server(lua_State* L) {
   static const luaL_Reg scratch_methods[] = {
       {"path", scratch_path}, {"remove", scratch_remove}, {nullptr, nullptr}};
   static const luaL_Reg functions[] = {
-      {"start", start}, {"scripts_dir", scripts_dir}, {"scratch_dir", scratch_dir}, {nullptr, nullptr}};
+      {"start", start},
+      {"scripts_dir", scripts_dir},
+      {"stubs_dir", stubs_dir},
+      {"scratch_dir", scratch_dir},
+      {nullptr, nullptr}};
   define_metatable(L, kServerType, server_methods, server_gc);
   define_metatable(L, kScratchType, scratch_methods, scratch_gc);
   lua_newtable(L);

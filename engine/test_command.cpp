@@ -20,7 +20,8 @@ namespace {
 
 // What busted's runner is told: the arguments, a pattern that takes `*_spec.lua` files only
 // (busted's own default, "_spec", would also take `my_spec_helpers.lua`), and the scripts dir
-// when no argument names a file or directory.
+// when no argument names a file or directory (one that exists or looks like a path: a typo must
+// not quietly run every spec instead).
 std::vector<std::string> busted_arguments(const std::vector<std::string>& arguments,
                                           const std::filesystem::path& scripts_dir) {
   std::vector<std::string> out = arguments;
@@ -29,7 +30,8 @@ std::vector<std::string> busted_arguments(const std::vector<std::string>& argume
   for (const std::string& argument : arguments) {
     std::error_code error;
     if (argument.empty()) continue;
-    if (argument[0] != '-' && std::filesystem::exists(argument, error)) has_path = true;
+    bool looks_like_path = argument.find('/') != std::string::npos || argument.size() > 4 && argument.substr(argument.size() - 4) == ".lua";
+    if (argument[0] != '-' && (looks_like_path || std::filesystem::exists(argument, error))) has_path = true;
     if (argument == "-p" || argument.rfind("--pattern", 0) == 0) has_pattern = true;
   }
   if (!has_pattern) out.insert(out.begin(), std::string("--pattern=") + kSpecPattern);
@@ -79,8 +81,9 @@ int run_chunk(lua_State* L, const char* source, const char* name, int arguments)
 
 int run_specs(const CommandLine& command_line, const std::vector<std::string>& arguments) {
   Options options = load_options(command_line);
-XX
-  if (!command_line.log_level && std::getenv("DEPOT_LOG_LEVEL") == nullptr) log::set_level(log::Level::warn);
+  // The servers' start lines and warnings (a spec's stand-in settings, say) would drown busted's
+  // report; their errors still show, and --log-level shows more.
+  if (!command_line.log_level && std::getenv("DEPOT_LOG_LEVEL") == nullptr) log::set_level(log::Level::error);
   // Once, before any server thread could race it for libcurl's global state.
   curl_global_init(CURL_GLOBAL_DEFAULT);
 

@@ -16,7 +16,7 @@ local M = {}
 
 -- Where the servers load service scripts from (`depot test --scripts`), and the stand-ins.
 M.scripts_dir = spec_server.scripts_dir()
-M.stubs_dir = M.scripts_dir .. "/../tests/stubs"
+M.stubs_dir = spec_server.stubs_dir()
 
 -- Everything started or made since the last cleanup, stopped or removed by it.
 local servers, dirs = {}, {}
