@@ -1,6 +1,7 @@
 -- The users service's main flow over real HTTP: a sign-up (its Slack notification lands in the
 -- notify sink, tests/stubs/notify_sink), the admin's approval (the welcome mail), a login, token
--- refresh, and the ServiceX policy: admin-only routes refuse a plain user.
+-- refresh, and the ServiceX policy (users/policy.lua): admin-only routes refuse a plain user, in
+-- the service and in front of another one (hello, with "auth": "users" and its own rules).
 -- Run with `depot test scripts/users` (docs/lua-api.md, depot.spec).
 local spec = require "depot.spec"
 
@@ -18,6 +19,10 @@ describe("users", function()
         MAILGUN_DOMAIN = "spec.example", MAILGUN_API_KEY = "spec-mailgun-key", MAIL_BACKOFF = 0.1,
         PASSWORD_HASH_OPS = 1, PASSWORD_HASH_MEM = 8192,  -- the minimum: hashing is not under test
         SERVICEX_WORKER_TOKEN = "spec-worker-token",
+      } },
+      { name = "hello", mount = { "/" }, config = {
+        auth = "users", ENABLE_AUTH = "true", JWT_SECRET_KEY = "spec-secret",
+        auth_rules = { ["GET /health"] = "none", ["GET /hello"] = "admin" },
       } },
     } })
   end)
@@ -76,6 +81,18 @@ describe("users", function()
     assert.equals(401, res.status)
     assert.equals("Not Authorized: This resource is restricted to administrators.", res:json().message)
     assert.equals(401, server:get("/servicex/users").status)
+  end)
+
+  it("guards another service by its rules: open, admins only", function()
+    assert.equals(200, server:get("/health").status)
+    assert.equals(401, server:get("/hello").status)
+    local email = "di@example.org"
+    server:post("/servicex/registration", { json = { full_name = "Di", email = email, password = "pw", confirm_password = "pw" } })
+    server:post("/servicex/accept", { headers = bearer(admin_token()), json = { email = email } })
+    assert.equals(401, server:get("/hello", { headers = bearer(login(email, "pw"):json().access_token) }).status)
+    local res = server:get("/hello", { headers = bearer(admin_token()) })
+    assert.equals(200, res.status)
+    assert.equals("hello\n", res.body)
   end)
 
   it("refuses a wrong password", function()
