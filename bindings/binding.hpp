@@ -10,13 +10,12 @@
 // its task through engine/task_handle.hpp (or engine/blocking.hpp for work on the thread pool).
 #pragma once
 
-#include <lua.hpp>
-
 #include <filesystem>
 #include <initializer_list>
+#include <lua.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <nlohmann/json.hpp>
 
 namespace depot {
 

@@ -1,11 +1,11 @@
 // The list of Lua modules Depot provides, registered in package.preload, and the helpers every
 // module shares: its context, argument checks, result pushers, metatables (see binding.hpp).
-#include "bindings/binding.hpp"
-#include "engine/embedded_lua.hpp"
-
 #include <cmath>
 #include <cstring>
 #include <string>
+
+#include "bindings/binding.hpp"
+#include "engine/embedded_lua.hpp"
 
 namespace depot {
 
@@ -29,14 +29,9 @@ struct Module {
 };
 
 const Module kModules[] = {
-    {"crypto", open_crypto},
-    {"log", open_log},
-    {"json", open_json},
-    {"jobs", open_jobs},
-    {"kv", open_kv},
-    {"fs", open_fs},
-    {"http", open_http_client},
-    {"metrics", open_metrics},
+    {"crypto", open_crypto},    {"log", open_log},         {"json", open_json},
+    {"jobs", open_jobs},        {"kv", open_kv},           {"fs", open_fs},
+    {"http", open_http_client}, {"metrics", open_metrics},
 };
 
 // Only in the Lua state of `depot test` (open_spec_bindings): what specs need and route scripts
@@ -74,7 +69,8 @@ void require_serving(lua_State* L, const char* function) {
 
 std::string_view check_string_view(lua_State* L, int index, const char* function,
                                    const char* argument) {
-  if (lua_type(L, index) != LUA_TSTRING) luaL_error(L, "%s: %s must be a string", function, argument);
+  if (lua_type(L, index) != LUA_TSTRING)
+    luaL_error(L, "%s: %s must be a string", function, argument);
   size_t size;
   const char* text = lua_tolstring(L, index, &size);
   return std::string_view(text, size);
@@ -87,7 +83,8 @@ std::string check_string(lua_State* L, int index, const char* function, const ch
 std::string check_path(lua_State* L, int index, const char* function, const char* argument) {
   std::string path = check_string(L, index, function, argument);
   if (path.empty()) luaL_error(L, "%s: %s must not be empty", function, argument);
-  if (path.find('\0') != std::string::npos) luaL_error(L, "%s: %s contains a NUL byte", function, argument);
+  if (path.find('\0') != std::string::npos)
+    luaL_error(L, "%s: %s contains a NUL byte", function, argument);
   if (path[0] == '/') return path;
   return (binding_context(L).data_dir / path).string();
 }

@@ -91,13 +91,15 @@ std::unique_ptr<curl_slist, ListFree> header_lines(lua_State* L, int index) {
 int request(lua_State* L) {
   const char* function = "spec_client.request";
   std::string method = check_string(L, 1, function, "method");
-  if (!http::valid_field_name(method)) luaL_error(L, "%s: method must be an HTTP method name", function);
+  if (!http::valid_field_name(method))
+    luaL_error(L, "%s: method must be an HTTP method name", function);
   std::string url = check_string(L, 2, function, "url");
   auto headers = header_lines(L, 3);
   bool has_body = !lua_isnoneornil(L, 4);
   std::string body = has_body ? check_string(L, 4, function, "body") : "";
   double timeout = luaL_optnumber(L, 5, 30);
-  if (!(timeout > 0 && timeout <= 3600)) luaL_error(L, "%s: timeout must be 0..3600 seconds", function);
+  if (!(timeout > 0 && timeout <= 3600))
+    luaL_error(L, "%s: timeout must be 0..3600 seconds", function);
 
   Received received;
   std::string error;
@@ -124,7 +126,8 @@ int request(lua_State* L) {
     curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode result = curl_easy_perform(handle);
     if (result != CURLE_OK) {
-      error = std::string(function) + ": " + (error_buffer[0] ? error_buffer : curl_easy_strerror(result));
+      error = std::string(function) + ": " +
+              (error_buffer[0] ? error_buffer : curl_easy_strerror(result));
     }
     curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &received.status);
   }

@@ -133,7 +133,8 @@ int server_gc(lua_State* L) {
   return 0;
 }
 
-// spec_server.scripts_dir() → the directory servers load service scripts from (depot test --scripts)
+// spec_server.scripts_dir() → the directory servers load service scripts from (depot test
+// --scripts)
 int scripts_dir(lua_State* L) {
   lua_pushstring(L, Runtime::of_state(L).generation().scripts_dir.c_str());
   return 1;
@@ -144,7 +145,8 @@ int scripts_dir(lua_State* L) {
 // a checkout (a copy of the scripts elsewhere, under test before it is put in place).
 int stubs_dir(lua_State* L) {
   std::error_code error;
-  std::filesystem::path binary = std::filesystem::read_symlink("/proc/self/exe", error).parent_path();
+  std::filesystem::path binary =
+      std::filesystem::read_symlink("/proc/self/exe", error).parent_path();
   const std::filesystem::path candidates[] = {
       Runtime::of_state(L).generation().scripts_dir.parent_path() / "tests" / "stubs",
       binary.parent_path() / "share" / "depot" / "tests" / "stubs",
@@ -204,12 +206,11 @@ int open_spec_server(lua_State* L) {
                                             {nullptr, nullptr}};
   static const luaL_Reg scratch_methods[] = {
       {"path", scratch_path}, {"remove", scratch_remove}, {nullptr, nullptr}};
-  static const luaL_Reg functions[] = {
-      {"start", start},
-      {"scripts_dir", scripts_dir},
-      {"stubs_dir", stubs_dir},
-      {"scratch_dir", scratch_dir},
-      {nullptr, nullptr}};
+  static const luaL_Reg functions[] = {{"start", start},
+                                       {"scripts_dir", scripts_dir},
+                                       {"stubs_dir", stubs_dir},
+                                       {"scratch_dir", scratch_dir},
+                                       {nullptr, nullptr}};
   define_metatable(L, kServerType, server_methods, server_gc);
   define_metatable(L, kScratchType, scratch_methods, scratch_gc);
   lua_newtable(L);

@@ -42,6 +42,7 @@ void read_config_document(const nlohmann::json& document, Options& options);
 // Also sets the log level and format. Throws ConfigError with a message naming the setting, and
 // for keys of the config file Depot does not know (config_keys.hpp) — unless `unknown_keys` is
 // given: then their paths are stored there (for `depot check`, which reports everything).
-Options load_options(const CommandLine& command_line, std::vector<std::string>* unknown_keys = nullptr);
+Options load_options(const CommandLine& command_line,
+                     std::vector<std::string>* unknown_keys = nullptr);
 
 }  // namespace depot

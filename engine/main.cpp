@@ -1,18 +1,17 @@
 // The `depot` command: `depot serve` runs the server, `depot check` checks its config and scripts,
 // `depot admin` runs a service's admin command, `depot test` runs Lua specs, `depot version`;
 // `depot help` says how.
+#include <curl/curl.h>
+#include <lmdb.h>
+#include <luajit.h>
 #include <signal.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <thread>
-
-#include <curl/curl.h>
-#include <lmdb.h>
-#include <luajit.h>
-#include <sodium.h>
 
 #include "engine/check.hpp"
 #include "engine/config.hpp"
@@ -69,15 +68,24 @@ int parse_number(const std::string& option, const char* text) {
 
 // Sets the Depot option `option` to `value`; false when Depot has no such option.
 bool set_option(depot::CommandLine& command_line, const std::string& option, const char* value) {
-  if (option == "--config") command_line.config_file = value;
-  else if (option == "--host") command_line.host = value;
-  else if (option == "--port") command_line.port = parse_number(option, value);
-  else if (option == "--data-dir") command_line.data_dir = value;
-  else if (option == "--scripts") command_line.scripts_dir = value;
-  else if (option == "--threads") command_line.threads = parse_number(option, value);
-  else if (option == "--log-level") command_line.log_level = value;
-  else if (option == "--log-format") command_line.log_format = value;
-  else return false;
+  if (option == "--config")
+    command_line.config_file = value;
+  else if (option == "--host")
+    command_line.host = value;
+  else if (option == "--port")
+    command_line.port = parse_number(option, value);
+  else if (option == "--data-dir")
+    command_line.data_dir = value;
+  else if (option == "--scripts")
+    command_line.scripts_dir = value;
+  else if (option == "--threads")
+    command_line.threads = parse_number(option, value);
+  else if (option == "--log-level")
+    command_line.log_level = value;
+  else if (option == "--log-format")
+    command_line.log_format = value;
+  else
+    return false;
   return true;
 }
 
@@ -165,9 +173,10 @@ int test(int argc, char** argv) {
 void print_version() {
   curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
   std::cout << "depot " << DEPOT_VERSION << "\n"
-            << "  " << LUAJIT_VERSION << ", " << MDB_VERSION_STRING << ", libsodium " << sodium_version_string()
-            << ", libcurl " << curl->version << ", nlohmann_json " << NLOHMANN_JSON_VERSION_MAJOR << "."
-            << NLOHMANN_JSON_VERSION_MINOR << "." << NLOHMANN_JSON_VERSION_PATCH << "\n";
+            << "  " << LUAJIT_VERSION << ", " << MDB_VERSION_STRING << ", libsodium "
+            << sodium_version_string() << ", libcurl " << curl->version << ", nlohmann_json "
+            << NLOHMANN_JSON_VERSION_MAJOR << "." << NLOHMANN_JSON_VERSION_MINOR << "."
+            << NLOHMANN_JSON_VERSION_PATCH << "\n";
 }
 
 int admin(int argc, char** argv) {

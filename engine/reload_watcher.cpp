@@ -12,7 +12,8 @@
 namespace depot {
 namespace {
 constexpr int kSettleMilliseconds = 150;
-constexpr uint32_t kEvents = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB;
+constexpr uint32_t kEvents =
+    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB;
 
 // Whether the events in `buffer` touch anything but specs: editing a spec (`depot test`) must not
 // reload the server.
@@ -27,12 +28,14 @@ bool touches_scripts(const char* buffer, ssize_t length) {
 }
 }  // namespace
 
-ReloadWatcher::ReloadWatcher(std::vector<std::filesystem::path> roots, std::function<void()> on_change)
+ReloadWatcher::ReloadWatcher(std::vector<std::filesystem::path> roots,
+                             std::function<void()> on_change)
     : roots_(std::move(roots)),
       on_change_(std::move(on_change)),
       inotify_fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
       stop_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (!inotify_fd_.valid() || !stop_fd_.valid()) throw std::runtime_error("cannot create the script watcher");
+  if (!inotify_fd_.valid() || !stop_fd_.valid())
+    throw std::runtime_error("cannot create the script watcher");
   watch_tree();
   thread_ = std::thread([this] { run(); });
 }
@@ -48,7 +51,8 @@ ReloadWatcher::~ReloadWatcher() {
 void ReloadWatcher::watch_tree() {
   for (const auto& root : roots_) {
     std::error_code error;
-    std::filesystem::path directory = std::filesystem::is_directory(root, error) ? root : root.parent_path();
+    std::filesystem::path directory =
+        std::filesystem::is_directory(root, error) ? root : root.parent_path();
     inotify_add_watch(inotify_fd_.get(), directory.c_str(), kEvents);
     for (auto it = std::filesystem::recursive_directory_iterator(directory, error);
          !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {

@@ -16,7 +16,8 @@ struct ScratchDir {
   // `prefix` names the directory for whoever finds it in /tmp: "depot-check-" → depot-check-a1B2c3.
   explicit ScratchDir(const std::string& prefix) {
     std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "XXXXXX")).string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot create a scratch dir in " + pattern);
+    if (mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("cannot create a scratch dir in " + pattern);
     path = pattern;
   }
   ~ScratchDir() {

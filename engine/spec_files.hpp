@@ -13,8 +13,8 @@ inline constexpr const char* kSpecPattern = "_spec%.lua$";  // a Lua pattern on 
 
 // `name` is a file or directory name (no slashes).
 inline bool is_spec_name(std::string_view name) {
-  return name == kSpecDirectory ||
-         (name.size() >= kSpecSuffix.size() && name.substr(name.size() - kSpecSuffix.size()) == kSpecSuffix);
+  return name == kSpecDirectory || (name.size() >= kSpecSuffix.size() &&
+                                    name.substr(name.size() - kSpecSuffix.size()) == kSpecSuffix);
 }
 
 }  // namespace depot

@@ -30,8 +30,10 @@ std::vector<std::string> busted_arguments(const std::vector<std::string>& argume
   for (const std::string& argument : arguments) {
     std::error_code error;
     if (argument.empty()) continue;
-    bool looks_like_path = argument.find('/') != std::string::npos || argument.size() > 4 && argument.substr(argument.size() - 4) == ".lua";
-    if (argument[0] != '-' && (looks_like_path || std::filesystem::exists(argument, error))) has_path = true;
+    bool looks_like_path = argument.find('/') != std::string::npos ||
+                           argument.size() > 4 && argument.substr(argument.size() - 4) == ".lua";
+    if (argument[0] != '-' && (looks_like_path || std::filesystem::exists(argument, error)))
+      has_path = true;
     if (argument == "-p" || argument.rfind("--pattern", 0) == 0) has_pattern = true;
   }
   if (!has_pattern) out.insert(out.begin(), std::string("--pattern=") + kSpecPattern);
@@ -83,7 +85,8 @@ int run_specs(const CommandLine& command_line, const std::vector<std::string>& a
   Options options = load_options(command_line);
   // The servers' start lines and warnings (a spec's stand-in settings, say) would drown busted's
   // report; their errors still show, and --log-level shows more.
-  if (!command_line.log_level && std::getenv("DEPOT_LOG_LEVEL") == nullptr) log::set_level(log::Level::error);
+  if (!command_line.log_level && std::getenv("DEPOT_LOG_LEVEL") == nullptr)
+    log::set_level(log::Level::error);
   // Once, before any server thread could race it for libcurl's global state.
   curl_global_init(CURL_GLOBAL_DEFAULT);
 

@@ -24,7 +24,8 @@ uint64_t generation_after(depot::Server& server, uint64_t from) {
 }
 }  // namespace
 
-TEST_CASE("the watcher reloads nothing when a spec changes, and still does for a script", "[reload][specs]") {
+TEST_CASE("the watcher reloads nothing when a spec changes, and still does for a script",
+          "[reload][specs]") {
   TestServer server("app", kScript, [](depot::Options& options) { options.watch_scripts = true; });
   uint64_t first = server.server().generation();
   std::filesystem::path service = server.scripts_dir() / "app";

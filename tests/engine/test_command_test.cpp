@@ -49,7 +49,8 @@ end)
 
 }  // namespace
 
-TEST_CASE("depot test: passing specs exit 0, a failing one exits 1 naming the test and why", "[operator][specs]") {
+TEST_CASE("depot test: passing specs exit 0, a failing one exits 1 naming the test and why",
+          "[operator][specs]") {
   Workspace workspace;
   workspace.write_spec("echo_spec.lua", kPassing);
   auto passed = workspace.run({workspace.scripts.string()});
@@ -73,13 +74,15 @@ end)
   CHECK_THAT(failed.out, Catch::Contains("actual text"));
 
   // A single file, and busted's own options (here its TAP output) passed through.
-  auto tap = workspace.run({"-o", "TAP", (workspace.scripts / "echo" / "spec" / "echo_spec.lua").string()});
+  auto tap = workspace.run(
+      {"-o", "TAP", (workspace.scripts / "echo" / "spec" / "echo_spec.lua").string()});
   INFO(tap.out << tap.err);
   CHECK(tap.status == 0);
   CHECK_THAT(tap.out, Catch::Contains("ok 1 - echo answers over HTTP"));
 }
 
-TEST_CASE("depot test: a spec that fails or errors leaves no server and no scratch dir behind", "[operator][specs]") {
+TEST_CASE("depot test: a spec that fails or errors leaves no server and no scratch dir behind",
+          "[operator][specs]") {
   Workspace workspace;
   std::filesystem::path made = workspace.root / "made.txt";
   workspace.write_spec("leaky_spec.lua", R"LUA(
@@ -88,7 +91,8 @@ describe("a spec that never cleans up", function()
   it("fails with a server running", function()
     local server = spec.start({ services = { "echo" } })
     local dir = spec.temp_dir()
-    local out = assert(io.open(")LUA" + made.string() + R"LUA(", "w"))
+    local out = assert(io.open(")LUA" + made.string() +
+                                             R"LUA(", "w"))
     out:write(server.data_dir, "\n", dir, "\n", server.port, "\n")
     out:close()
     error("the spec broke")
