@@ -31,7 +31,7 @@ std::vector<std::string> busted_arguments(const std::vector<std::string>& argume
     std::error_code error;
     if (argument.empty()) continue;
     bool looks_like_path = argument.find('/') != std::string::npos ||
-                           argument.size() > 4 && argument.substr(argument.size() - 4) == ".lua";
+                           (argument.size() > 4 && argument.substr(argument.size() - 4) == ".lua");
     if (argument[0] != '-' && (looks_like_path || std::filesystem::exists(argument, error)))
       has_path = true;
     if (argument == "-p" || argument.rfind("--pattern", 0) == 0) has_pattern = true;
