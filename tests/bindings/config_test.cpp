@@ -37,7 +37,7 @@ TEST_CASE("config errors name the service and the setting", "[config]") {
   unsetenv("DEPOT_TEST_BAD");
 }
 
-TEST_CASE("a service missing a required setting is left unmounted; the others serve", "[config]") {
+TEST_CASE("a service missing a required setting is left unmounted, the others serve", "[config]") {
   unsetenv("DEPOT_TEST_REQUIRED");
   depot::testing::TestServer server({
       {"needy", "local service = ...\nlocal value = require('config').of(service).string('DEPOT_TEST_REQUIRED')\n"

@@ -212,7 +212,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-TEST_CASE("http: GET and POST carry headers and bodies; JSON survives the round trip",
+TEST_CASE("http: GET and POST carry headers and bodies, JSON survives the round trip",
           "[http-client]") {
   TestServer server(upstream_and_client());
   auto got = get_json(server.port(), "/client/get-json");

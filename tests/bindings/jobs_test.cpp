@@ -39,7 +39,7 @@ service:post("/stop", function() ticker:cancel(); return { ticks = ticks } end)
 )LUA";
 }  // namespace
 
-TEST_CASE("after and every run as tasks; cancel stops them", "[jobs]") {
+TEST_CASE("after and every run as tasks, cancel stops them", "[jobs]") {
   auto marker = std::filesystem::temp_directory_path() / ("depot-premature-" + std::to_string(getpid()));
   std::filesystem::remove(marker);
   TestServer server(std::vector<TestServer::Service>{{"timers", kTimers, {"/"}, {{"marker", marker.string()}}}});

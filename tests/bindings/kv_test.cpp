@@ -87,7 +87,7 @@ TEST_CASE("kv update commits atomically, aborts on error, and refuses to yield",
   )LUA") == "");
 }
 
-TEST_CASE("two Lua states on one data dir share the store; batched writes persist after sync", "[kv]") {
+TEST_CASE("two Lua states on one data dir share the store, batched writes persist after sync", "[kv]") {
   LuaFixture first;
   lua_State* second = luaL_newstate();
   luaL_openlibs(second);

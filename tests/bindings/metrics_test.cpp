@@ -76,7 +76,7 @@ TEST_CASE("script counters, gauges and histograms appear at /metrics, added up o
   CHECK(sample(text, "app_took_seconds_sum") == Approx(5.55));
 }
 
-TEST_CASE("script metrics keep counting across a hot reload; a changed definition is refused", "[metrics][lua][reload]") {
+TEST_CASE("script metrics keep counting across a hot reload, a changed definition is refused", "[metrics][lua][reload]") {
   TestServer server("app", kCounting);
   CHECK(http_request(server.port(), "GET", "/hit/red").status == 200);
   CHECK(server.server().reload().empty());  // registers the same families again

@@ -31,7 +31,7 @@ const char* const kHello = "local service = ...\nservice:get('/hello', function(
 
 }  // namespace
 
-TEST_CASE("depot check: the default config is ok; the image cache's missing account is a warning", "[check]") {
+TEST_CASE("depot check: the default config is ok, the image cache's missing account is a warning", "[check]") {
   unsetenv("KT_AUTH_EMAIL");
   unsetenv("KT_AUTH_TOKEN");
   Workspace workspace;

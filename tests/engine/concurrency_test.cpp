@@ -81,7 +81,7 @@ TEST_CASE("a handler sleeping on a timer does not block other requests on its th
   CHECK(seconds_since(start) >= 1.5);
 }
 
-TEST_CASE("named events wake waiting requests; timeouts return false", "[concurrency]") {
+TEST_CASE("named events wake waiting requests, timeouts return false", "[concurrency]") {
   TestServer server("app", kRoutes, [](depot::Options& options) { options.threads = 2; });
   std::vector<std::thread> waiters;
   std::atomic<int> notified{0};

@@ -5,7 +5,7 @@
 
 using namespace depot::http;
 
-TEST_CASE("single byte ranges parse; multiple ranges fall back to the whole resource", "[http_util]") {
+TEST_CASE("single byte ranges parse, multiple ranges fall back to the whole resource", "[http_util]") {
   ByteRange range{};
   CHECK(parse_range("bytes=0-99", 1000, range) == RangeResult::satisfiable);
   CHECK((range.first == 0 && range.last == 99));
@@ -46,7 +46,7 @@ TEST_CASE("MIME types come from the extension", "[http_util]") {
   CHECK(mime_type_for("noextension") == "application/octet-stream");
 }
 
-TEST_CASE("header field names are tokens; values have no CR, LF, NUL or other controls",
+TEST_CASE("header field names are tokens, values have no CR, LF, NUL or other controls",
           "[http_util]") {
   CHECK(valid_field_name("X-Request-Id"));
   CHECK(valid_field_name("!#$%&'*+-.^_`|~09azAZ"));
@@ -69,7 +69,7 @@ TEST_CASE("header field names are tokens; values have no CR, LF, NUL or other co
   CHECK_FALSE(valid_field_value("a\x7f"));
 }
 
-TEST_CASE("final statuses are 200..599; 1xx, 204 and 304 and HEAD answers carry no content",
+TEST_CASE("final statuses are 200..599, 1xx, 204 and 304 and HEAD answers carry no content",
           "[http_util]") {
   CHECK_FALSE(valid_final_status(0));
   CHECK_FALSE(valid_final_status(100));

@@ -191,7 +191,7 @@ std::vector<std::string> log_messages(const std::filesystem::path& log) {
 }  // namespace
 
 TEST_CASE(
-    "depot serve: a request sent the moment the port listens gets the route; listening is logged "
+    "depot serve: a request sent the moment the port listens gets the route, listening is logged "
     "after loading",
     "[lifecycle]") {
   auto directory = prepare_directory();

@@ -65,7 +65,7 @@ TEST_CASE("an overlong request line is 431", "[parser]") {
   CHECK(status_of(server.port(), "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n") == 431);
 }
 
-TEST_CASE("an unsupported Expect is 417; an Upgrade is ignored and the connection closes", "[parser]") {
+TEST_CASE("an unsupported Expect is 417, an Upgrade is ignored and the connection closes", "[parser]") {
   TestServer server("app", kEcho);
   CHECK(status_of(server.port(), "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx") == 417);
   RawConnection connection(server.port());

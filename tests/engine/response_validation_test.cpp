@@ -180,7 +180,7 @@ TEST_CASE("an on_error handler answering with a bad header or status gets the en
   }
 }
 
-TEST_CASE("valid headers go out: numbers, obs-text and tabs in values; any status 200..599",
+TEST_CASE("valid headers go out: numbers, obs-text and tabs in values, any status 200..599",
           "[response]") {
   TestServer server("app", kRoutes);
   auto response = http_request(server.port(), "GET", "/valid");
@@ -191,7 +191,7 @@ TEST_CASE("valid headers go out: numbers, obs-text and tabs in values; any statu
   CHECK(response.header("x-other") == "12");
 }
 
-TEST_CASE("only integers 200..599 are final statuses; anything else raises naming the call",
+TEST_CASE("only integers 200..599 are final statuses, anything else raises naming the call",
           "[response]") {
   TestServer server("app", kRoutes);
   auto path = server.data_dir() / "sample.txt";

@@ -97,7 +97,7 @@ TEST_CASE("a handler that returns without finishing its stream still ends it", "
   CHECK(response.header("transfer-encoding") == "chunked");
 }
 
-TEST_CASE("a waiting handler past its deadline gets 503; the worker keeps serving", "[scripts]") {
+TEST_CASE("a waiting handler past its deadline gets 503, the worker keeps serving", "[scripts]") {
   TestServer server("app", kRoutes, [](depot::Options& options) { options.limits.request_deadline = 500ms; });
   auto start = std::chrono::steady_clock::now();
   auto response = http_request(server.port(), "GET", "/wait");
@@ -126,7 +126,7 @@ service:get("/treasure", function(req) return { owner = req.user } end)
   CHECK(http_request(server.port(), "GET", "/treasure", "", "X-Key: open sesame").body == R"({"owner":"ali"})");
 }
 
-TEST_CASE("a route with before = false skips the filters; one with mounts is only under those", "[scripts]") {
+TEST_CASE("a route with before = false skips the filters, one with mounts is only under those", "[scripts]") {
   TestServer server({TestServer::Service{"app", R"LUA(
 local service = ...
 service:before(function() return 401, { error = "no key" } end)

@@ -47,7 +47,7 @@ TEST_CASE("requests arriving while the scripts load get the route, not 503", "[s
   }
 }
 
-TEST_CASE("temporary files no live writer holds are removed at start; others stay", "[startup]") {
+TEST_CASE("temporary files no live writer holds are removed at start, others stay", "[startup]") {
   // Another process writing under the same data dir (a `depot admin`, say) holds its lock.
   int ready[2];
   REQUIRE(::pipe(ready) == 0);

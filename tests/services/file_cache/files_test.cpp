@@ -139,7 +139,7 @@ static json stored_entry(FileCache& cache, const std::string& cache_id) {
   return json::parse(value.substr(1));
 }
 
-TEST_CASE("file cache: the stored digest is the XXH3-128 of the bytes; an older BLAKE2b one goes",
+TEST_CASE("file cache: the stored digest is the XXH3-128 of the bytes, an older BLAKE2b one goes",
           "[file_cache]") {
   FileCache cache;
   std::string id = new_cache_id(cache.port(), kToken, "digest");

@@ -107,7 +107,7 @@ TEST_CASE("users policy: a pending user's valid token is refused with the pendin
                  "If not, please contact the ServiceX admins via email or Slack."}});
 }
 
-TEST_CASE("users policy: ENABLE_AUTH false lets everything through; no auth key, no policy", "[users]") {
+TEST_CASE("users policy: ENABLE_AUTH false lets everything through, no auth key, no policy", "[users]") {
   Users* users = nullptr;
   auto owner = with_staging(users, {{"auth", "users"}, {"ENABLE_AUTH", "false"}, {"auth_rules", kRules}});
   check_answer(users->get("/staging/files"), 200, {{"email", nullptr}});

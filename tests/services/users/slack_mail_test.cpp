@@ -151,7 +151,7 @@ TEST_CASE("users slack: Slack's published signature vector checks", "[users]") {
   CHECK("v0=" + hex(hmac_sha256(kSlackSecret, "v0:1531420618:" + body)) == expected);
 }
 
-TEST_CASE("users slack: a pending signup posts the Approve/Reject message; a failing hook is only logged",
+TEST_CASE("users slack: a pending signup posts the Approve/Reject message, a failing hook is only logged",
           "[users]") {
   Hooks hooks(json{{"SIGNUP_WEBHOOK_URL", "{sink}/hook"}});
   check_answer(hooks.register_user("ann@example.org"), 200,
