@@ -3,7 +3,10 @@
 --
 -- Keys (one "image_cache" database):
 --   entry:<id>             the entry: {id, state = "pending" | "image" | "error", expiry, index,
---                          created, query (only while pending: a settled entry drops it), ...}
+--                          created, stored, ...}
+--   text:<id>              a pending entry's query text, as posted: a string value of its own, so
+--                          the entry's JSON neither escapes nor parses it (that was a tenth of a
+--                          POST's cost); the settle drops it
 --   pending:<id>,          the compact listing index, one per live entry, under the prefix of its
 --   active:<id>            listing section: "<type>|<size>|<expiry>" (what /info shows, no JSON)
 --   expiry:<time>:<id>     the expiry order (time zero-padded, so bytewise order is time order):
@@ -19,13 +22,22 @@ local depot = require "depot"
 local M = {}
 M.__index = M
 
-local LAYOUT = 2 -- 1: entries only; 2: with the listing and expiry indexes
-local BATCH = 200 -- entries per step of a scan: a step holds the worker well under a millisecond
+local LAYOUT = 3 -- 1: entries only; 2: with the listing and expiry indexes; 3: query text apart
+local BATCH = 200 -- entries per page of a read-only scan: a page holds the worker well under 1 ms
+-- Entries per prune step: a step's write transaction also copies and writes every B-tree page it
+-- touches (on the worker's thread, at its commit), several per entry, so it takes fewer.
+local PRUNE_BATCH = 50
 
 local TYPES = { pending = "api_request", image = "image", error = "api_error" }
 
 function M.new(store)
-  return setmetatable({ db = kv.open("image_cache"), store = store }, M)
+  return setmetatable({
+    db = kv.open("image_cache"),
+    -- A settle need not wait for an fsync: if a crash loses it, the entry is pending again and
+    -- the next start fetches it again. Only the pending entry a POST answers for is durable.
+    settles = kv.open("image_cache", { durable = false }),
+    store = store,
+  }, M)
 end
 
 local function query_key(query_text)
@@ -47,20 +59,28 @@ local function listing_value(entry)
   return (TYPES[entry.state] or "invalid") .. "|" .. size .. "|" .. expiry
 end
 
+-- `entry.query` (while pending) goes to its own key, never into the entry's JSON.
 local function put_entry(tx, entry)
+  local query = entry.query
+  if query then tx:put("text:" .. entry.id, query) end
+  entry.query = nil
   tx:put("entry:" .. entry.id, entry)
+  entry.query = query
   tx:put(listing_key(entry), listing_value(entry))
   if entry.expiry then tx:put(expiry_key(entry), entry.id) end
 end
 
 local function delete_entry(tx, entry)
   tx:delete("entry:" .. entry.id)
+  tx:delete("text:" .. entry.id)
   tx:delete(listing_key(entry))
   if entry.expiry then tx:delete(expiry_key(entry)) end
   if entry.index and tx:get(entry.index) == entry.id then tx:delete(entry.index) end
 end
 
 function M:get(id) return self.db:get("entry:" .. id) end
+-- The query text of a pending entry.
+function M:query(id) return self.db:get("text:" .. id) end
 
 -- The live entry for an identical query, or a new pending one. Returns id, created.
 function M:find_or_create(query_text, make_id)
@@ -82,7 +102,7 @@ end
 -- Records the outcome of a fetch: an image (bytes to the store first) or an error.
 function M:settle(id, outcome)
   local stored = outcome.image and self.store:put(id, outcome.image)
-  local kept = self.db:update(function(tx)
+  local kept = self.settles:update(function(tx)
     local entry = tx:get("entry:" .. id)
     if not entry then return false end -- pruned meanwhile
     tx:delete(listing_key(entry))
@@ -93,7 +113,7 @@ function M:settle(id, outcome)
       entry.state, entry.status_code, entry.msgs = "error", outcome.status_code, outcome.msgs
       entry.size = #json.encode({ status_code = outcome.status_code, msgs = outcome.msgs })
     end
-    entry.query = nil
+    tx:delete("text:" .. id)
     put_entry(tx, entry)
     return true
   end)
@@ -103,14 +123,15 @@ end
 -- How many entries a listing section ("active" or "pending") holds.
 function M:count(section) return self.db:count(section .. ":") end
 
--- Calls fn(items) with successive pages (lists of {key, value}) of the keys under `prefix`, up
--- to `to` (exclusive) if given, until fn returns false; fn may wait, as each page is its own read.
-local function each_page(db, prefix, to, fn)
-  local from = prefix
+-- Calls fn(items) with successive pages (lists of {key, value}, `size` or BATCH long) of the keys
+-- under `prefix`, up to `to` (exclusive) if given, until fn returns false; fn may wait, as each
+-- page is its own read.
+local function each_page(db, prefix, to, fn, size)
+  local from, limit = prefix, size or BATCH
   while true do
-    local page = db:iter({ prefix = prefix, from = from, to = to, limit = BATCH })
+    local page = db:iter({ prefix = prefix, from = from, to = to, limit = limit })
     if #page == 0 then return end
-    if fn(page) == false or #page < BATCH then return end
+    if fn(page) == false or #page < limit then return end
     from = page[#page].key .. "\0"
   end
 end
@@ -158,7 +179,7 @@ function M:prune()
     self.store:remove(images)
     removed = removed + #page
     depot.sleep(0)
-  end)
+  end, PRUNE_BATCH)
   return removed
 end
 
@@ -173,7 +194,10 @@ function M:upgrade()
     self.db:update(function(tx)
       for _, item in ipairs(page) do
         local entry = tx:get(item.key) -- not item.value: requests may have settled it since
-        if entry.state ~= "pending" then entry.query = nil end
+        if entry.state ~= "pending" then
+          entry.query = nil
+          tx:delete("text:" .. entry.id)
+        end
         if entry.expiry then
           put_entry(tx, entry)
         else

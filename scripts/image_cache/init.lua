@@ -72,7 +72,7 @@ local function not_found(id) return 404, { loc = id, msg = "Image not found", ty
 local function fetch(id)
   local entry = entries:get(id)
   if not entry or entry.state ~= "pending" then return end
-  local ok, outcome = pcall(upstream.fetch, settings, entry.query)
+  local ok, outcome = pcall(upstream.fetch, settings, entries:query(id))
   if not ok then outcome = { status_code = 502, msgs = { "fetch failed: " .. tostring(outcome) } } end
   entries:settle(id, outcome)
   log.info("image fetched", { id = id, status_code = outcome.status_code, type = outcome.type })

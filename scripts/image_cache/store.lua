@@ -1,13 +1,15 @@
 -- The image cache's bytes, one blob per fetched image, kept where it is cheapest: an image up to
 -- `inline_limit` bytes is a value in kv ("image_cache_bytes" database), a larger one an object of
 -- the blob store "image_cache" named by its id (a file under the cache directory, or an S3 object
--- when the server's blobs are on S3; "file" in the entry either way). The entry records where (`put`'s answer, its `stored`
--- field; an entry without one, written by an earlier version, is a file).
+-- when the server's blobs are on S3; "file" in the entry either way). The entry records where
+-- (`put`'s answer, its `stored` field; an entry without one, written by an earlier version, is a
+-- file).
 --
 -- Why inline: a file per small image cost more than the rest of its fetch together (an ext4
 -- inode allocated and freed per image); a kv value is a few pages of a commit that happens anyway.
--- Durability: `put` writes inline bytes with a batched kv handle, so they reach the disk with the
--- entry's own durable settle that follows (one fsync of the whole environment covers both).
+-- Durability: `put` writes inline bytes with a batched kv handle, before the entry's settle that
+-- names them (batched too, in a later commit of the same environment); an entry whose settle a
+-- crash lost is pending again and fetched again at the next start, which rewrites its bytes.
 local blob = require "blob"
 local kv = require "kv"
 

@@ -1,10 +1,9 @@
 // The image cache service end to end over HTTP, with the Kentik API stubbed by a Lua script that
 // the same Depot serves (tests/stubs/kentik_api): ids, validation shapes, background fetches and
 // their error mapping, retries, deduplication, waiting readers, expiry, restart recovery.
-#include <catch2/catch.hpp>
-
-#include <atomic>
 #include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -15,8 +14,8 @@
 #include "tests/support/s3_server.hpp"
 #include "tests/support/test_server.hpp"
 
-using depot::testing::HttpResponse;
 using depot::testing::http_request;
+using depot::testing::HttpResponse;
 using depot::testing::TestServer;
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -28,16 +27,22 @@ struct ImageCache {
   std::unique_ptr<TestServer> server;
 
   explicit ImageCache(json extra = json::object(), std::filesystem::path data_dir = {}) {
-    server = std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](depot::Options& options) {
-      options.threads = 2;
-      options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-      if (!data_dir.empty()) options.data_dir = data_dir;
-      if (depot::testing::S3Server* s3 = depot::testing::s3_for_services()) options.config["storage"] = s3->storage();
-      options.services.push_back({"kentik_api", DEPOT_SOURCE_DIR "/tests/stubs/kentik_api", {"/kentik"}});
-    });
-    json config = {{"KT_AUTH_EMAIL", "test@example.com"}, {"KT_AUTH_TOKEN", "secret-token"},
+    server = std::make_unique<TestServer>(
+        std::vector<TestServer::Service>{}, [&](depot::Options& options) {
+          options.threads = 2;
+          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
+          if (!data_dir.empty()) options.data_dir = data_dir;
+          if (depot::testing::S3Server* s3 = depot::testing::s3_for_services())
+            options.config["storage"] = s3->storage();
+          options.services.push_back(
+              {"kentik_api", DEPOT_SOURCE_DIR "/tests/stubs/kentik_api", {"/kentik"}});
+        });
+    json config = {{"KT_AUTH_EMAIL", "test@example.com"},
+                   {"KT_AUTH_TOKEN", "secret-token"},
                    {"KENTIK_API_URL", "http://127.0.0.1:" + std::to_string(port()) + "/kentik"},
-                   {"KENTIK_API_RETRIES", 2}, {"KENTIK_API_TIMEOUT", 1}, {"KENTIK_API_BACKOFF", 0.05},
+                   {"KENTIK_API_RETRIES", 2},
+                   {"KENTIK_API_TIMEOUT", 1},
+                   {"KENTIK_API_BACKOFF", 0.05},
                    {"ENTRY_WAIT_TIMEOUT", 5}};
     // On S3 every image is an object (none inline in kv), so that the suite runs through blob.
     if (depot::testing::s3_for_services()) config["INLINE_IMAGE_BYTES"] = 0;
@@ -54,8 +59,10 @@ std::string request_id(uint16_t port, const json& body) {
 }
 
 json query(const std::string& image_type, json stub = json::object()) {
-  json q = {{"queries", {{{"bucket", "Left +Y Axis"}, {"isOverlay", false},
-                          {"query", {{"metric", "bytes"}, {"topx", 8}, {"starting_time", nullptr}}}}}},
+  json q = {{"queries",
+             {{{"bucket", "Left +Y Axis"},
+               {"isOverlay", false},
+               {"query", {{"metric", "bytes"}, {"topx", 8}, {"starting_time", nullptr}}}}}},
             {"imageType", image_type}};
   if (!stub.empty()) q["stub"] = stub;
   return q;
@@ -68,7 +75,8 @@ int upstream_calls(uint16_t port, const std::string& name) {
 
 TEST_CASE("image cache: ids hash Python's str() of the query", "[image_cache]") {
   depot::testing::LuaFixture lua;
-  CHECK(lua.run(std::string("package.path = '") + DEPOT_SOURCE_DIR + "/scripts/?.lua;' .. package.path\n" + R"LUA(
+  CHECK(lua.run(std::string("package.path = '") + DEPOT_SOURCE_DIR +
+                "/scripts/?.lua;' .. package.path\n" + R"LUA(
     local ids = require "image_cache.ids"
     local crypto = require "crypto"
     local json = require "json"
@@ -88,10 +96,14 @@ TEST_CASE("image cache: ids hash Python's str() of the query", "[image_cache]") 
   )LUA") == "");
 }
 
-TEST_CASE("image cache: the original's smoke flow — four images and a refused query", "[image_cache]") {
+TEST_CASE("image cache: the original's smoke flow — four images and a refused query",
+          "[image_cache]") {
   ImageCache cache;
   std::regex id_shape("^[0-9a-f]{64}_[0-9]+\\.[0-9]+$");
-  struct Case { json body; std::string type; };
+  struct Case {
+    json body;
+    std::string type;
+  };
   std::vector<Case> cases = {
       {{{"api_query", query("png", {{"name", "q1"}})}, {"ttl", 600}}, "image/png"},
       {{{"api_query", query("png", {{"name", "q2"}})}}, "image/png"},
@@ -119,25 +131,36 @@ TEST_CASE("image cache: the original's smoke flow — four images and a refused 
   auto listing = json::parse(http_request(cache.port(), "GET", "/info").body);
   CHECK(listing["active_count"] == 5);
   CHECK(listing["pending_count"] == 0);
-  CHECK(listing["active_entries"][0]["expiration"].get<std::string>().find("+00:00 (remaining: 0:") != std::string::npos);
+  CHECK(listing["active_entries"][0]["expiration"].get<std::string>().find(
+            "+00:00 (remaining: 0:") != std::string::npos);
   CHECK(http_request(cache.port(), "GET", "/favicon.ico").header("content-type") == "image/x-icon");
 }
 
-TEST_CASE("image cache: validation errors keep FastAPI's shapes; ttl is coerced like pydantic", "[image_cache]") {
+TEST_CASE("image cache: validation errors keep FastAPI's shapes; ttl is coerced like pydantic",
+          "[image_cache]") {
   ImageCache cache;
-  auto bad_ttl = http_request(cache.port(), "POST", "/requests", R"({"api_query": {"a": 1}, "ttl": "soon"})", kJson);
+  auto bad_ttl = http_request(cache.port(), "POST", "/requests",
+                              R"({"api_query": {"a": 1}, "ttl": "soon"})", kJson);
   CHECK(bad_ttl.status == 422);
-  CHECK(json::parse(bad_ttl.body) == json::parse(R"({"detail":[{"loc":["body","ttl"],"msg":"value is not a valid integer","type":"type_error.integer"}]})"));
+  CHECK(
+      json::parse(bad_ttl.body) ==
+      json::parse(
+          R"({"detail":[{"loc":["body","ttl"],"msg":"value is not a valid integer","type":"type_error.integer"}]})"));
   auto empty = http_request(cache.port(), "POST", "/requests", "", kJson);
   CHECK(empty.status == 422);
   CHECK(json::parse(empty.body)["detail"][0]["type"] == "value_error.missing");
   CHECK(http_request(cache.port(), "POST", "/requests", "[1]", kJson).status == 422);
   auto missing = http_request(cache.port(), "POST", "/requests", R"({"ttl": 300})", kJson);
   CHECK(missing.status == 400);
-  CHECK(json::parse(missing.body) == json::parse(R"({"loc":{"api_query":null,"ttl":300},"msg":"Incomplete request, missing 'api_query'","type":"invalid request"})"));
+  CHECK(
+      json::parse(missing.body) ==
+      json::parse(
+          R"({"loc":{"api_query":null,"ttl":300},"msg":"Incomplete request, missing 'api_query'","type":"invalid request"})"));
   auto now = static_cast<double>(time(nullptr));
-  for (auto [ttl, seconds] : std::vector<std::pair<json, double>>{{"60", 60}, {60.7, 60}, {true, 1}}) {
-    std::string id = request_id(cache.port(), {{"api_query", query("png", {{"name", "ttl" + ttl.dump()}})}, {"ttl", ttl}});
+  for (auto [ttl, seconds] :
+       std::vector<std::pair<json, double>>{{"60", 60}, {60.7, 60}, {true, 1}}) {
+    std::string id = request_id(
+        cache.port(), {{"api_query", query("png", {{"name", "ttl" + ttl.dump()}})}, {"ttl", ttl}});
     double expiry = std::stod(id.substr(65));
     CHECK(expiry - now == Approx(seconds).margin(3));
   }
@@ -145,15 +168,20 @@ TEST_CASE("image cache: validation errors keep FastAPI's shapes; ttl is coerced 
 
 TEST_CASE("image cache: unknown and expired ids are 404", "[image_cache]") {
   ImageCache cache;
-  auto unknown = http_request(cache.port(), "GET", "/image/" + std::string(64, 'a') + "_9999999999.0");
+  auto unknown =
+      http_request(cache.port(), "GET", "/image/" + std::string(64, 'a') + "_9999999999.0");
   CHECK(unknown.status == 404);
-  CHECK(json::parse(unknown.body) == json({{"loc", std::string(64, 'a') + "_9999999999.0"}, {"msg", "Image not found"}, {"type", "error"}}));
+  CHECK(json::parse(unknown.body) == json({{"loc", std::string(64, 'a') + "_9999999999.0"},
+                                           {"msg", "Image not found"},
+                                           {"type", "error"}}));
   CHECK(http_request(cache.port(), "GET", "/image/nonsense").status == 404);
-  std::string born_expired = request_id(cache.port(), {{"api_query", query("png", {{"name", "expired"}})}, {"ttl", -5}});
+  std::string born_expired =
+      request_id(cache.port(), {{"api_query", query("png", {{"name", "expired"}})}, {"ttl", -5}});
   CHECK(http_request(cache.port(), "GET", "/image/" + born_expired).status == 404);
 }
 
-TEST_CASE("image cache: upstream failures are stored as errors, retries hit the upstream again", "[image_cache]") {
+TEST_CASE("image cache: upstream failures are stored as errors, retries hit the upstream again",
+          "[image_cache]") {
   ImageCache cache;
   auto outcome = [&](json stub) {
     std::string id = request_id(cache.port(), {{"api_query", query("png", stub)}});
@@ -175,25 +203,32 @@ TEST_CASE("image cache: upstream failures are stored as errors, retries hit the 
   CHECK(bad_mime.status == 502);
   auto undecodable = outcome({{"name", "garbage"}, {"payload", "%%%not base64"}});
   CHECK(undecodable.status == 502);
-  auto not_object = http_request(cache.port(), "POST", "/requests", R"({"api_query": [1, 2]})", kJson);
-  CHECK(http_request(cache.port(), "GET", "/image/" + json::parse(not_object.body)["id"].get<std::string>()).status == 502);
+  auto not_object =
+      http_request(cache.port(), "POST", "/requests", R"({"api_query": [1, 2]})", kJson);
+  CHECK(http_request(cache.port(), "GET",
+                     "/image/" + json::parse(not_object.body)["id"].get<std::string>())
+            .status == 502);
 }
 
-TEST_CASE("image cache: identical concurrent requests share one entry and one fetch", "[image_cache]") {
+TEST_CASE("image cache: identical concurrent requests share one entry and one fetch",
+          "[image_cache]") {
   ImageCache cache;
   json body = {{"api_query", query("png", {{"name", "shared"}, {"delay", 0.3}})}, {"ttl", 600}};
   std::vector<std::string> ids(10);
   std::vector<std::thread> clients;
-  for (int i = 0; i < 10; ++i) clients.emplace_back([&, i] { ids[i] = request_id(cache.port(), body); });
+  for (int i = 0; i < 10; ++i)
+    clients.emplace_back([&, i] { ids[i] = request_id(cache.port(), body); });
   for (auto& client : clients) client.join();
   for (const auto& id : ids) CHECK(id == ids[0]);
   CHECK(http_request(cache.port(), "GET", "/image/" + ids[0]).status == 200);
   CHECK(upstream_calls(cache.port(), "shared") == 1);
 }
 
-TEST_CASE("image cache: many readers wait on a pending image without slowing other routes", "[image_cache]") {
+TEST_CASE("image cache: many readers wait on a pending image without slowing other routes",
+          "[image_cache]") {
   ImageCache cache;
-  std::string id = request_id(cache.port(), {{"api_query", query("png", {{"name", "awaited"}, {"delay", 0.8}})}});
+  std::string id = request_id(cache.port(),
+                              {{"api_query", query("png", {{"name", "awaited"}, {"delay", 0.8}})}});
   std::atomic<int> served{0};
   std::vector<std::thread> readers;
   for (int i = 0; i < 100; ++i) {
@@ -216,14 +251,17 @@ TEST_CASE("image cache: an entry pending at shutdown is fetched after a restart"
   std::string id;
   {
     ImageCache before(patient, data);
-    id = request_id(before.port(), {{"api_query", query("png", {{"name", "restart"}, {"delay", 1}})}});
+    id = request_id(before.port(),
+                    {{"api_query", query("png", {{"name", "restart"}, {"delay", 1}})}});
   }  // stopped while the stub still sleeps: the entry stays pending on disk
   auto restarted = std::chrono::steady_clock::now();
   ImageCache after(patient, data);
   CHECK(json::parse(http_request(after.port(), "GET", "/info").body)["pending_count"] == 1);
-  CHECK(std::chrono::steady_clock::now() - restarted < 500ms);  // the refetch runs in the background
+  CHECK(std::chrono::steady_clock::now() - restarted <
+        500ms);  // the refetch runs in the background
   auto image = http_request(after.port(), "GET", "/image/" + id);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - restarted).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - restarted).count();
   CHECK(image.status == 200);
   CHECK(image.body == "png-image-bytes-restart");
   WARN("restart to all pending entries refetched: " << seconds << " s (the stub takes 1 s)");
@@ -232,8 +270,10 @@ TEST_CASE("image cache: an entry pending at shutdown is fetched after a restart"
 
 TEST_CASE("image cache: /info streams the listing in the original's byte format", "[image_cache]") {
   ImageCache cache;
-  for (const char* name : {"i1", "i2", "i3"}) request_id(cache.port(), {{"api_query", query("png", {{"name", name}})}});
-  std::string failed = request_id(cache.port(), {{"api_query", query("png", {{"name", "e1"}, {"status", 401}})}});
+  for (const char* name : {"i1", "i2", "i3"})
+    request_id(cache.port(), {{"api_query", query("png", {{"name", name}})}});
+  std::string failed =
+      request_id(cache.port(), {{"api_query", query("png", {{"name", "e1"}, {"status", 401}})}});
   for (const char* name : {"i1", "i2", "i3"}) {
     std::string id = request_id(cache.port(), {{"api_query", query("png", {{"name", name}})}});
     REQUIRE(http_request(cache.port(), "GET", "/image/" + id).status == 200);
@@ -254,7 +294,8 @@ TEST_CASE("image cache: /info streams the listing in the original's byte format"
   auto row = listing["pending_entries"][0];
   CHECK(row["id"] == pending);
   CHECK(row["type"] == "api_request");
-  CHECK(row["size"] == waiting["api_query"].dump().size());  // a pending entry's size: its query text
+  CHECK(row["size"] ==
+        waiting["api_query"].dump().size());  // a pending entry's size: its query text
   std::set<std::string> types;
   std::vector<std::string> ids;
   for (const auto& active : listing["active_entries"]) {
@@ -266,7 +307,10 @@ TEST_CASE("image cache: /info streams the listing in the original's byte format"
   CHECK(http_request(cache.port(), "GET", "/image/" + pending).status == 200);
 }
 
-TEST_CASE("image cache: a cache written by the earlier layout is indexed at start, expired entries pruned in batches", "[image_cache][fs_layout]") {
+TEST_CASE(
+    "image cache: a cache written by the earlier layout is indexed at start, expired entries "
+    "pruned in batches",
+    "[image_cache][fs_layout]") {
   auto data = depot::testing::make_temp_dir("depot-image-cache-");
   auto seed_script = data / "seed.lua";
   // The earlier layout: entry:<id> records (settled ones still carrying their query) and
@@ -325,24 +369,31 @@ TEST_CASE("image cache: a cache written by the earlier layout is indexed at star
     if (state["entries"] == 300 && state["files"] == 300) break;
     std::this_thread::sleep_for(100ms);
   }
-  CHECK(state == json({{"entries", 300}, {"queries", 300}, {"expiry", 300}, {"with_query", 0}, {"files", 300}}));
+  CHECK(state == json({{"entries", 300},
+                       {"queries", 300},
+                       {"expiry", 300},
+                       {"with_query", 0},
+                       {"files", 300}}));
   auto listing = json::parse(http_request(after.port(), "GET", "/info").body);
   CHECK(listing["active_count"] == 300);
   CHECK(listing["active_entries"].size() == 300);
   std::set<std::string> unique;
   for (const auto& row : listing["active_entries"]) unique.insert(row["id"].get<std::string>());
   CHECK(unique.size() == 300);
-  INFO(listing["active_entries"][0].dump() << " " << listing["active_entries"][299].dump() << " " << listing["active_entries"].back().dump());
+  INFO(listing["active_entries"][0].dump() << " " << listing["active_entries"][299].dump() << " "
+                                           << listing["active_entries"].back().dump());
   CHECK(listing["active_entries"][0]["size"] == 5);
   CHECK(listing["pending_count"] == 0);
   std::filesystem::remove_all(data);
 }
 
-TEST_CASE("image cache: the periodic prune removes what expired, its file and its query index", "[image_cache][fs_layout]") {
-  ImageCache cache(json{{"CACHE_MAINTENANCE_PERIOD", 0.3}});
+TEST_CASE("image cache: the periodic prune removes what expired, its file and its query index",
+          "[image_cache][fs_layout]") {
+  ImageCache cache(json{{"CACHE_MAINTENANCE_PERIOD", 0.3}, {"INLINE_IMAGE_BYTES", 0}});
   json short_lived = {{"api_query", query("png", {{"name", "brief"}})}, {"ttl", 1}};
   std::string brief = request_id(cache.port(), short_lived);
-  std::string lasting = request_id(cache.port(), {{"api_query", query("png", {{"name", "lasting"}})}});
+  std::string lasting =
+      request_id(cache.port(), {{"api_query", query("png", {{"name", "lasting"}})}});
   REQUIRE(http_request(cache.port(), "GET", "/image/" + brief).status == 200);
   REQUIRE(http_request(cache.port(), "GET", "/image/" + lasting).status == 200);
   auto cache_dir = cache.server->data_dir() / "image_cache";
@@ -360,6 +411,51 @@ TEST_CASE("image cache: the periodic prune removes what expired, its file and it
   CHECK(request_id(cache.port(), short_lived) != brief);  // the query index no longer points at it
 }
 
+TEST_CASE(
+    "image cache: images up to INLINE_IMAGE_BYTES live in kv, larger ones in a file; the prune "
+    "removes both",
+    "[image_cache][fs_layout]") {
+  ImageCache cache(json{{"CACHE_MAINTENANCE_PERIOD", 0.3}, {"INLINE_IMAGE_BYTES", 100}});
+  auto peek = depot::testing::make_temp_dir("depot-image-cache-") / "peek.lua";
+  std::ofstream(peek) << R"LUA(
+    local service = ...
+    service:get("/count", function() return { inline = require("kv").open("image_cache_bytes"):count() } end)
+  )LUA";
+  REQUIRE(cache.server->server().add_service({"peek", peek, {"/peek"}}).empty());
+  auto inline_count = [&] {
+    return json::parse(http_request(cache.port(), "GET", "/peek/count").body)["inline"];
+  };
+  auto repeated = [](const std::string& text, int times) {
+    std::string out;
+    for (int i = 0; i < times; ++i) out += text;
+    return out;
+  };
+  std::string small = repeated("ABC", 33), large = repeated("ABC", 34);  // 99 and 102 bytes
+  auto post = [&](const std::string& name, int times) {  // "QUJD" is base64 of "ABC"
+    return request_id(
+        cache.port(),
+        {{"api_query", query("png", {{"name", name}, {"payload", repeated("QUJD", times)}})},
+         {"ttl", 1}});
+  };
+  std::string kept = post("small", 33), filed = post("large", 34);
+  for (const auto& [id, bytes] : {std::pair{kept, small}, std::pair{filed, large}}) {
+    auto image = http_request(cache.port(), "GET", "/image/" + id);
+    REQUIRE(image.status == 200);
+    CHECK(image.header("content-type") == "image/png");
+    CHECK(image.body == bytes);
+  }
+  auto cache_dir = cache.server->data_dir() / "image_cache";
+  CHECK_FALSE(std::filesystem::exists(cache_dir / kept));
+  CHECK(std::filesystem::exists(cache_dir / filed));
+  CHECK(inline_count() == 1);
+  for (int i = 0; i < 50 && (inline_count() != 0 || std::filesystem::exists(cache_dir / filed));
+       ++i)
+    std::this_thread::sleep_for(100ms);
+  CHECK(inline_count() == 0);
+  CHECK_FALSE(std::filesystem::exists(cache_dir / filed));
+  CHECK(http_request(cache.port(), "GET", "/image/" + kept).status == 404);
+}
+
 TEST_CASE("image cache: what no route handles answers like FastAPI", "[image_cache]") {
   ImageCache cache;
   auto wrong_method = http_request(cache.port(), "GET", "/requests");
@@ -373,7 +469,13 @@ TEST_CASE("image cache: what no route handles answers like FastAPI", "[image_cac
   std::string body = json({{"api_query", query("png", {{"name", "plain"}})}}).dump();
   auto as_text = http_request(cache.port(), "POST", "/requests", body, "Content-Type: text/plain");
   CHECK(as_text.status == 422);
-  CHECK(json::parse(as_text.body) == json::parse(R"({"detail":[{"loc":["body"],"msg":"value is not a valid dict","type":"type_error.dict"}]})"));
-  CHECK(http_request(cache.port(), "POST", "/requests", body).status == 200);  // no Content-Type: JSON
-  CHECK(http_request(cache.port(), "POST", "/requests", body, "Content-Type: application/vnd.api+json").status == 200);
+  CHECK(
+      json::parse(as_text.body) ==
+      json::parse(
+          R"({"detail":[{"loc":["body"],"msg":"value is not a valid dict","type":"type_error.dict"}]})"));
+  CHECK(http_request(cache.port(), "POST", "/requests", body).status ==
+        200);  // no Content-Type: JSON
+  CHECK(http_request(cache.port(), "POST", "/requests", body,
+                     "Content-Type: application/vnd.api+json")
+            .status == 200);
 }
