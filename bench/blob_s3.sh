@@ -15,7 +15,6 @@ BIG_BYTES=${BIG_BYTES:-268435456}
 PARALLEL=${PARALLEL:-8}
 ROUNDS=${ROUNDS:-8}
 SMALL_BYTES=${SMALL_BYTES:-1048576}
-CLIENT=$BENCH_DIR/upload_clients.py
 S3RVER_PID=""
 
 stop_s3rver() {
@@ -47,21 +46,13 @@ write_config() { # port storage-json
 JSON
 }
 
-run_clients() { # port connections rounds bytes
-  local result
-  result=$(python3 "$CLIENT" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" \
-    --connections "$2" --rounds "$3" --size "$4")
-  [ "$(json_field "$result" failed)" = 0 ] || die "uploads failed: $result"
-  echo "$result"
-}
-
 # One backend's figures as "upload_mib_s upload_hwm_kb small_req_s download_mib_s download_hwm_kb".
 measure() { # storage-json
   local port result base up_speed up_kb small download_start download_seconds down_kb id
   port=$(free_port)
   write_config "$port" "$1"
   start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$port" warn
-  python3 "$CLIENT" --port "$port" --new-ids "$PARALLEL" --ids "$WORK_DIR/ids"
+  python3 "$BENCH_DIR/upload_clients.py" --port "$port" --new-ids "$PARALLEL" --ids "$WORK_DIR/ids"
   run_clients "$port" 2 2 65536 >/dev/null
   base=$(memory_kb "$DEPOT_PID" VmHWM)
   result=$(run_clients "$port" 1 1 "$BIG_BYTES")

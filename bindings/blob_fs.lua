@@ -8,7 +8,12 @@ local fs = require "fs"
 local M = {}
 M.__index = M
 
-function M.open(root) return setmetatable({ root = root }, M) end
+-- The store's directory exists from its opening on (mkdir -p), as services that wrote files there
+-- themselves expected.
+function M.open(root)
+  assert(fs.mkdir(root))
+  return setmetatable({ root = root }, M)
+end
 
 function M:path(key) return self.root .. "/" .. key end
 

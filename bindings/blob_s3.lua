@@ -385,7 +385,7 @@ function M:serve(req, res, key, opts, content_type)
     res:send(status, "", answer)
     return true
   end
-  res:start(status, answer)
+  res:start(status, answer, { length = tonumber(response.headers["content-length"]) })
   while true do
     local chunk = response.body:read()
     if not chunk or not res:write(chunk) then break end

@@ -6,7 +6,6 @@
 // object, presigned redirects, virtual-host-style addressing; and bad settings.
 #include <signal.h>
 #include <sodium.h>
-#include <xxhash.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -18,6 +17,7 @@
 #include <thread>
 
 #include "tests/support/depot_process.hpp"
+#include "tests/support/digests.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/lua_fixture.hpp"
 #include "tests/support/s3_server.hpp"
@@ -25,6 +25,7 @@
 
 using depot::testing::http_request;
 using depot::testing::LuaFixture;
+using depot::testing::xxh128_hex;
 using depot::testing::RawConnection;
 using depot::testing::S3Server;
 using depot::testing::TestServer;
@@ -32,14 +33,6 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string xxh128_hex(const std::string& data) {
-  XXH128_canonical_t canonical;
-  XXH128_canonicalFromHash(&canonical, XXH3_128bits(data.data(), data.size()));
-  char hex[2 * sizeof canonical.digest + 1];
-  sodium_bin2hex(hex, sizeof hex, canonical.digest, sizeof canonical.digest);
-  return hex;
-}
 
 std::string random_bytes(size_t size) {
   std::mt19937_64 generator(size);
@@ -149,6 +142,8 @@ TEST_CASE("blob: streamed uploads, Range and ETag downloads, stat, list and dele
   auto whole = http_request(port, "GET", "/objects/big/one");
   REQUIRE(whole.status == 200);
   CHECK(whole.body == big);
+  CHECK(whole.header("content-length") == std::to_string(big.size()));
+  CHECK(whole.header("transfer-encoding").empty());
   std::string etag = whole.header("etag");
   CHECK(!etag.empty());
   CHECK(!whole.header("last-modified").empty());
