@@ -49,6 +49,10 @@ service:get("/stat/*key", function(req)
            fresh = info ~= nil and math.abs(info.mtime - depot.now()) < 600 }
 end)
 
+service:post("/abort-stale", function()
+  return { aborted = check(store:abort_stale_uploads(depot.now() + 60)) }
+end)
+
 service:get("/list", function(req)
   local keys = setmetatable({}, json.array_mt)
   for _, item in ipairs(check(store:list(req.query.prefix, { after = req.query.after,
