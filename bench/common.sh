@@ -178,6 +178,8 @@ cpu_ms_per_mib() { # ticks bytes
 
 # --- file cache uploads (upload_concurrency.sh, blob_s3.sh) ---
 
+json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
 # bench/upload_clients.py against the file cache of Depot ($DEPOT_PID), one cache id per connection
 # from $WORK_DIR/ids; prints its JSON, and dies unless every upload answered 200.
 run_clients() { # port connections rounds bytes
