@@ -176,6 +176,20 @@ cpu_ms_per_mib() { # ticks bytes
   awk -v t="$1" -v hz="$CLOCK_TICKS_PER_SECOND" -v b="$2" 'BEGIN { printf "%.2f", t * 1000 / hz / (b / 1048576) }'
 }
 
+# --- file cache uploads (upload_concurrency.sh, blob_s3.sh) ---
+
+json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+# bench/upload_clients.py against the file cache of Depot ($DEPOT_PID), one cache id per connection
+# from $WORK_DIR/ids; prints its JSON, and dies unless every upload answered 200.
+run_clients() { # port connections rounds bytes
+  local result
+  result=$(python3 "$BENCH_DIR/upload_clients.py" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" \
+    --connections "$2" --rounds "$3" --size "$4")
+  [ "$(json_field "$result" failed)" = 0 ] || die "uploads failed: $result"
+  echo "$result"
+}
+
 # --- image cache POST /requests load (image_cache.sh, image_cache_scale.sh) ---
 
 # The original image cache (FastAPI/uvicorn) on this project's 2-core machine type, same stub and

@@ -19,7 +19,6 @@ PARALLEL=${PARALLEL:-16}
 ROUNDS=${ROUNDS:-40}
 SMALL_BYTES=${SMALL_BYTES:-1048576}
 BIG_BYTES=${BIG_BYTES:-1073741824}
-CLIENT=$BENCH_DIR/upload_clients.py
 
 write_config() { # port
   cat >"$WORK_DIR/depot.json" <<JSON
@@ -29,17 +28,6 @@ write_config() { # port
  "watch_scripts": false, "limits": {"request_deadline": 1800}}
 JSON
 }
-
-# Runs the client against Depot and prints its JSON; dies unless every upload answered 200.
-run_clients() { # port connections rounds bytes
-  local result
-  result=$(python3 "$CLIENT" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" \
-    --connections "$2" --rounds "$3" --size "$4")
-  [ "$(json_field "$result" failed)" = 0 ] || die "uploads failed: $result"
-  echo "$result"
-}
-
-json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
@@ -54,7 +42,7 @@ main() {
   report "file cache: $UPLOADS concurrent uploads of $UPLOAD_BYTES bytes, then throughput"
   report_environment
   report "allocator: $allocator"
-  python3 "$CLIENT" --port "$port" --new-ids "$((UPLOADS > PARALLEL ? UPLOADS : PARALLEL))" --ids "$WORK_DIR/ids"
+  python3 "$BENCH_DIR/upload_clients.py" --port "$port" --new-ids "$((UPLOADS > PARALLEL ? UPLOADS : PARALLEL))" --ids "$WORK_DIR/ids"
 
   # A few small uploads first, so the baseline includes the routes, auth and kv warm-up.
   run_clients "$port" 2 2 65536 >/dev/null

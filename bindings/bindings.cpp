@@ -17,6 +17,7 @@ int open_kv(lua_State* L);
 int open_fs(lua_State* L);
 int open_http_client(lua_State* L);
 int open_metrics(lua_State* L);
+int open_blob_driver(lua_State* L);
 int open_spec_server(lua_State* L);
 int open_spec_client(lua_State* L);
 
@@ -31,7 +32,7 @@ struct Module {
 const Module kModules[] = {
     {"crypto", open_crypto},    {"log", open_log},         {"json", open_json},
     {"jobs", open_jobs},        {"kv", open_kv},           {"fs", open_fs},
-    {"http", open_http_client}, {"metrics", open_metrics},
+    {"http", open_http_client}, {"metrics", open_metrics}, {"blob_driver", open_blob_driver},
 };
 
 // Only in the Lua state of `depot test` (open_spec_bindings): what specs need and route scripts

@@ -21,7 +21,8 @@ namespace depot {
 namespace {
 constexpr size_t kBodyHighWater = 64 * 1024;  // stop reading the socket above this (one read)
 constexpr size_t kOutputHighWater = 256 * 1024;
-constexpr auto kLingerTime = std::chrono::seconds(2);  // nginx's lingering_time is 30 s, its timeout 5 s
+constexpr auto kLingerTime =
+    std::chrono::seconds(2);  // nginx's lingering_time is 30 s, its timeout 5 s
 // Every file response holds a descriptor until it is sent: a client pipelining downloads it never
 // reads must not make the connection hold one per request.
 constexpr size_t kMaxQueuedSegments = 64;
@@ -101,7 +102,10 @@ const http_parser_settings Connection::kParserSettings = [] {
 }();
 
 Connection::Connection(Worker& worker, UniqueFd fd, const sockaddr_storage& peer)
-    : worker_(worker), fd_(std::move(fd)), remote_address_(format_address(peer)), last_progress_(worker.now()) {
+    : worker_(worker),
+      fd_(std::move(fd)),
+      remote_address_(format_address(peer)),
+      last_progress_(worker.now()) {
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
   worker_.watch(fd_.get(), this, Interest::read);
@@ -148,8 +152,7 @@ void Connection::read_input() {
   if (n == 0) {
     peer_eof_ = true;
     // A client may half-close after sending its request; it still gets the response.
-    bool waiting_for_response =
-        current_ && current_->body_state() == Exchange::BodyState::complete;
+    bool waiting_for_response = current_ && current_->body_state() == Exchange::BodyState::complete;
     if (!waiting_for_response) {
       close();
     }
@@ -220,7 +223,8 @@ void Connection::parse(const char* data, size_t length) {
   } else {
     pending_.clear();
   }
-  if (!current_ && !head_clock_running_ && (!pending_.empty() || head_started_ || !raw_head_.empty())) {
+  if (!current_ && !head_clock_running_ &&
+      (!pending_.empty() || head_started_ || !raw_head_.empty())) {
     head_clock_running_ = true;
     head_since_ = worker_.now();
   }
@@ -297,7 +301,8 @@ int Connection::on_header_field(http_parser* parser, const char* data, size_t le
       self->parse_problem_ = RequestProblem{431, "request header fields too large"};
       return 1;
     }
-    self->head_.headers.emplace_back(http::lowercase(self->header_field_), std::move(self->header_value_));
+    self->head_.headers.emplace_back(http::lowercase(self->header_field_),
+                                     std::move(self->header_value_));
     self->header_field_.clear();
     self->header_value_.clear();
     self->last_was_value_ = false;
@@ -331,7 +336,8 @@ int Connection::on_headers_complete(http_parser* parser) {
   // after such a request, so its connection closes after the answer.
   head.keep_alive = http_should_keep_alive(parser) != 0 && !parser->upgrade;
   head.chunked = (parser->flags & F_CHUNKED) != 0;
-  if (!head.chunked && parser->content_length != ULLONG_MAX) head.content_length = parser->content_length;
+  if (!head.chunked && parser->content_length != ULLONG_MAX)
+    head.content_length = parser->content_length;
   split_target(head);
   self->pause_ = Pause::headers;
   http_parser_pause(parser, 1);
@@ -397,8 +403,9 @@ void Connection::start_exchange() {
     head_.expects_continue = head_.http_minor >= 1 && head_.has_body();
   }
   const std::string* client_id = head_.header("x-request-id");
-  std::string id = client_id && acceptable_request_id(*client_id) ? *client_id
-                                                                  : next_request_id(worker_.index());
+  std::string id = client_id && acceptable_request_id(*client_id)
+                       ? *client_id
+                       : next_request_id(worker_.index());
   auto exchange = std::make_shared<Exchange>(std::move(head_), std::move(id), remote_address_,
                                              worker_.now(), this);
   head_ = RequestHead{};
@@ -465,8 +472,8 @@ void Connection::maybe_complete_exchange() {
   if (current_->body_state() == Exchange::BodyState::receiving && !close_after_flush_) return;
   Exchange& exchange = *current_;
   Clock::time_point finished = Clock::now();
-  access_log::write(exchange, output_.bytes_sent() + output_.buffered_bytes() - response_bytes_start_,
-                    finished);
+  access_log::write(
+      exchange, output_.bytes_sent() + output_.buffered_bytes() - response_bytes_start_, finished);
   worker_.metrics().request_finished(exchange, finished);
   if (!exchange.head().keep_alive || peer_eof_) close_after_flush_ = true;
   exchange.detach();
@@ -515,8 +522,9 @@ void Connection::write_head(Exchange& exchange, int status, const http::Headers&
   std::string head;
   head.reserve(512);
   head.append(exchange.head().http_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  char digits[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
-                    static_cast<char>('0' + status % 10), ' '};
+  char digits[4] = {static_cast<char>('0' + status / 100 % 10),
+                    static_cast<char>('0' + status / 10 % 10), static_cast<char>('0' + status % 10),
+                    ' '};
   head.append(digits, 4);
   head.append(http::reason_phrase(status));
   head.append("\r\nDate: ");
@@ -569,11 +577,18 @@ void Connection::send_response(Exchange& exchange, int status, const http::Heade
 }
 
 void Connection::start_stream(Exchange& exchange, int status, const http::Headers& headers) {
-  write_head(exchange, status, headers, nullptr);
+  if (!exchange.stream_length()) return write_head(exchange, status, headers, nullptr);
+  std::string length = std::to_string(*exchange.stream_length());
+  write_head(exchange, status, headers, &length);
 }
 
 void Connection::send_chunk(Exchange& exchange, std::string_view data) {
   if (data.empty() || !http::response_has_content(exchange.head().method, exchange.status())) {
+    return;
+  }
+  if (exchange.stream_length()) {  // Content-Length framing: the bytes as they are
+    output_.append(data);
+    response_written();
     return;
   }
   char size_line[24];
@@ -585,7 +600,10 @@ void Connection::send_chunk(Exchange& exchange, std::string_view data) {
 }
 
 void Connection::finish_stream(Exchange& exchange) {
-  if (http::response_has_content(exchange.head().method, exchange.status())) {
+  bool has_content = http::response_has_content(exchange.head().method, exchange.status());
+  // Fewer bytes than the Content-Length said: only closing tells the client the body is cut.
+  if (has_content && exchange.stream_remaining() > 0) return close();
+  if (has_content && !exchange.stream_length()) {
     output_.append(std::string_view("0\r\n\r\n", 5));
   }
   response_written();
@@ -606,7 +624,9 @@ void Connection::send_continue(Exchange&) {
   response_written();
 }
 
-bool Connection::output_congested() const { return output_.buffered_bytes() > kOutputHighWater; }
+bool Connection::output_congested() const {
+  return output_.buffered_bytes() > kOutputHighWater;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Output, interest, lifecycle

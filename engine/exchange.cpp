@@ -90,14 +90,17 @@ void Exchange::respond_file(int status, const http::Headers& headers, UniqueFd f
   if (sink_) sink_->send_file(*this, status, headers, std::move(fd), offset, length);
 }
 
-void Exchange::start_stream(int status, const http::Headers& headers) {
+void Exchange::start_stream(int status, const http::Headers& headers,
+                            std::optional<uint64_t> length) {
   status_ = status;
   response_state_ = ResponseState::streaming;
+  stream_length_ = length;
   if (sink_) sink_->start_stream(*this, status, headers);
 }
 
 bool Exchange::write_chunk(std::string_view data) {
   if (sink_ == nullptr) return false;
+  stream_written_ += data.size();
   sink_->send_chunk(*this, data);
   return sink_ != nullptr;
 }

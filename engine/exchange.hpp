@@ -120,7 +120,14 @@ class Exchange {
   void respond(int status, const http::Headers& headers, std::string_view body);
   void respond_file(int status, const http::Headers& headers, UniqueFd fd, off_t offset,
                     uint64_t length);
-  void start_stream(int status, const http::Headers& headers);
+  // `length`: the body's size when known (sent as Content-Length instead of chunked framing).
+  void start_stream(int status, const http::Headers& headers,
+                    std::optional<uint64_t> length = std::nullopt);
+  const std::optional<uint64_t>& stream_length() const { return stream_length_; }
+  // What a stream of known length still expects.
+  uint64_t stream_remaining() const {
+    return stream_length_ ? *stream_length_ - stream_written_ : 0;
+  }
   // False when the client is gone (nothing was sent).
   bool write_chunk(std::string_view data);
   void finish_stream();
@@ -165,6 +172,8 @@ class Exchange {
 
   ResponseState response_state_ = ResponseState::none;
   int status_ = 0;
+  std::optional<uint64_t> stream_length_;
+  uint64_t stream_written_ = 0;
   http::Headers response_headers_;
   uint64_t drain_waiter_ = 0;
   uint64_t task_ = 0;

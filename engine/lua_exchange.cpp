@@ -13,8 +13,8 @@
 #include "engine/body_reader.hpp"
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
-#include "engine/static_file.hpp"
 #include "engine/lua_api.hpp"
+#include "engine/static_file.hpp"
 #include "engine/task.hpp"
 #include "engine/unique_fd.hpp"
 #include "engine/worker.hpp"
@@ -30,7 +30,8 @@ const ExchangePtr& check_exchange(lua_State* L) {
   auto* worker = static_cast<Worker*>(lua_touserdata(L, lua_upvalueindex(1)));
   auto handle = static_cast<uint64_t>(luaL_checknumber(L, 1));
   Task* task = worker ? worker->find_task(handle) : nullptr;
-  if (task == nullptr || task->exchange() == nullptr) luaL_error(L, "depot: the request has finished");
+  if (task == nullptr || task->exchange() == nullptr)
+    luaL_error(L, "depot: the request has finished");
   return task->exchange_pointer();
 }
 
@@ -40,7 +41,9 @@ Worker& worker_of(lua_State* L) {
   return *worker;
 }
 
-void push_string(lua_State* L, std::string_view text) { lua_pushlstring(L, text.data(), text.size()); }
+void push_string(lua_State* L, std::string_view text) {
+  lua_pushlstring(L, text.data(), text.size());
+}
 
 int parse_query(lua_State* L) {
   size_t length;
@@ -56,7 +59,8 @@ int parse_query(lua_State* L) {
     if (pair.empty()) continue;
     size_t equals = pair.find('=');
     std::string name = http::percent_decode(pair.substr(0, equals), true);
-    std::string value = equals == std::string_view::npos ? "" : http::percent_decode(pair.substr(equals + 1), true);
+    std::string value =
+        equals == std::string_view::npos ? "" : http::percent_decode(pair.substr(equals + 1), true);
     lua_getfield(L, -1, name.c_str());
     bool seen = !lua_isnil(L, -1);
     lua_pop(L, 1);
@@ -112,7 +116,8 @@ int header(lua_State* L) {
   const ExchangePtr& exchange = check_exchange(L);
   size_t length;
   const char* name = luaL_checklstring(L, 2, &length);
-  const std::string* value = exchange->head().header(http::lowercase(std::string_view(name, length)));
+  const std::string* value =
+      exchange->head().header(http::lowercase(std::string_view(name, length)));
   if (value == nullptr) return 0;
   push_string(L, *value);
   return 1;
@@ -124,10 +129,18 @@ int read_body(lua_State* L, int mode, const char* function) {
   return body_reader::read(L, worker_of(L), exchange, mode, limit, function);
 }
 
-int read(lua_State* L) { return read_body(L, body_reader::chunk, "req:read"); }
-int body(lua_State* L) { return read_body(L, body_reader::whole, "req:body"); }
-int next_part(lua_State* L) { return read_body(L, body_reader::next_part, "req:parts"); }
-int read_part(lua_State* L) { return read_body(L, body_reader::part_data, "part:read"); }
+int read(lua_State* L) {
+  return read_body(L, body_reader::chunk, "req:read");
+}
+int body(lua_State* L) {
+  return read_body(L, body_reader::whole, "req:body");
+}
+int next_part(lua_State* L) {
+  return read_body(L, body_reader::next_part, "req:parts");
+}
+int read_part(lua_State* L) {
+  return read_body(L, body_reader::part_data, "part:read");
+}
 
 // Header names and values quoted in errors: control bytes escaped, long ones cut, so that the
 // message stays one readable line wherever it is shown.
@@ -218,8 +231,15 @@ int start(lua_State* L) {
   const ExchangePtr& exchange = check_exchange(L);
   int status = check_status(L, 2, "res:start", "status");
   http::Headers headers = headers_from_table(L, 3, "res:start");
+  std::optional<uint64_t> length;
+  if (check_options(L, 4, "res:start", {"length"})) {
+    lua_getfield(L, 4, "length");
+    if (!lua_isnil(L, -1))
+      length = static_cast<uint64_t>(check_integer(L, -1, "res:start", "options.length", 0, 9e15));
+    lua_pop(L, 1);
+  }
   if (exchange->response_started()) luaL_error(L, "res:start: the response was already started");
-  exchange->start_stream(status, headers);
+  exchange->start_stream(status, headers, length);
   return 0;
 }
 
@@ -235,6 +255,8 @@ int write(lua_State* L) {
     lua_pushliteral(L, "client closed the connection");
     return 2;
   }
+  if (exchange->stream_length() && length > exchange->stream_remaining())
+    luaL_error(L, "res:write: more bytes than the length given to res:start");
   bool sent = exchange->write_chunk(std::string_view(data, length));
   if (!sent || !exchange->output_congested()) {
     lua_pushboolean(L, sent);

@@ -177,8 +177,11 @@ end
 -- Sets a header on the response that has not started yet.
 function Response:header(name, value) core.set_header(self._exchange, name, value) end
 
--- Starts a chunked response; then res:write(chunk) (waits while the client is slow) and res:finish().
-function Response:start(status, headers) core.start(self._exchange, status or 200, headers) end
+-- Starts a streamed response (chunked, or framed by options.length); then res:write(chunk) (waits
+-- while the client is slow) and res:finish().
+function Response:start(status, headers, options)
+  core.start(self._exchange, status or 200, headers, options)
+end
 function Response:write(chunk) return core.write(self._exchange, chunk) end
 function Response:finish() core.finish(self._exchange) end
 

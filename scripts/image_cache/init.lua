@@ -126,7 +126,7 @@ service:get("/image/:id", function(req, res)
   end
   if not entry then return not_found(id) end
   if entry.state == "image" then
-    assert(store:send(res, id, entry.stored, CONTENT_TYPES[entry.type] or "image/unknown"))
+    assert(store:send(req, res, id, entry.stored, CONTENT_TYPES[entry.type] or "image/unknown"))
     return
   end
   if entry.state == "error" then

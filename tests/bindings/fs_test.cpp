@@ -18,12 +18,14 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/digests.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/lua_fixture.hpp"
 #include "tests/support/test_server.hpp"
 
 using depot::testing::http_request;
 using depot::testing::LuaFixture;
+using depot::testing::xxh128_hex;
 using depot::testing::RawConnection;
 using depot::testing::TestServer;
 using namespace std::chrono_literals;
@@ -49,14 +51,6 @@ std::string blake2b_hex(const std::string& data) {
                      data.size(), nullptr, 0);
   char hex[129];
   sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
-  return hex;
-}
-
-std::string xxh128_hex(const std::string& data) {
-  XXH128_canonical_t canonical;
-  XXH128_canonicalFromHash(&canonical, XXH3_128bits(data.data(), data.size()));
-  char hex[2 * sizeof canonical.digest + 1];
-  sodium_bin2hex(hex, sizeof hex, canonical.digest, sizeof canonical.digest);
   return hex;
 }
 

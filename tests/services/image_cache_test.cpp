@@ -11,6 +11,7 @@
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/lua_fixture.hpp"
+#include "tests/support/s3_server.hpp"
 #include "tests/support/test_server.hpp"
 
 using depot::testing::http_request;
@@ -31,6 +32,8 @@ struct ImageCache {
           options.threads = 2;
           options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
           if (!data_dir.empty()) options.data_dir = data_dir;
+          if (depot::testing::S3Server* s3 = depot::testing::s3_for_services())
+            options.config["storage"] = s3->storage();
           options.services.push_back(
               {"kentik_api", DEPOT_SOURCE_DIR "/tests/stubs/kentik_api", {"/kentik"}});
         });
@@ -41,6 +44,8 @@ struct ImageCache {
                    {"KENTIK_API_TIMEOUT", 1},
                    {"KENTIK_API_BACKOFF", 0.05},
                    {"ENTRY_WAIT_TIMEOUT", 5}};
+    // On S3 every image is an object (none inline in kv), so that the suite runs through blob.
+    if (depot::testing::s3_for_services()) config["INLINE_IMAGE_BYTES"] = 0;
     config.update(extra);
     REQUIRE(server->server().add_service({"image_cache", "image_cache", {"/"}, config}).empty());
   }
@@ -305,7 +310,7 @@ TEST_CASE("image cache: /info streams the listing in the original's byte format"
 TEST_CASE(
     "image cache: a cache written by the earlier layout is indexed at start, expired entries "
     "pruned in batches",
-    "[image_cache]") {
+    "[image_cache][fs_layout]") {
   auto data = depot::testing::make_temp_dir("depot-image-cache-");
   auto seed_script = data / "seed.lua";
   // The earlier layout: entry:<id> records (settled ones still carrying their query) and
@@ -383,7 +388,7 @@ TEST_CASE(
 }
 
 TEST_CASE("image cache: the periodic prune removes what expired, its file and its query index",
-          "[image_cache]") {
+          "[image_cache][fs_layout]") {
   ImageCache cache(json{{"CACHE_MAINTENANCE_PERIOD", 0.3}, {"INLINE_IMAGE_BYTES", 0}});
   json short_lived = {{"api_query", query("png", {{"name", "brief"}})}, {"ttl", 1}};
   std::string brief = request_id(cache.port(), short_lived);
@@ -409,7 +414,7 @@ TEST_CASE("image cache: the periodic prune removes what expired, its file and it
 TEST_CASE(
     "image cache: images up to INLINE_IMAGE_BYTES live in kv, larger ones in a file, the prune "
     "removes both",
-    "[image_cache]") {
+    "[image_cache][fs_layout]") {
   ImageCache cache(json{{"CACHE_MAINTENANCE_PERIOD", 0.3}, {"INLINE_IMAGE_BYTES", 100}});
   auto peek = depot::testing::make_temp_dir("depot-image-cache-") / "peek.lua";
   std::ofstream(peek) << R"LUA(
