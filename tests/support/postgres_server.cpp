@@ -57,7 +57,11 @@ PostgresServer::~PostgresServer() {
 }
 
 void PostgresServer::execute(const std::string& sql) const {
-  std::unique_ptr<PGconn, void (*)(PGconn*)> connection(PQconnectdb(url_.c_str()), PQfinish);
+  postgres_execute(url_, sql);
+}
+
+void postgres_execute(const std::string& url, const std::string& sql) {
+  std::unique_ptr<PGconn, void (*)(PGconn*)> connection(PQconnectdb(url.c_str()), PQfinish);
   if (PQstatus(connection.get()) != CONNECTION_OK) {
     throw std::runtime_error(std::string("postgres: ") + PQerrorMessage(connection.get()));
   }

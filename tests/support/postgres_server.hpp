@@ -23,7 +23,7 @@ class PostgresServer {
   const std::filesystem::path& directory() const { return directory_; }
   // Creates a new empty database and returns its URL: tests that share one server stay apart.
   std::string create_database();
-  // Runs one SQL statement (any result is dropped); throws std::runtime_error on an error.
+  // Runs one SQL statement on its `postgres` database (see postgres_execute).
   void execute(const std::string& sql) const;
 
   // Whether PostgreSQL's server binaries are installed (tests skip themselves if not).
@@ -37,5 +37,9 @@ class PostgresServer {
   std::string url_;
   int databases_ = 0;
 };
+
+// Runs one SQL statement on the database at `url` over a connection of its own (any result is
+// dropped); throws std::runtime_error with the server's message on an error.
+void postgres_execute(const std::string& url, const std::string& sql);
 
 }  // namespace depot::testing
