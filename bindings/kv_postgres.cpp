@@ -389,11 +389,14 @@ std::shared_ptr<KvAttempt> PostgresBackend::new_attempt() {
   return std::make_shared<PostgresAttempt>();
 }
 
-void PostgresBackend::sync(Worker*, KvDone done) {
-  // Batched commits reach the WAL on disk within 3 × wal_writer_delay (600 ms by default) by
-  // themselves; a durable commit flushes everything before it, but a read-only one does not, so
-  // there is nothing cheap to wait for here: kv.sync only promises what the server already does.
-  done(KvOutcome{});
+void PostgresBackend::sync(Worker* worker, KvDone done) {
+  // A durable commit that writes WAL flushes the WAL up to it, and with it every batched commit
+  // before it: so one upsert of a row no script can see (kv.open refuses the empty name).
+  static const std::string kSyncDb;
+  KvCall call{worker, kSyncDb, true};
+  run(
+      call, put_statement(kSyncDb, "sync", ""), [](PostgresResult&, KvOutcome&) {},
+      std::move(done));
 }
 
 }  // namespace depot
