@@ -459,7 +459,10 @@ int kv_open(lua_State* L) {
   }
   BindingContext& context = binding_context(L);
   std::shared_ptr<KvBackend> backend;
-  guarded(L, "kv.open", [&] { backend = kv_backend(context.data_dir, context.config); });
+  guarded(L, "kv.open", [&] {
+    backend = kv_backend(context.data_dir, context.config);
+    backend->open_database(name);
+  });
   new (lua_newuserdata(L, sizeof(Db))) Db{std::move(backend), std::move(name), durable};
   luaL_getmetatable(L, kDbType);
   lua_setmetatable(L, -2);

@@ -83,6 +83,9 @@ class KvBackend {
   // Whether calls wait for a server (then a coroutine the script made itself cannot call them:
   // it could only block the worker thread).
   virtual bool waits() const = 0;
+  // kv.open(name): creates the named database where the backend has such a thing (LMDB; the
+  // metrics list its queues' databases from the moment they are opened). May throw.
+  virtual void open_database(const std::string& name) = 0;
   virtual void get(const KvCall& call, std::string_view key, KvDone done) = 0;
   virtual void exists(const KvCall& call, std::string_view key, KvDone done) = 0;
   virtual void put(const KvCall& call, std::string_view key, std::string value, KvDone done) = 0;

@@ -152,6 +152,10 @@ void LmdbBackend::finish_write(const KvCall& call, bool wrote, KvOutcome outcome
   });
 }
 
+void LmdbBackend::open_database(const std::string& name) {
+  env_->database(name);
+}
+
 void LmdbBackend::get(const KvCall& call, std::string_view key, KvDone done) {
   MDB_dbi dbi = env_->database(call.db);
   guarded(done, [&](KvOutcome& out) {

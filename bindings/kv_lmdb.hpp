@@ -17,6 +17,7 @@ class LmdbBackend final : public KvBackend {
   LmdbBackend(const std::filesystem::path& directory, size_t map_size);
 
   bool waits() const override { return false; }
+  void open_database(const std::string& name) override;
   void get(const KvCall& call, std::string_view key, KvDone done) override;
   void exists(const KvCall& call, std::string_view key, KvDone done) override;
   void put(const KvCall& call, std::string_view key, std::string value, KvDone done) override;
