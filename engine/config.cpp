@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bindings/kv_backend.hpp"
 #include "engine/config_keys.hpp"
 #include "engine/log.hpp"
 #include "engine/text.hpp"
@@ -132,6 +133,22 @@ void read_metrics(const nlohmann::json& document, MetricsOptions& metrics) {
   metrics.listen = json_get<std::string>(section, "listen", metrics.listen, "metrics");
 }
 
+// storage.kv: the kv store's URL, read where kv opens (bindings/kv_backend.cpp); refused here,
+// before any script loads. The URL may hold a password: no message repeats it.
+void read_storage(const nlohmann::json& document) {
+  if (document.contains("storage")) {
+    const nlohmann::json& storage = document["storage"];
+    if (!storage.is_object()) throw ConfigError("storage must be an object");
+    if (storage.contains("kv") && !storage["kv"].is_string()) {
+      throw ConfigError("storage.kv must be a string (a postgres:// URL)");
+    }
+  }
+  std::string url = kv_url(document);
+  if (!url.empty() && !is_postgres_url(url)) {
+    throw ConfigError("storage.kv (or DEPOT_KV_URL) must be a postgres:// or postgresql:// URL");
+  }
+}
+
 }  // namespace
 
 void apply_dotenv(const std::string& path) {
@@ -169,6 +186,7 @@ void read_config_document(const nlohmann::json& document, Options& options) {
   read_limits(document, options.limits);
   read_metrics(document, options.metrics);
   read_services(document, options.services);
+  read_storage(document);
 }
 
 std::string config_file_path(const CommandLine& command_line) {
