@@ -82,18 +82,25 @@ void read_limits(const nlohmann::json& document, Limits& limits) {
   if (!document.contains("limits")) return;
   const nlohmann::json& section = document["limits"];
   if (!section.is_object()) throw ConfigError("limits must be an object");
-  limits.max_header_bytes = json_get<size_t>(section, "max_header_bytes", limits.max_header_bytes, "limits");
-  limits.max_header_count = json_get<size_t>(section, "max_header_count", limits.max_header_count, "limits");
-  limits.max_body_bytes = json_get<size_t>(section, "max_body_bytes", limits.max_body_bytes, "limits");
+  limits.max_header_bytes =
+      json_get<size_t>(section, "max_header_bytes", limits.max_header_bytes, "limits");
+  limits.max_header_count =
+      json_get<size_t>(section, "max_header_count", limits.max_header_count, "limits");
+  limits.max_body_bytes =
+      json_get<size_t>(section, "max_body_bytes", limits.max_body_bytes, "limits");
   limits.header_timeout = seconds_setting(section, "header_timeout", limits.header_timeout);
   limits.body_timeout = seconds_setting(section, "body_timeout", limits.body_timeout);
-  limits.keepalive_timeout = seconds_setting(section, "keepalive_timeout", limits.keepalive_timeout);
+  limits.keepalive_timeout =
+      seconds_setting(section, "keepalive_timeout", limits.keepalive_timeout);
   limits.send_timeout = seconds_setting(section, "send_timeout", limits.send_timeout);
   limits.request_deadline = seconds_setting(section, "request_deadline", limits.request_deadline);
   limits.cpu_slice = seconds_setting(section, "cpu_slice", limits.cpu_slice);
+  limits.load_deadline = seconds_setting(section, "load_deadline", limits.load_deadline);
   limits.lua_memory = size_setting(section, "lua_memory", limits.lua_memory);
-  limits.instruction_budget = json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");
-  limits.max_connections = json_get<size_t>(section, "max_connections", limits.max_connections, "limits");
+  limits.instruction_budget =
+      json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");
+  limits.max_connections =
+      json_get<size_t>(section, "max_connections", limits.max_connections, "limits");
 }
 
 void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& services) {
@@ -101,7 +108,8 @@ void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& ser
   const nlohmann::json& list = document["services"];
   if (!list.is_array()) throw ConfigError("services must be a list");
   for (const nlohmann::json& entry : list) {
-    if (!entry.is_object() || !entry.contains("name")) throw ConfigError("each service needs a name");
+    if (!entry.is_object() || !entry.contains("name"))
+      throw ConfigError("each service needs a name");
     ServiceSpec spec;
     spec.name = json_get<std::string>(entry, "name", "", "services[]");
     if (json_get<bool>(entry, "enabled", true, "services." + spec.name) == false) continue;
@@ -138,7 +146,8 @@ void apply_dotenv(const std::string& path) {
     if (equals == std::string::npos) continue;
     std::string name(trim(line.substr(0, equals), kWhitespace));
     std::string value(trim(line.substr(equals + 1), kWhitespace));
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }
     if (!name.empty()) setenv(name.c_str(), value.c_str(), 0);
@@ -155,14 +164,16 @@ Options load_options(const CommandLine& command_line, std::vector<std::string>* 
   std::string config_file = config_file_path(command_line);
   std::ifstream file(config_file);
   if (!file) {
-    if (command_line.config_file || env("DEPOT_CONFIG")) throw ConfigError("cannot read config file " + config_file);
+    if (command_line.config_file || env("DEPOT_CONFIG"))
+      throw ConfigError("cannot read config file " + config_file);
   } else {
     try {
       options.config = nlohmann::json::parse(file, nullptr, true, true);  // comments allowed
     } catch (const nlohmann::json::parse_error& e) {
       throw ConfigError("config file " + config_file + ": " + e.what());
     }
-    if (!options.config.is_object()) throw ConfigError("config file " + config_file + " must hold a JSON object");
+    if (!options.config.is_object())
+      throw ConfigError("config file " + config_file + " must hold a JSON object");
   }
   std::vector<std::string> unknown = unknown_config_keys(options.config);
   if (unknown_keys != nullptr) {
@@ -175,8 +186,10 @@ Options load_options(const CommandLine& command_line, std::vector<std::string>* 
   options.port = static_cast<uint16_t>(json_get<int>(document, "port", options.port, "config"));
   options.threads = json_get<size_t>(document, "threads", options.threads, "config");
   options.data_dir = json_get<std::string>(document, "data_dir", options.data_dir, "config");
-  options.scripts_dir = json_get<std::string>(document, "scripts_dir", options.scripts_dir, "config");
-  options.watch_scripts = json_get<bool>(document, "watch_scripts", options.watch_scripts, "config");
+  options.scripts_dir =
+      json_get<std::string>(document, "scripts_dir", options.scripts_dir, "config");
+  options.watch_scripts =
+      json_get<bool>(document, "watch_scripts", options.watch_scripts, "config");
   options.drain_timeout = std::chrono::milliseconds(
       static_cast<int64_t>(json_get<double>(document, "drain_timeout", 10.0, "config") * 1000));
   std::string log_level = json_get<std::string>(document, "log_level", "info", "config");
@@ -186,16 +199,22 @@ Options load_options(const CommandLine& command_line, std::vector<std::string>* 
   read_services(document, options.services);
 
   if (auto value = env("DEPOT_HOST")) options.host = *value;
-  if (auto value = env("DEPOT_PORT")) options.port = static_cast<uint16_t>(parse_int(*value, "DEPOT_PORT", 0, 65535));
-  if (auto value = env("DEPOT_THREADS")) options.threads = static_cast<size_t>(parse_int(*value, "DEPOT_THREADS", 1, 256));
+  if (auto value = env("DEPOT_PORT"))
+    options.port = static_cast<uint16_t>(parse_int(*value, "DEPOT_PORT", 0, 65535));
+  if (auto value = env("DEPOT_THREADS"))
+    options.threads = static_cast<size_t>(parse_int(*value, "DEPOT_THREADS", 1, 256));
   if (auto value = env("DEPOT_DATA_DIR")) options.data_dir = *value;
   if (auto value = env("DEPOT_SCRIPTS")) options.scripts_dir = *value;
   if (auto value = env("DEPOT_LOG_LEVEL")) log_level = *value;
   if (auto value = env("DEPOT_LOG_FORMAT")) log_format = *value;
 
   if (command_line.host) options.host = *command_line.host;
-  if (command_line.port) options.port = static_cast<uint16_t>(parse_int(std::to_string(*command_line.port), "--port", 0, 65535));
-  if (command_line.threads) options.threads = static_cast<size_t>(parse_int(std::to_string(*command_line.threads), "--threads", 1, 256));
+  if (command_line.port)
+    options.port =
+        static_cast<uint16_t>(parse_int(std::to_string(*command_line.port), "--port", 0, 65535));
+  if (command_line.threads)
+    options.threads =
+        static_cast<size_t>(parse_int(std::to_string(*command_line.threads), "--threads", 1, 256));
   if (command_line.data_dir) options.data_dir = *command_line.data_dir;
   if (command_line.scripts_dir) options.scripts_dir = *command_line.scripts_dir;
   if (command_line.log_level) log_level = *command_line.log_level;
