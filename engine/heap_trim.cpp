@@ -1,8 +1,10 @@
 // The rule of heap_trim.hpp. "Held unused" is the resident memory not in malloc's use: RSS minus
-// the bytes allocated (mallinfo2). It grows when a spike's memory is freed but stays mapped, and
-// only then: steady traffic reuses the same free chunks. When it has grown by kSpike since the
-// last trim (or its lowest since), malloc_trim(0) returns the free pages of every arena; what it
-// costs (a walk of the free chunks) is paid on the pool, at most once per spike.
+// the bytes allocated (mallinfo2). A spike's memory, once freed, stays resident and counts there;
+// steady traffic reuses the same free chunks and leaves it flat. malloc_trim(0) returns the free
+// pages of every arena when at least kSpike is held unused and that grew by kGrowth since the
+// lowest it was after the last trim: memory trimming cannot give back (a mapped LMDB file's pages
+// count as resident too) is not walked for again until more comes. Each trim walks the free chunks,
+// on the pool, at most once a second.
 #include "engine/heap_trim.hpp"
 
 #include <malloc.h>
@@ -20,11 +22,12 @@ namespace depot::heap {
 namespace {
 
 constexpr size_t kSpike = size_t{32} << 20;
+constexpr size_t kGrowth = size_t{8} << 20;
 
 std::atomic<int64_t> last_check_second{0};
 std::atomic<bool> checking{false};
-// The pool thread running a check owns it (`checking`). SIZE_MAX: no sample yet.
-size_t held_baseline = SIZE_MAX;
+// The lowest held unused since the last trim; the pool thread running a check owns it (`checking`).
+size_t held_low = 0;
 
 size_t resident_bytes() {
   FILE* statm = std::fopen("/proc/self/statm", "r");
@@ -44,14 +47,12 @@ size_t held_unused() {
 
 void check() {
   size_t held = held_unused();
-  if (held_baseline == SIZE_MAX || held < held_baseline + kSpike) {
-    held_baseline = std::min(held_baseline, held);
-    return;
-  }
+  held_low = std::min(held_low, held);
+  if (held < kSpike || held < held_low + kGrowth) return;
   malloc_trim(0);
-  held_baseline = held_unused();
+  held_low = held_unused();
   log::debug("heap trimmed after a spike",
-             {{"held_before_mib", held >> 20}, {"held_after_mib", held_baseline >> 20}});
+             {{"held_before_mib", held >> 20}, {"held_after_mib", held_low >> 20}});
 }
 
 }  // namespace

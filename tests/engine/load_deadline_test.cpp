@@ -64,7 +64,7 @@ TEST_CASE("a reload whose script loops forever at load is refused at limits.load
       as<std::string>{}, "while true do end",
       // The deadline's error caught and the loop resumed: it must end anyway.
       "while true do pcall(function() while true do end end) end",
-      "local n = 0\nwhile true do n = n + 1; if n % 1000 == 0 then pcall(error, 'x') end end");
+      "local n = 0 while true do n = n + 1; if n % 1000 == 0 then pcall(error, 'x') end end");
   INFO(loop);
   server.write_script(
       "app", "local service = ...\nservice:get('/version', function() return 'two' end)\n" + loop);
