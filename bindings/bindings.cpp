@@ -1,11 +1,11 @@
 // The list of Lua modules Depot provides, registered in package.preload, and the helpers every
 // module shares: its context, argument checks, result pushers, metatables (see binding.hpp).
-#include "bindings/binding.hpp"
-#include "engine/embedded_lua.hpp"
-
 #include <cmath>
 #include <cstring>
 #include <string>
+
+#include "bindings/binding.hpp"
+#include "engine/embedded_lua.hpp"
 
 namespace depot {
 
@@ -17,6 +17,8 @@ int open_kv(lua_State* L);
 int open_fs(lua_State* L);
 int open_http_client(lua_State* L);
 int open_metrics(lua_State* L);
+int open_spec_server(lua_State* L);
+int open_spec_client(lua_State* L);
 
 namespace {
 const char* const kContextKey = "depot.binding_context";
@@ -27,15 +29,18 @@ struct Module {
 };
 
 const Module kModules[] = {
-    {"crypto", open_crypto},
-    {"log", open_log},
-    {"json", open_json},
-    {"jobs", open_jobs},
-    {"kv", open_kv},
-    {"fs", open_fs},
-    {"http", open_http_client},
-    {"metrics", open_metrics},
+    {"crypto", open_crypto},    {"log", open_log},         {"json", open_json},
+    {"jobs", open_jobs},        {"kv", open_kv},           {"fs", open_fs},
+    {"http", open_http_client}, {"metrics", open_metrics},
 };
+
+// Only in the Lua state of `depot test` (open_spec_bindings): what specs need and route scripts
+// must not have. `depot.spec` is Lua, compiled in from engine/lua/spec_helpers.lua.
+const Module kSpecModules[] = {
+    {"spec_server", open_spec_server},
+    {"spec_client", open_spec_client},
+};
+const char* const kSpecHelpers = "spec_helpers";
 }  // namespace
 
 void set_binding_context(lua_State* L, BindingContext* context) {
@@ -64,7 +69,8 @@ void require_serving(lua_State* L, const char* function) {
 
 std::string_view check_string_view(lua_State* L, int index, const char* function,
                                    const char* argument) {
-  if (lua_type(L, index) != LUA_TSTRING) luaL_error(L, "%s: %s must be a string", function, argument);
+  if (lua_type(L, index) != LUA_TSTRING)
+    luaL_error(L, "%s: %s must be a string", function, argument);
   size_t size;
   const char* text = lua_tolstring(L, index, &size);
   return std::string_view(text, size);
@@ -77,7 +83,8 @@ std::string check_string(lua_State* L, int index, const char* function, const ch
 std::string check_path(lua_State* L, int index, const char* function, const char* argument) {
   std::string path = check_string(L, index, function, argument);
   if (path.empty()) luaL_error(L, "%s: %s must not be empty", function, argument);
-  if (path.find('\0') != std::string::npos) luaL_error(L, "%s: %s contains a NUL byte", function, argument);
+  if (path.find('\0') != std::string::npos)
+    luaL_error(L, "%s: %s contains a NUL byte", function, argument);
   if (path[0] == '/') return path;
   return (binding_context(L).data_dir / path).string();
 }
@@ -171,6 +178,19 @@ void open_bindings(lua_State* L) {
     lua_pushcclosure(L, load_embedded_module, 1);
     lua_setfield(L, -2, name);
   }
+  lua_pop(L, 2);
+}
+
+void open_spec_bindings(lua_State* L) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  for (const Module& module : kSpecModules) {
+    lua_pushcfunction(L, module.open);
+    lua_setfield(L, -2, module.name);
+  }
+  lua_pushstring(L, kSpecHelpers);
+  lua_pushcclosure(L, load_embedded_module, 1);
+  lua_setfield(L, -2, "depot.spec");
   lua_pop(L, 2);
 }
 

@@ -13,6 +13,7 @@
 #include "engine/metrics.hpp"
 #include "engine/metrics_text.hpp"
 #include "engine/server_core.hpp"
+#include "engine/spec_files.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -213,6 +214,10 @@ int Runtime::prelude_function(const char* name) {
 void Runtime::load_services() {
   for (const ServiceSpec& spec : generation_->services) {
     std::filesystem::path file = script_file(*generation_, spec);
+    if (is_spec_name(file.filename().native())) {
+      throw std::runtime_error("service " + spec.name + ": " + file.string() +
+                               " is a spec, not a route script (run it with depot test)");
+    }
     lua_settop(L_, 0);
     lua_pushcfunction(L_, traceback);
     if (luaL_loadfile(L_, file.c_str()) != 0) {

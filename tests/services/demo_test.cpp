@@ -40,8 +40,9 @@ struct Demo {
             data_text.c_str(), "--log-format", "json", static_cast<char*>(nullptr));
       _exit(127);
     }
-    // Refused until it listens: a sanitizer build on a busy machine takes seconds to start. A
-    // demo that never answers fails the test's first REQUIRE, and the destructor still stops it.
+    // Refused until the demo listens: a throw here would orphan it (no destructor runs for a
+    // constructor that throws), and CTest would wait on its inherited stdout until the timeout.
+    // A sanitizer build on a busy machine takes seconds to start: up to 30 s.
     for (int i = 0; i < 600; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       try {
