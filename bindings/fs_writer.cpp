@@ -1,11 +1,8 @@
 // Write streams for Lua: buffering and handing writes to the pool (see fs_writer.hpp).
 #include "bindings/fs_writer.hpp"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -108,7 +105,7 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   ~WriteStream() {
     buffer_pool().give(buffer);
     buffer_pool().give(flushing);
-    leave_budget(nullptr);
+    leave_budget();
   }
 
   std::shared_ptr<disk::AtomicFile> file;
@@ -122,26 +119,12 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   bool in_budget = true;  // counted in open_writers: still taking data
 
   // Called once the stream takes no more data (committed, aborted, collected). The last writer
-  // to leave hands the heap's free pages back to the OS (on the pool: trimming walks the whole
-  // heap): glibc keeps what a burst of uploads freed otherwise (bench/upload_concurrency.sh: 112
-  // of 164 MiB still held 5 s after 500 concurrent uploads, 20 MiB with the trim).
-  void leave_budget(Worker* worker) {
+  // to leave frees the pooled buffers; the heap pages they and the uploads' socket data held go
+  // back to the OS at the next sweep (engine/heap_trim.hpp).
+  void leave_budget() {
     if (!in_budget) return;
     in_budget = false;
-    if (open_writers.fetch_sub(1, std::memory_order_relaxed) == 1 && worker != nullptr) {
-      buffer_pool().shrink_to_idle();
-      if (trim_due()) worker->core().pool().submit([] { malloc_trim(0); });
-    }
-  }
-
-  // At most one trim a second, so one upload after another does not trim after each.
-  static bool trim_due() {
-    static std::atomic<int64_t> last_trim{0};
-    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count();
-    int64_t last = last_trim.load(std::memory_order_relaxed);
-    return now != last && last_trim.compare_exchange_strong(last, now, std::memory_order_relaxed);
+    if (open_writers.fetch_sub(1, std::memory_order_relaxed) == 1) buffer_pool().shrink_to_idle();
   }
 
   // Hands `buffer` to the pool as one write. False (buffer kept) when the queue is full.
@@ -210,7 +193,7 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
     in_flight = false;
     buffer_pool().give(buffer);
     buffer_pool().give(flushing);
-    leave_budget(worker);
+    leave_budget();
     state = failure.empty() ? State::committed : State::aborted;
     if (!failure.empty() && error.empty()) error = "fs.writer: " + failure;
   }
@@ -243,7 +226,7 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
   // mutex-ordered file waits for a write still running), inline otherwise.
   void abandon(Worker* worker) {
     buffer_pool().give(buffer);
-    leave_budget(worker);
+    leave_budget();
     state = State::aborted;
     std::shared_ptr<disk::AtomicFile> target = file;
     if (worker == nullptr || !worker->core().pool().submit([target] { target->abort(); })) {
@@ -426,7 +409,7 @@ int writer_abort(lua_State* L) {
   }
   stream.state = WriteStream::State::aborted;
   buffer_pool().give(stream.buffer);
-  stream.leave_budget(binding_context(L).worker);
+  stream.leave_budget();
   std::shared_ptr<disk::AtomicFile> file = stream.file;
   return run_blocking(L, "fs.writer:abort", [file]() -> Task::Pusher {
     file->abort();

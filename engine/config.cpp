@@ -96,6 +96,7 @@ void read_limits(const nlohmann::json& document, Limits& limits) {
   limits.send_timeout = seconds_setting(section, "send_timeout", limits.send_timeout);
   limits.request_deadline = seconds_setting(section, "request_deadline", limits.request_deadline);
   limits.cpu_slice = seconds_setting(section, "cpu_slice", limits.cpu_slice);
+  limits.load_deadline = seconds_setting(section, "load_deadline", limits.load_deadline);
   limits.lua_memory = size_setting(section, "lua_memory", limits.lua_memory);
   limits.instruction_budget =
       json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");

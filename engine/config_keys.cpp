@@ -26,6 +26,7 @@ const Section kLimits{{{"max_header_bytes"},
                        {"send_timeout"},
                        {"request_deadline"},
                        {"cpu_slice"},
+                       {"load_deadline"},
                        {"lua_memory"},
                        {"instruction_budget"},
                        {"max_connections"}}};

@@ -16,16 +16,20 @@ using namespace std::chrono_literals;
 struct Limits {
   size_t max_header_bytes = 16 * 1024;  // request line + headers → 431
   size_t max_header_count = 100;        // → 431
-  size_t max_body_bytes = 1024 * 1024;  // default cap for req:body() (buffered) → 413; routes may raise it
+  size_t max_body_bytes =
+      1024 * 1024;  // default cap for req:body() (buffered) → 413; routes may raise it
   std::chrono::milliseconds header_timeout = 30s;     // the whole head, from its first byte → 408
   std::chrono::milliseconds body_timeout = 60s;       // idle while reading the body → 408
   std::chrono::milliseconds keepalive_timeout = 75s;  // idle between requests → close
-  std::chrono::milliseconds send_timeout = 60s;       // no write progress to a blocked client → close
+  std::chrono::milliseconds send_timeout = 60s;  // no write progress to a blocked client → close
   // A request task waiting this long without progress (its body arriving, its output draining)
   // → 503 (0 = none); a route may set its own (route option `deadline`).
   std::chrono::milliseconds request_deadline = 300s;
   // The longest a task may run without waiting: its worker serves no one else meanwhile → 503.
   std::chrono::milliseconds cpu_slice = 2s;
+  // Running a service script's top level (its load, at start and at each reload) longer than this
+  // refuses that generation: an endless loop there would hold its worker forever (0 = none).
+  std::chrono::milliseconds load_deadline = 10s;
   size_t lua_memory = size_t{512} << 20;  // bytes per Lua state (per worker and generation) → 500
   uint64_t instruction_budget = 0;        // Lua VM instructions per request → 500 (0 = none)
   // Open client connections of the server, all workers together. At the limit the oldest idle
@@ -64,8 +68,9 @@ struct Options {
   Limits limits;
   MetricsOptions metrics;
   bool watch_scripts = true;  // reload when a file under scripts_dir (or a service script) changes
-  std::chrono::milliseconds drain_timeout = 10s;  // SIGTERM / stop(): in-flight requests get this long
-  size_t blocking_threads = 4;                    // thread pool for disk and other blocking work
+  std::chrono::milliseconds drain_timeout =
+      10s;                      // SIGTERM / stop(): in-flight requests get this long
+  size_t blocking_threads = 4;  // thread pool for disk and other blocking work
   nlohmann::json config = nlohmann::json::object();  // the whole config document
 };
 

@@ -54,6 +54,36 @@ void preemption_hook(lua_State* L, lua_Debug*) {
   luaL_error(L, "%s", reason);
 }
 
+// A script's top level runs outside any task, on the thread building the runtime, with nothing to
+// yield to: past limits.load_deadline the hook raises an error, and from then on it does so at
+// every instruction, so a pcall inside the script cannot catch it and loop on (`while true do
+// pcall(f) end` fails at its next `pcall`). The load fails; for a reload the previous generation
+// keeps serving.
+thread_local Clock::time_point load_deadline = Clock::time_point::max();
+
+void load_deadline_hook(lua_State* L, lua_Debug*) {
+  if (Clock::now() < load_deadline) return;
+  lua_sethook(L, load_deadline_hook, LUA_MASKCOUNT, 1);
+  luaL_error(L, "loading took longer than limits.load_deadline");
+}
+
+// Arms the load deadline for one script's top level; the preemption hook replaces it afterwards.
+class LoadDeadline {
+ public:
+  LoadDeadline(lua_State* L, std::chrono::milliseconds span) : L_(L) {
+    if (span.count() <= 0) return;
+    load_deadline = Clock::now() + span;
+    lua_sethook(L_, load_deadline_hook, LUA_MASKCOUNT, kHookInterval);
+  }
+  ~LoadDeadline() {
+    load_deadline = Clock::time_point::max();
+    lua_sethook(L_, nullptr, 0, 0);
+  }
+
+ private:
+  lua_State* L_;
+};
+
 std::filesystem::path script_file(const Generation& generation, const ServiceSpec& spec) {
   std::filesystem::path path =
       spec.script.is_absolute() ? spec.script : generation.scripts_dir / spec.script;
@@ -211,6 +241,7 @@ void Runtime::load_services() {
     int status;
     {
       LuaMemory::Enforced enforced(*memory_);
+      LoadDeadline deadline(L_, generation_->limits.load_deadline);
       status = lua_pcall(L_, 1, 0, 2);
     }
     if (status != 0) {

@@ -13,6 +13,7 @@
 
 #include "engine/access_log.hpp"
 #include "engine/connection.hpp"
+#include "engine/heap_trim.hpp"
 #include "engine/log.hpp"
 #include "engine/metrics.hpp"
 #include "engine/runtime.hpp"
@@ -28,10 +29,14 @@ using Pistache::Polling::NotifyOn;
 namespace {
 Pistache::Flags<NotifyOn> to_flags(Interest interest) {
   switch (interest) {
-    case Interest::read: return Pistache::Flags<NotifyOn>(NotifyOn::Read);
-    case Interest::write: return Pistache::Flags<NotifyOn>(NotifyOn::Write);
-    case Interest::read_write: return Pistache::Flags<NotifyOn>(NotifyOn::Read | NotifyOn::Write);
-    case Interest::none: break;
+    case Interest::read:
+      return Pistache::Flags<NotifyOn>(NotifyOn::Read);
+    case Interest::write:
+      return Pistache::Flags<NotifyOn>(NotifyOn::Write);
+    case Interest::read_write:
+      return Pistache::Flags<NotifyOn>(NotifyOn::Read | NotifyOn::Write);
+    case Interest::none:
+      break;
   }
   return Pistache::Flags<NotifyOn>(NotifyOn::None);
 }
@@ -79,10 +84,14 @@ class Worker::Listener final : public EventSource {
   // left in the backlog until it gives up, and the listener keeps draining its queue.
   void refuse(UniqueFd client) {
     static constexpr std::string_view kBusy =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 50\r\n"
-        "Retry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too many open connections\",\"status\":503}";
-    [[maybe_unused]] ssize_t n = ::send(client.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (!refusing_) log::warn("refusing connections: max_connections reached", {{"worker", worker_.index()}});
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
+        "50\r\n"
+        "Retry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too many open "
+        "connections\",\"status\":503}";
+    [[maybe_unused]] ssize_t n =
+        ::send(client.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (!refusing_)
+      log::warn("refusing connections: max_connections reached", {{"worker", worker_.index()}});
     refusing_ = true;
   }
 
@@ -114,7 +123,8 @@ class Worker::Ticker final : public EventSource {
     auto since_epoch = deadline.time_since_epoch();
     auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
     spec.it_value.tv_sec = seconds.count();
-    spec.it_value.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count();
+    spec.it_value.tv_nsec =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count();
     if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
     ::timerfd_settime(fd_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
   }
@@ -163,7 +173,9 @@ void Worker::registerPoller(Pistache::Polling::Epoll& poller) {
   core_.register_worker(index_, this);
 }
 
-void Worker::post(std::function<void()> work) { inbox_->push(std::move(work)); }
+void Worker::post(std::function<void()> work) {
+  inbox_->push(std::move(work));
+}
 
 void Worker::start_accepting() {
   if (!draining_) listener_->start();
@@ -177,13 +189,17 @@ void Worker::rewatch(int fd, EventSource* source, Interest interest) {
   poller_->rearmFd(fd, to_flags(interest), tag_of(source));
 }
 
-void Worker::unwatch(int fd) { poller_->removeFd(fd); }
+void Worker::unwatch(int fd) {
+  poller_->removeFd(fd);
+}
 
 TimerQueue::Id Worker::add_timer(Clock::duration delay, TimerQueue::Callback callback) {
   return timers_.add(Clock::now() + delay, std::move(callback));
 }
 
-void Worker::cancel_timer(TimerQueue::Id id) { timers_.cancel(id); }
+void Worker::cancel_timer(TimerQueue::Id id) {
+  timers_.cancel(id);
+}
 
 void Worker::arm_timerfd() {
   if (timers_.empty()) return;
@@ -212,6 +228,7 @@ void Worker::sweep() {
     if (Task* task = find_task(id)) task->abort(503, "request deadline exceeded");
   }
   publish_lua_memory();
+  heap::trim_after_spike(core_.pool());
   sweep_timer_ = add_timer(kSweepInterval, [this] { sweep(); });
 }
 
@@ -272,7 +289,8 @@ void Worker::retire_connection(Connection* connection) {
 }
 
 bool Worker::make_room_for_connection() {
-  if (core_.open_connections().load(std::memory_order_relaxed) < core_.max_connections()) return true;
+  if (core_.open_connections().load(std::memory_order_relaxed) < core_.max_connections())
+    return true;
   // Only this worker's idle connections can be closed from here; SO_REUSEPORT spreads clients
   // evenly, so each worker holds its share of them.
   if (idle_connections_.empty()) return false;
@@ -289,7 +307,9 @@ void Worker::add_idle(Connection* connection) {
   connection->idle_position = idle_connections_.insert(idle_connections_.end(), connection);
 }
 
-void Worker::remove_idle(Connection* connection) { idle_connections_.erase(connection->idle_position); }
+void Worker::remove_idle(Connection* connection) {
+  idle_connections_.erase(connection->idle_position);
+}
 
 std::string Worker::stage_generation(const std::shared_ptr<const Generation>& generation) {
   try {
@@ -313,7 +333,9 @@ void Worker::activate_staged() {
   publish_lua_memory();
 }
 
-void Worker::discard_staged() { staged_.reset(); }
+void Worker::discard_staged() {
+  staged_.reset();
+}
 
 void Worker::collect_retired_runtimes() {
   for (auto it = retired_.begin(); it != retired_.end();) {
