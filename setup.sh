@@ -7,6 +7,8 @@ packages=(
   g++ cmake make pkg-config
   libpistache-dev libluajit2-5.1-dev liblmdb-dev libsodium-dev libxxhash-dev nlohmann-json3-dev
   libcurl4-openssl-dev libhttp-parser-dev catch2
+  libpq-dev  # kv on PostgreSQL (bindings/kv_postgres*.cpp)
+  postgresql  # the server the kv tests and bench/kv_backends.sh start (tests/support/postgres.sh)
   libssl-dev  # crypto.jwk_verify/jwk_sign: RSA and P-256 from OpenSSL's libcrypto
   curl python3 python3-requests python3-pytest
   chromium

@@ -1,30 +1,27 @@
-// Lua module `kv`: LMDB storage shared by every worker and script generation of the server.
-//
-//   local db = kv.open("name" [, {durable = true}])
-//   db:get(key) → value | nil          db:put(key, value)          db:delete(key) → existed
-//   db:exists(key) → boolean           db:count([prefix]) → n
-//   db:iter({prefix=, from=, to=, reverse=, limit=}) → { {key=, value=}, ... }
-//   db:update(function(tx) ... end) → what fn returned (one atomic read-modify-write)
-//   kv.sync()
+// Lua module `kv`: named key/value databases on the server's kv backend — LMDB in the data
+// directory, or PostgreSQL shared by every replica (bindings/kv_backend.hpp). The API is
+// documented in docs/lua-api.md (kv); this file turns Lua values into the backend's bytes and
+// back, and a backend's completion into the calling task's results.
 //
 // Values are strings (stored as they are) or tables, numbers and booleans (stored as JSON: a
-// table comes back as a table, with json.null for JSON nulls). Keys are strings of 1..511 bytes.
+// table comes back as a table, with json.null for JSON nulls), tagged 's' and 'j' on every
+// backend. Keys are strings of 1..511 bytes.
 //
-// A transaction can never span a yield: every call runs in its own transaction inside the C
-// function, and db:update calls fn through a C boundary, so a wait inside fn raises "attempt to
-// yield across C-call boundary" and the transaction is aborted (nothing is written).
+// A backend completes at once (LMDB) or later (a server): then the task waits, and when it is
+// resumed the results come back through bindings/kv_methods.lua, which raises `failed, message`
+// (a resumed C function cannot raise) and loops db:update's steps until fn's writes commit.
 //
-// Durability: a durable handle (the default) returns from a write only once it is on disk; the
-// fsync (~0.25 ms) happens on a syncer thread shared by every writer waiting at that moment, and
-// the calling task waits meanwhile (outside a task the call blocks). A handle opened with
-// {durable = false} returns at once; its writes survive a crash of the process (they are in
-// LMDB's file) and reach the disk within ~100 ms, or at kv.sync().
+// db:update calls fn through a C boundary, so a wait inside fn raises "attempt to yield across
+// C-call boundary" and nothing is written; db writes (and another db:update) inside fn raise at
+// once on every backend rather than deadlocking LMDB's writer lock.
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "bindings/binding.hpp"
-#include "bindings/lmdb_env.hpp"
+#include "bindings/kv_backend.hpp"
 #include "engine/runtime.hpp"
 #include "engine/task.hpp"
 #include "engine/task_handle.hpp"
@@ -35,27 +32,36 @@ namespace {
 
 const char* const kDbType = "depot.kv.db";
 const char* const kTxType = "depot.kv.tx";
+const char* const kAttemptType = "depot.kv.attempt";
 constexpr size_t kMaxKey = 511;
-constexpr size_t kDefaultMapSize = size_t{1} << 30;
+// kv_methods.lua's markers: a call failed (the message follows), or db:update must step again.
+const char kFailed = 'f';
+const char kAgain = 'a';
+
+// How many db:update functions run on this thread right now (nested inside one another).
+thread_local int update_depth = 0;
 
 struct Db {
-  std::shared_ptr<LmdbEnv> env;
-  MDB_dbi dbi;
+  std::shared_ptr<KvBackend> backend;
+  std::string name;
   bool durable;
 };
 
 struct Tx {
-  std::shared_ptr<LmdbEnv> env;
-  MDB_txn* txn;
-  MDB_dbi dbi;
-  // Shared by every tx object of one db:update, and outliving it: a tx kept by the script after
-  // fn returned must find it false, not a dead stack slot.
+  KvTransaction* transaction;
+  std::string db;
+  // Shared by every tx object of one run of fn, and outliving it: a tx kept by the script after
+  // fn returned must find it false, not a dead transaction.
   std::shared_ptr<bool> open;
 };
 
-struct LuaErrorPending {};  // unwinds a write transaction whose Lua function raised
+struct Attempt {
+  std::shared_ptr<KvAttempt> state;
+};
 
-Db& check_db(lua_State* L) { return *static_cast<Db*>(luaL_checkudata(L, 1, kDbType)); }
+Db& check_db(lua_State* L) {
+  return *static_cast<Db*>(luaL_checkudata(L, 1, kDbType));
+}
 
 Tx& check_tx(lua_State* L) {
   Tx& tx = *static_cast<Tx*>(luaL_checkudata(L, 1, kTxType));
@@ -65,8 +71,17 @@ Tx& check_tx(lua_State* L) {
 
 std::string_view check_key(lua_State* L, int index, const char* function) {
   std::string_view key = check_string_view(L, index, function, "key");
-  if (key.empty() || key.size() > kMaxKey) luaL_error(L, "%s: key must be 1..%d bytes", function, static_cast<int>(kMaxKey));
+  if (key.empty() || key.size() > kMaxKey) {
+    luaL_error(L, "%s: key must be 1..%d bytes", function, static_cast<int>(kMaxKey));
+  }
   return key;
+}
+
+// Writes to the store from inside fn would bypass its transaction (and deadlock LMDB).
+void refuse_inside_update(lua_State* L, const char* function) {
+  if (update_depth > 0) {
+    luaL_error(L, "%s: not allowed inside db:update's function (use its tx argument)", function);
+  }
 }
 
 // 's' + bytes for strings, 'j' + JSON for the rest (through the json module: one encoder).
@@ -98,7 +113,8 @@ std::string encode_value(lua_State* L, int index, const char* function) {
 
 void push_value(lua_State* L, const std::string& stored) {
   if (stored.empty() || stored[0] == 's') {
-    lua_pushlstring(L, stored.data() + (stored.empty() ? 0 : 1), stored.empty() ? 0 : stored.size() - 1);
+    lua_pushlstring(L, stored.data() + (stored.empty() ? 0 : 1),
+                    stored.empty() ? 0 : stored.size() - 1);
     return;
   }
   lua_getglobal(L, "require");
@@ -110,42 +126,9 @@ void push_value(lua_State* L, const std::string& stored) {
   lua_call(L, 1, 1);
 }
 
-MDB_val as_val(std::string_view bytes) { return MDB_val{bytes.size(), const_cast<char*>(bytes.data())}; }
-
-bool get_in(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string& out) {
-  MDB_val k = as_val(key);
-  MDB_val v;
-  int code = mdb_get(txn, dbi, &k, &v);
-  if (code == MDB_NOTFOUND) return false;
-  if (code != MDB_SUCCESS) throw LmdbError("mdb_get", code);
-  out.assign(static_cast<const char*>(v.mv_data), v.mv_size);
-  return true;
-}
-
-void put_in(MDB_txn* txn, MDB_dbi dbi, std::string_view key, const std::string& value) {
-  MDB_val k = as_val(key);
-  MDB_val v = as_val(value);
-  int code = mdb_put(txn, dbi, &k, &v, 0);
-  if (code != MDB_SUCCESS) throw LmdbError("mdb_put", code);
-}
-
-bool delete_in(MDB_txn* txn, MDB_dbi dbi, std::string_view key) {
-  MDB_val k = as_val(key);
-  int code = mdb_del(txn, dbi, &k, nullptr);
-  if (code == MDB_NOTFOUND) return false;
-  if (code != MDB_SUCCESS) throw LmdbError("mdb_del", code);
-  return true;
-}
-
-struct IterOptions {
-  std::string prefix, from, to;
-  bool reverse = false;
-  size_t limit = SIZE_MAX;
-};
-
-IterOptions iter_options(lua_State* L, int index) {
-  IterOptions options;
-  if (!lua_istable(L, index)) return options;
+KvRange iter_options(lua_State* L, int index) {
+  KvRange range;
+  if (!lua_istable(L, index)) return range;
   auto text = [&](const char* field, std::string& out) {
     lua_getfield(L, index, field);
     if (lua_isstring(L, -1)) {
@@ -156,62 +139,18 @@ IterOptions iter_options(lua_State* L, int index) {
     }
     lua_pop(L, 1);
   };
-  text("prefix", options.prefix);
-  text("from", options.from);
-  text("to", options.to);
+  text("prefix", range.prefix);
+  text("from", range.from);
+  text("to", range.to);
   lua_getfield(L, index, "reverse");
-  options.reverse = lua_toboolean(L, -1);
+  range.reverse = lua_toboolean(L, -1);
   lua_getfield(L, index, "limit");
-  if (lua_isnumber(L, -1)) options.limit = static_cast<size_t>(lua_tonumber(L, -1));
+  if (lua_isnumber(L, -1)) range.limit = static_cast<size_t>(lua_tonumber(L, -1));
   lua_pop(L, 2);
-  return options;
+  return range;
 }
 
-// Key/value pairs in order: from `from` (inclusive) to `to` (exclusive), within `prefix`.
-std::vector<std::pair<std::string, std::string>> scan(MDB_txn* txn, MDB_dbi dbi, const IterOptions& options,
-                                                      bool keys_only = false) {
-  std::vector<std::pair<std::string, std::string>> found;
-  MDB_cursor* cursor = nullptr;
-  int code = mdb_cursor_open(txn, dbi, &cursor);
-  if (code != MDB_SUCCESS) throw LmdbError("mdb_cursor_open", code);
-  std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> owner(cursor, mdb_cursor_close);
-  std::string low = std::max(options.prefix, options.from);
-  std::string high = options.to;
-  if (!options.prefix.empty()) {  // the first key after every key with the prefix
-    std::string after = options.prefix;
-    while (!after.empty() && static_cast<unsigned char>(after.back()) == 0xff) after.pop_back();
-    if (!after.empty()) {
-      after.back() = static_cast<char>(after.back() + 1);
-      if (high.empty() || after < high) high = after;
-    }
-  }
-  MDB_val k, v;
-  if (!options.reverse) {
-    k = as_val(low);
-    code = low.empty() ? mdb_cursor_get(cursor, &k, &v, MDB_FIRST) : mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
-  } else if (high.empty()) {
-    code = mdb_cursor_get(cursor, &k, &v, MDB_LAST);
-  } else {
-    k = as_val(high);
-    code = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
-    code = code == MDB_SUCCESS ? mdb_cursor_get(cursor, &k, &v, MDB_PREV) : mdb_cursor_get(cursor, &k, &v, MDB_LAST);
-  }
-  while (code == MDB_SUCCESS && found.size() < options.limit) {
-    std::string key(static_cast<const char*>(k.mv_data), k.mv_size);
-    if (!high.empty() && key >= high) {
-      if (!options.reverse) break;
-    } else if (key < low) {
-      if (options.reverse) break;
-    } else {
-      found.emplace_back(std::move(key), keys_only ? std::string() : std::string(static_cast<const char*>(v.mv_data), v.mv_size));
-    }
-    code = mdb_cursor_get(cursor, &k, &v, options.reverse ? MDB_PREV : MDB_NEXT);
-  }
-  if (code != MDB_SUCCESS && code != MDB_NOTFOUND) throw LmdbError("mdb_cursor_get", code);
-  return found;
-}
-
-void push_pairs(lua_State* L, const std::vector<std::pair<std::string, std::string>>& pairs) {
+void push_pairs(lua_State* L, const KvPairs& pairs) {
   lua_createtable(L, static_cast<int>(pairs.size()), 0);
   for (size_t i = 0; i < pairs.size(); ++i) {
     lua_createtable(L, 0, 2);
@@ -223,7 +162,7 @@ void push_pairs(lua_State* L, const std::vector<std::pair<std::string, std::stri
   }
 }
 
-// Runs `work`, turning LMDB and other C++ failures into a Lua error naming `function`.
+// Runs `work`, turning C++ failures (LMDB's, "not fetched yet") into a Lua error naming `function`.
 template <typename Work>
 void guarded(lua_State* L, const char* function, Work&& work) {
   std::string failure;
@@ -236,31 +175,71 @@ void guarded(lua_State* L, const char* function, Work&& work) {
   luaL_error(L, "%s", failure.c_str());
 }
 
-// After a durable write: wait (inside a task) or block (elsewhere) until it is on disk.
-// `results` values on top of the stack are returned.
-int finish_write(lua_State* L, const std::shared_ptr<LmdbEnv>& env, bool durable, int results) {
-  if (!durable) return results;
+using PushOutcome = std::function<int(lua_State* L, KvOutcome& outcome)>;
+
+int push_outcome(lua_State* L, const char* function, KvOutcome& outcome, const PushOutcome& push) {
+  if (outcome.error.empty()) return push(L, outcome);
+  lua_pushlightuserdata(L, const_cast<char*>(&kFailed));
+  lua_pushfstring(L, "%s: %s", function, outcome.error.c_str());
+  return 2;
+}
+
+// Starts a backend call and returns its results: at once if it completed during the call, or
+// by suspending the task until its completion (from any thread) resumes it.
+int deliver(lua_State* L, const char* function, const std::function<void(KvDone)>& start,
+            PushOutcome push) {
+  struct Pending {
+    std::mutex mutex;
+    bool returned = false;
+    std::optional<KvOutcome> outcome;
+  };
+  auto pending = std::make_shared<Pending>();
   Task* task = Task::of_state(L);
-  if (task == nullptr) {
-    guarded(L, "kv", [&] { env->sync_now(); });
-    return results;
-  }
-  lua_createtable(L, results, 0);
-  lua_insert(L, -results - 1);
-  for (int i = results; i >= 1; --i) lua_rawseti(L, -i - 1, i);
-  int saved = luaL_ref(L, LUA_REGISTRYINDEX);
-  TaskHandle waiting(*task);
-  env->sync_async([waiting, saved, results] {
-    // A task that ended meanwhile (deadline) is not resumed: its state drops the ref.
-    waiting.resume([saved, results](lua_State* co) {
-      lua_rawgeti(co, LUA_REGISTRYINDEX, saved);
-      for (int i = 1; i <= results; ++i) lua_rawgeti(co, -i, i);
-      lua_remove(co, -results - 1);
-      luaL_unref(co, LUA_REGISTRYINDEX, saved);
-      return results;
+  std::optional<TaskHandle> waiting;
+  if (task != nullptr) waiting.emplace(*task);
+  start([pending, waiting, push, function](KvOutcome outcome) {
+    {
+      std::lock_guard<std::mutex> lock(pending->mutex);
+      if (!pending->returned) {
+        pending->outcome = std::move(outcome);
+        return;
+      }
+    }
+    // A task that ended meanwhile (its deadline) is not resumed; the outcome is dropped.
+    waiting->resume([outcome = std::move(outcome), push, function](lua_State* co) mutable {
+      return push_outcome(co, function, outcome, push);
     });
   });
+  {
+    std::lock_guard<std::mutex> lock(pending->mutex);
+    pending->returned = true;
+  }
+  if (pending->outcome) return push_outcome(L, function, *pending->outcome, push);
+  if (task == nullptr)
+    return luaL_error(L, "%s: the backend did not complete outside a task", function);
   return task->suspend(L);
+}
+
+// Inside a task the call may wait; outside any task (load time, `depot admin`) it blocks. In a
+// coroutine the script made inside a task it can do neither on a backend that waits.
+KvCall call_of(lua_State* L, const Db& db, const char* function) {
+  Task* task = Task::of_state(L);
+  if (task == nullptr && db.backend->waits() && Task::running_in(L) != nullptr) {
+    luaL_error(L,
+               "%s: not available inside a coroutine the script created (kv waits for its "
+               "server there; call it from the handler itself)",
+               function);
+  }
+  return KvCall{task ? &task->runtime().worker() : nullptr, db.name, db.durable};
+}
+
+int push_nothing(lua_State*, KvOutcome&) {
+  return 0;
+}
+
+int push_flag(lua_State* L, KvOutcome& outcome) {
+  lua_pushboolean(L, outcome.flag);
+  return 1;
 }
 
 // --- db methods ---
@@ -268,125 +247,167 @@ int finish_write(lua_State* L, const std::shared_ptr<LmdbEnv>& env, bool durable
 int db_get(lua_State* L) {
   Db& db = check_db(L);
   std::string_view key = check_key(L, 2, "kv.get");
-  std::string value;
-  bool found = false;
-  guarded(L, "kv.get", [&] { db.env->read([&](MDB_txn* txn) { found = get_in(txn, db.dbi, key, value); }); });
-  if (!found) return 0;
-  push_value(L, value);
-  return 1;
+  KvCall call = call_of(L, db, "kv.get");
+  return deliver(
+      L, "kv.get", [&](KvDone done) { db.backend->get(call, key, std::move(done)); },
+      [](lua_State* co, KvOutcome& outcome) {
+        if (!outcome.value) return 0;
+        push_value(co, *outcome.value);
+        return 1;
+      });
 }
 
 int db_exists(lua_State* L) {
   Db& db = check_db(L);
   std::string_view key = check_key(L, 2, "kv.exists");
-  std::string ignored;
-  bool found = false;
-  guarded(L, "kv.exists", [&] { db.env->read([&](MDB_txn* txn) { found = get_in(txn, db.dbi, key, ignored); }); });
-  lua_pushboolean(L, found);
-  return 1;
+  KvCall call = call_of(L, db, "kv.exists");
+  return deliver(
+      L, "kv.exists", [&](KvDone done) { db.backend->exists(call, key, std::move(done)); },
+      push_flag);
 }
 
 int db_put(lua_State* L) {
   Db& db = check_db(L);
   std::string_view key = check_key(L, 2, "kv.put");
   std::string value = encode_value(L, 3, "kv.put");
-  guarded(L, "kv.put", [&] { db.env->write([&](MDB_txn* txn) { put_in(txn, db.dbi, key, value); }); });
-  return finish_write(L, db.env, db.durable, 0);
+  refuse_inside_update(L, "kv.put");
+  KvCall call = call_of(L, db, "kv.put");
+  return deliver(
+      L, "kv.put",
+      [&](KvDone done) { db.backend->put(call, key, std::move(value), std::move(done)); },
+      push_nothing);
 }
 
 int db_delete(lua_State* L) {
   Db& db = check_db(L);
   std::string_view key = check_key(L, 2, "kv.delete");
-  bool existed = false;
-  guarded(L, "kv.delete", [&] { db.env->write([&](MDB_txn* txn) { existed = delete_in(txn, db.dbi, key); }); });
-  lua_pushboolean(L, existed);
-  return finish_write(L, db.env, db.durable && existed, 1);
+  refuse_inside_update(L, "kv.delete");
+  KvCall call = call_of(L, db, "kv.delete");
+  return deliver(
+      L, "kv.delete", [&](KvDone done) { db.backend->remove(call, key, std::move(done)); },
+      push_flag);
 }
 
 int db_iter(lua_State* L) {
   Db& db = check_db(L);
-  IterOptions options = iter_options(L, 2);
-  std::vector<std::pair<std::string, std::string>> pairs;
-  guarded(L, "kv.iter", [&] { db.env->read([&](MDB_txn* txn) { pairs = scan(txn, db.dbi, options); }); });
-  push_pairs(L, pairs);
-  return 1;
+  KvRange range = iter_options(L, 2);
+  KvCall call = call_of(L, db, "kv.iter");
+  return deliver(
+      L, "kv.iter", [&](KvDone done) { db.backend->scan(call, range, std::move(done)); },
+      [](lua_State* co, KvOutcome& outcome) {
+        push_pairs(co, outcome.pairs);
+        return 1;
+      });
 }
 
 int db_count(lua_State* L) {
   Db& db = check_db(L);
-  IterOptions options;
+  std::string prefix;
   if (lua_isstring(L, 2)) {
     size_t length = 0;
-    const char* prefix = lua_tolstring(L, 2, &length);
-    options.prefix.assign(prefix, length);
+    const char* bytes = lua_tolstring(L, 2, &length);
+    prefix.assign(bytes, length);
   }
-  size_t count = 0;
-  guarded(L, "kv.count", [&] {
-    db.env->read([&](MDB_txn* txn) {
-      if (options.prefix.empty()) {
-        MDB_stat stat;
-        mdb_stat(txn, db.dbi, &stat);
-        count = stat.ms_entries;
-      } else {
-        count = scan(txn, db.dbi, options, true).size();
-      }
-    });
-  });
-  lua_pushinteger(L, static_cast<lua_Integer>(count));
-  return 1;
+  KvCall call = call_of(L, db, "kv.count");
+  return deliver(
+      L, "kv.count", [&](KvDone done) { db.backend->count(call, prefix, std::move(done)); },
+      [](lua_State* co, KvOutcome& outcome) {
+        lua_pushinteger(co, static_cast<lua_Integer>(outcome.count));
+        return 1;
+      });
 }
 
-void push_tx(lua_State* L, const std::shared_ptr<LmdbEnv>& env, MDB_txn* txn, MDB_dbi dbi,
-             std::shared_ptr<bool> open) {
-  new (lua_newuserdata(L, sizeof(Tx))) Tx{env, txn, dbi, std::move(open)};
+void push_tx(lua_State* L, KvTransaction* transaction, std::string db, std::shared_ptr<bool> open) {
+  new (lua_newuserdata(L, sizeof(Tx))) Tx{transaction, std::move(db), std::move(open)};
   luaL_getmetatable(L, kTxType);
   lua_setmetatable(L, -2);
 }
 
-int db_update(lua_State* L) {
+// db:update's attempt, made once per db:update by kv_methods.lua and passed to every step.
+int db_new_attempt(lua_State* L) {
   Db& db = check_db(L);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_settop(L, 2);
-  bool failed = false;
-  std::string lmdb_failure;
-  try {
-    db.env->write([&](MDB_txn* txn) {
-      lua_settop(L, 2);  // a retry after the map grew starts clean
-      auto open = std::make_shared<bool>(true);
-      lua_pushvalue(L, 2);
-      push_tx(L, db.env, txn, db.dbi, open);
-      // Through a C boundary: a yield inside fn fails instead of holding the transaction.
-      int status = lua_pcall(L, 1, LUA_MULTRET, 0);
-      *open = false;
-      if (status != 0) throw LuaErrorPending{};
-    });
-  } catch (const LuaErrorPending&) {
-    failed = true;
-  } catch (const std::exception& e) {
-    lmdb_failure = std::string("kv.update: ") + e.what();
-  }
-  if (failed) return lua_error(L);  // the error fn raised, transaction aborted
-  if (!lmdb_failure.empty()) luaL_error(L, "%s", lmdb_failure.c_str());
-  return finish_write(L, db.env, db.durable, lua_gettop(L) - 2);
+  new (lua_newuserdata(L, sizeof(Attempt))) Attempt{db.backend->new_attempt()};
+  luaL_getmetatable(L, kAttemptType);
+  lua_setmetatable(L, -2);
+  return 1;
 }
 
-// --- tx methods (inside db:update) ---
+// One step of db:update(fn) (kv_methods.lua loops): fn's results, `again`, or `failed, error`.
+int db_update_step(lua_State* L) {
+  Db& db = check_db(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  Attempt& attempt = *static_cast<Attempt*>(luaL_checkudata(L, 3, kAttemptType));
+  if (update_depth > 0) {
+    luaL_error(L,
+               "kv.update: nested db:update inside another db:update's function on the same "
+               "thread (use the outer tx; tx:db(name) reaches other databases)");
+  }
+  lua_settop(L, 3);
+  // fn's results (or its error) stay in this table until the step's outcome is known.
+  lua_newtable(L);
+  int results = lua_gettop(L);
+  bool raised = false;
+  KvFunction run = [&](KvTransaction& transaction) {
+    lua_settop(L, results);
+    auto open = std::make_shared<bool>(true);
+    lua_pushvalue(L, 2);
+    push_tx(L, &transaction, db.name, open);
+    ++update_depth;
+    // Through a C boundary: a yield inside fn fails instead of holding the transaction.
+    int status = lua_pcall(L, 1, LUA_MULTRET, 0);
+    --update_depth;
+    *open = false;
+    raised = status != 0;
+    int count = lua_gettop(L) - results;
+    for (int i = count; i >= 1; --i) lua_rawseti(L, results, i);
+    lua_pushinteger(L, count);
+    lua_setfield(L, results, "n");
+    return !raised;
+  };
+  lua_pushvalue(L, results);
+  int saved = luaL_ref(L, LUA_REGISTRYINDEX);
+  KvCall call = call_of(L, db, "kv.update");
+  std::shared_ptr<KvAttempt> state = attempt.state;
+  return deliver(
+      L, "kv.update", [&](KvDone done) { db.backend->update(call, state, run, std::move(done)); },
+      [saved](lua_State* co, KvOutcome& outcome) {
+        lua_rawgeti(co, LUA_REGISTRYINDEX, saved);
+        luaL_unref(co, LUA_REGISTRYINDEX, saved);
+        int table = lua_gettop(co);
+        if (outcome.flag) {
+          lua_pushlightuserdata(co, const_cast<char*>(&kAgain));
+          return 1;
+        }
+        if (outcome.raised) {
+          lua_pushlightuserdata(co, const_cast<char*>(&kFailed));
+          lua_rawgeti(co, table, 1);  // the error fn raised, as it raised it
+          return 2;
+        }
+        lua_getfield(co, table, "n");
+        int count = static_cast<int>(lua_tointeger(co, -1));
+        lua_pop(co, 1);
+        for (int i = 1; i <= count; ++i) lua_rawgeti(co, table, i);
+        return count;
+      });
+}
+
+// --- tx methods (inside db:update's fn: they never wait) ---
 
 int tx_get(lua_State* L) {
   Tx& tx = check_tx(L);
-  std::string value;
-  bool found = false;
-  guarded(L, "tx:get", [&] { found = get_in(tx.txn, tx.dbi, check_key(L, 2, "tx:get"), value); });
-  if (!found) return 0;
-  push_value(L, value);
+  std::string_view key = check_key(L, 2, "tx:get");
+  std::optional<std::string> value;
+  guarded(L, "tx:get", [&] { value = tx.transaction->get(tx.db, key); });
+  if (!value) return 0;
+  push_value(L, *value);
   return 1;
 }
 
 int tx_exists(lua_State* L) {
   Tx& tx = check_tx(L);
-  std::string ignored;
+  std::string_view key = check_key(L, 2, "tx:exists");
   bool found = false;
-  guarded(L, "tx:exists", [&] { found = get_in(tx.txn, tx.dbi, check_key(L, 2, "tx:exists"), ignored); });
+  guarded(L, "tx:exists", [&] { found = tx.transaction->get(tx.db, key).has_value(); });
   lua_pushboolean(L, found);
   return 1;
 }
@@ -395,23 +416,24 @@ int tx_put(lua_State* L) {
   Tx& tx = check_tx(L);
   std::string_view key = check_key(L, 2, "tx:put");
   std::string value = encode_value(L, 3, "tx:put");
-  guarded(L, "tx:put", [&] { put_in(tx.txn, tx.dbi, key, value); });
+  guarded(L, "tx:put", [&] { tx.transaction->put(tx.db, key, value); });
   return 0;
 }
 
 int tx_delete(lua_State* L) {
   Tx& tx = check_tx(L);
+  std::string_view key = check_key(L, 2, "tx:delete");
   bool existed = false;
-  guarded(L, "tx:delete", [&] { existed = delete_in(tx.txn, tx.dbi, check_key(L, 2, "tx:delete")); });
+  guarded(L, "tx:delete", [&] { existed = tx.transaction->remove(tx.db, key); });
   lua_pushboolean(L, existed);
   return 1;
 }
 
 int tx_iter(lua_State* L) {
   Tx& tx = check_tx(L);
-  IterOptions options = iter_options(L, 2);
-  std::vector<std::pair<std::string, std::string>> pairs;
-  guarded(L, "tx:iter", [&] { pairs = scan(tx.txn, tx.dbi, options); });
+  KvRange range = iter_options(L, 2);
+  KvPairs pairs;
+  guarded(L, "tx:iter", [&] { pairs = tx.transaction->scan(tx.db, range); });
   push_pairs(L, pairs);
   return 1;
 }
@@ -420,12 +442,7 @@ int tx_iter(lua_State* L) {
 int tx_db(lua_State* L) {
   Tx& tx = check_tx(L);
   std::string name = luaL_checkstring(L, 2);
-  MDB_dbi dbi = 0;
-  guarded(L, "tx:db", [&] {
-    int code = mdb_dbi_open(tx.txn, name.c_str(), MDB_CREATE, &dbi);
-    if (code != MDB_SUCCESS) throw LmdbError("mdb_dbi_open", code);
-  });
-  push_tx(L, tx.env, tx.txn, dbi, tx.open);
+  push_tx(L, tx.transaction, std::move(name), tx.open);
   return 1;
 }
 
@@ -441,17 +458,9 @@ int kv_open(lua_State* L) {
     lua_pop(L, 1);
   }
   BindingContext& context = binding_context(L);
-  size_t map_size = kDefaultMapSize;
-  if (context.config.contains("kv") && context.config["kv"].contains("map_size")) {
-    map_size = context.config["kv"]["map_size"].get<size_t>();
-  }
-  std::shared_ptr<LmdbEnv> env;
-  MDB_dbi dbi = 0;
-  guarded(L, "kv.open", [&] {
-    env = LmdbEnv::open(context.data_dir / "kv", map_size);
-    dbi = env->database(name);
-  });
-  new (lua_newuserdata(L, sizeof(Db))) Db{std::move(env), dbi, durable};
+  std::shared_ptr<KvBackend> backend;
+  guarded(L, "kv.open", [&] { backend = kv_backend(context.data_dir, context.config); });
+  new (lua_newuserdata(L, sizeof(Db))) Db{std::move(backend), std::move(name), durable};
   luaL_getmetatable(L, kDbType);
   lua_setmetatable(L, -2);
   return 1;
@@ -459,8 +468,12 @@ int kv_open(lua_State* L) {
 
 int kv_sync(lua_State* L) {
   BindingContext& context = binding_context(L);
-  guarded(L, "kv.sync", [&] { LmdbEnv::open(context.data_dir / "kv", kDefaultMapSize)->sync_now(); });
-  return 0;
+  std::shared_ptr<KvBackend> backend;
+  guarded(L, "kv.sync", [&] { backend = kv_backend(context.data_dir, context.config); });
+  Task* task = Task::of_state(L);
+  Worker* worker = task ? &task->runtime().worker() : nullptr;
+  return deliver(
+      L, "kv.sync", [&](KvDone done) { backend->sync(worker, std::move(done)); }, push_nothing);
 }
 
 template <typename T>
@@ -473,8 +486,8 @@ int destroy(lua_State* L) {
 
 int open_kv(lua_State* L) {
   const luaL_Reg db_methods[] = {
-      {"get", db_get},       {"put", db_put},     {"delete", db_delete}, {"exists", db_exists},
-      {"iter", db_iter},     {"count", db_count}, {"update", db_update}, {nullptr, nullptr},
+      {"get", db_get},   {"put", db_put},     {"delete", db_delete}, {"exists", db_exists},
+      {"iter", db_iter}, {"count", db_count}, {nullptr, nullptr},
   };
   const luaL_Reg tx_methods[] = {
       {"get", tx_get},   {"put", tx_put}, {"delete", tx_delete}, {"exists", tx_exists},
@@ -482,6 +495,20 @@ int open_kv(lua_State* L) {
   };
   define_metatable(L, kDbType, db_methods, destroy<Db>);
   define_metatable(L, kTxType, tx_methods, destroy<Tx>);
+  const luaL_Reg no_methods[] = {{nullptr, nullptr}};
+  define_metatable(L, kAttemptType, no_methods, destroy<Attempt>);
+  // kv_methods.lua wraps the db methods (results after a wait, db:update's loop) in place.
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "kv_methods");
+  lua_call(L, 1, 1);
+  luaL_getmetatable(L, kDbType);
+  lua_getfield(L, -1, "__index");
+  lua_remove(L, -2);
+  lua_pushcfunction(L, db_update_step);
+  lua_pushcfunction(L, db_new_attempt);
+  lua_pushlightuserdata(L, const_cast<char*>(&kFailed));
+  lua_pushlightuserdata(L, const_cast<char*>(&kAgain));
+  lua_call(L, 5, 0);
   const luaL_Reg functions[] = {{"open", kv_open}, {"sync", kv_sync}, {nullptr, nullptr}};
   lua_newtable(L);
   luaL_register(L, nullptr, functions);

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bindings/kv_backend.hpp"
 #include "engine/config_keys.hpp"
 #include "engine/log.hpp"
 #include "engine/text.hpp"
@@ -82,18 +83,24 @@ void read_limits(const nlohmann::json& document, Limits& limits) {
   if (!document.contains("limits")) return;
   const nlohmann::json& section = document["limits"];
   if (!section.is_object()) throw ConfigError("limits must be an object");
-  limits.max_header_bytes = json_get<size_t>(section, "max_header_bytes", limits.max_header_bytes, "limits");
-  limits.max_header_count = json_get<size_t>(section, "max_header_count", limits.max_header_count, "limits");
-  limits.max_body_bytes = json_get<size_t>(section, "max_body_bytes", limits.max_body_bytes, "limits");
+  limits.max_header_bytes =
+      json_get<size_t>(section, "max_header_bytes", limits.max_header_bytes, "limits");
+  limits.max_header_count =
+      json_get<size_t>(section, "max_header_count", limits.max_header_count, "limits");
+  limits.max_body_bytes =
+      json_get<size_t>(section, "max_body_bytes", limits.max_body_bytes, "limits");
   limits.header_timeout = seconds_setting(section, "header_timeout", limits.header_timeout);
   limits.body_timeout = seconds_setting(section, "body_timeout", limits.body_timeout);
-  limits.keepalive_timeout = seconds_setting(section, "keepalive_timeout", limits.keepalive_timeout);
+  limits.keepalive_timeout =
+      seconds_setting(section, "keepalive_timeout", limits.keepalive_timeout);
   limits.send_timeout = seconds_setting(section, "send_timeout", limits.send_timeout);
   limits.request_deadline = seconds_setting(section, "request_deadline", limits.request_deadline);
   limits.cpu_slice = seconds_setting(section, "cpu_slice", limits.cpu_slice);
   limits.lua_memory = size_setting(section, "lua_memory", limits.lua_memory);
-  limits.instruction_budget = json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");
-  limits.max_connections = json_get<size_t>(section, "max_connections", limits.max_connections, "limits");
+  limits.instruction_budget =
+      json_get<uint64_t>(section, "instruction_budget", limits.instruction_budget, "limits");
+  limits.max_connections =
+      json_get<size_t>(section, "max_connections", limits.max_connections, "limits");
 }
 
 void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& services) {
@@ -101,7 +108,8 @@ void read_services(const nlohmann::json& document, std::vector<ServiceSpec>& ser
   const nlohmann::json& list = document["services"];
   if (!list.is_array()) throw ConfigError("services must be a list");
   for (const nlohmann::json& entry : list) {
-    if (!entry.is_object() || !entry.contains("name")) throw ConfigError("each service needs a name");
+    if (!entry.is_object() || !entry.contains("name"))
+      throw ConfigError("each service needs a name");
     ServiceSpec spec;
     spec.name = json_get<std::string>(entry, "name", "", "services[]");
     if (json_get<bool>(entry, "enabled", true, "services." + spec.name) == false) continue;
@@ -125,6 +133,22 @@ void read_metrics(const nlohmann::json& document, MetricsOptions& metrics) {
   metrics.listen = json_get<std::string>(section, "listen", metrics.listen, "metrics");
 }
 
+// storage.kv: the kv store's URL, read where kv opens (bindings/kv_backend.cpp); refused here,
+// before any script loads. The URL may hold a password: no message repeats it.
+void read_storage(const nlohmann::json& document) {
+  if (document.contains("storage")) {
+    const nlohmann::json& storage = document["storage"];
+    if (!storage.is_object()) throw ConfigError("storage must be an object");
+    if (storage.contains("kv") && !storage["kv"].is_string()) {
+      throw ConfigError("storage.kv must be a string (a postgres:// URL)");
+    }
+  }
+  std::string url = kv_url(document);
+  if (!url.empty() && !is_postgres_url(url)) {
+    throw ConfigError("storage.kv (or DEPOT_KV_URL) must be a postgres:// or postgresql:// URL");
+  }
+}
+
 }  // namespace
 
 void apply_dotenv(const std::string& path) {
@@ -138,7 +162,8 @@ void apply_dotenv(const std::string& path) {
     if (equals == std::string::npos) continue;
     std::string name(trim(line.substr(0, equals), kWhitespace));
     std::string value(trim(line.substr(equals + 1), kWhitespace));
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }
     if (!name.empty()) setenv(name.c_str(), value.c_str(), 0);
@@ -155,14 +180,16 @@ Options load_options(const CommandLine& command_line, std::vector<std::string>* 
   std::string config_file = config_file_path(command_line);
   std::ifstream file(config_file);
   if (!file) {
-    if (command_line.config_file || env("DEPOT_CONFIG")) throw ConfigError("cannot read config file " + config_file);
+    if (command_line.config_file || env("DEPOT_CONFIG"))
+      throw ConfigError("cannot read config file " + config_file);
   } else {
     try {
       options.config = nlohmann::json::parse(file, nullptr, true, true);  // comments allowed
     } catch (const nlohmann::json::parse_error& e) {
       throw ConfigError("config file " + config_file + ": " + e.what());
     }
-    if (!options.config.is_object()) throw ConfigError("config file " + config_file + " must hold a JSON object");
+    if (!options.config.is_object())
+      throw ConfigError("config file " + config_file + " must hold a JSON object");
   }
   std::vector<std::string> unknown = unknown_config_keys(options.config);
   if (unknown_keys != nullptr) {
@@ -175,8 +202,10 @@ Options load_options(const CommandLine& command_line, std::vector<std::string>* 
   options.port = static_cast<uint16_t>(json_get<int>(document, "port", options.port, "config"));
   options.threads = json_get<size_t>(document, "threads", options.threads, "config");
   options.data_dir = json_get<std::string>(document, "data_dir", options.data_dir, "config");
-  options.scripts_dir = json_get<std::string>(document, "scripts_dir", options.scripts_dir, "config");
-  options.watch_scripts = json_get<bool>(document, "watch_scripts", options.watch_scripts, "config");
+  options.scripts_dir =
+      json_get<std::string>(document, "scripts_dir", options.scripts_dir, "config");
+  options.watch_scripts =
+      json_get<bool>(document, "watch_scripts", options.watch_scripts, "config");
   options.drain_timeout = std::chrono::milliseconds(
       static_cast<int64_t>(json_get<double>(document, "drain_timeout", 10.0, "config") * 1000));
   std::string log_level = json_get<std::string>(document, "log_level", "info", "config");
@@ -184,18 +213,25 @@ Options load_options(const CommandLine& command_line, std::vector<std::string>* 
   read_limits(document, options.limits);
   read_metrics(document, options.metrics);
   read_services(document, options.services);
+  read_storage(document);
 
   if (auto value = env("DEPOT_HOST")) options.host = *value;
-  if (auto value = env("DEPOT_PORT")) options.port = static_cast<uint16_t>(parse_int(*value, "DEPOT_PORT", 0, 65535));
-  if (auto value = env("DEPOT_THREADS")) options.threads = static_cast<size_t>(parse_int(*value, "DEPOT_THREADS", 1, 256));
+  if (auto value = env("DEPOT_PORT"))
+    options.port = static_cast<uint16_t>(parse_int(*value, "DEPOT_PORT", 0, 65535));
+  if (auto value = env("DEPOT_THREADS"))
+    options.threads = static_cast<size_t>(parse_int(*value, "DEPOT_THREADS", 1, 256));
   if (auto value = env("DEPOT_DATA_DIR")) options.data_dir = *value;
   if (auto value = env("DEPOT_SCRIPTS")) options.scripts_dir = *value;
   if (auto value = env("DEPOT_LOG_LEVEL")) log_level = *value;
   if (auto value = env("DEPOT_LOG_FORMAT")) log_format = *value;
 
   if (command_line.host) options.host = *command_line.host;
-  if (command_line.port) options.port = static_cast<uint16_t>(parse_int(std::to_string(*command_line.port), "--port", 0, 65535));
-  if (command_line.threads) options.threads = static_cast<size_t>(parse_int(std::to_string(*command_line.threads), "--threads", 1, 256));
+  if (command_line.port)
+    options.port =
+        static_cast<uint16_t>(parse_int(std::to_string(*command_line.port), "--port", 0, 65535));
+  if (command_line.threads)
+    options.threads =
+        static_cast<size_t>(parse_int(std::to_string(*command_line.threads), "--threads", 1, 256));
   if (command_line.data_dir) options.data_dir = *command_line.data_dir;
   if (command_line.scripts_dir) options.scripts_dir = *command_line.scripts_dir;
   if (command_line.log_level) log_level = *command_line.log_level;

@@ -17,17 +17,39 @@ struct Section {
   std::initializer_list<Key> keys;
 };
 
-const Section kLimits{{{"max_header_bytes"}, {"max_header_count"}, {"max_body_bytes"}, {"header_timeout"},
-                       {"body_timeout"}, {"keepalive_timeout"}, {"send_timeout"}, {"request_deadline"},
-                       {"cpu_slice"}, {"lua_memory"}, {"instruction_budget"}, {"max_connections"}}};
+const Section kLimits{{{"max_header_bytes"},
+                       {"max_header_count"},
+                       {"max_body_bytes"},
+                       {"header_timeout"},
+                       {"body_timeout"},
+                       {"keepalive_timeout"},
+                       {"send_timeout"},
+                       {"request_deadline"},
+                       {"cpu_slice"},
+                       {"lua_memory"},
+                       {"instruction_budget"},
+                       {"max_connections"}}};
 const Section kKv{{{"map_size"}}};
+// Where shared state lives: "kv" is a postgres:// URL (absent: LMDB in the data dir).
+const Section kStorage{{{"kv"}}};
 const Section kMetrics{{{"enabled"}, {"listen"}}};
 // `config` is the service's own section: open, its script reads it (`depot check` warns about
 // keys no script read).
 const Section kService{{{"name"}, {"script"}, {"mount"}, {"config"}, {"jit"}, {"enabled"}}};
-const Section kDocument{{{"host"}, {"port"}, {"threads"}, {"data_dir"}, {"scripts_dir"}, {"watch_scripts"},
-                         {"drain_timeout"}, {"log_level"}, {"log_format"}, {"limits", &kLimits},
-                         {"kv", &kKv}, {"metrics", &kMetrics}, {"services", &kService, true}}};
+const Section kDocument{{{"host"},
+                         {"port"},
+                         {"threads"},
+                         {"data_dir"},
+                         {"scripts_dir"},
+                         {"watch_scripts"},
+                         {"drain_timeout"},
+                         {"log_level"},
+                         {"log_format"},
+                         {"limits", &kLimits},
+                         {"kv", &kKv},
+                         {"storage", &kStorage},
+                         {"metrics", &kMetrics},
+                         {"services", &kService, true}}};
 
 void collect(const nlohmann::json& object, const Section& section, const std::string& path,
              std::vector<std::string>& unknown) {
@@ -41,7 +63,8 @@ void collect(const nlohmann::json& object, const Section& section, const std::st
       unknown.push_back(here);
     } else if (known->inner != nullptr && known->list && value.is_array()) {
       for (size_t i = 0; i < value.size(); ++i) {
-        if (value[i].is_object()) collect(value[i], *known->inner, here + "[" + std::to_string(i) + "]", unknown);
+        if (value[i].is_object())
+          collect(value[i], *known->inner, here + "[" + std::to_string(i) + "]", unknown);
       }
     } else if (known->inner != nullptr && value.is_object()) {
       collect(value, *known->inner, here, unknown);

@@ -28,7 +28,8 @@ namespace {
 
 std::chrono::nanoseconds seconds_argument(lua_State* L, int index, const char* function) {
   double seconds = luaL_checknumber(L, index);
-  if (!(seconds >= 0) || seconds > 1e9) luaL_error(L, "%s: seconds must be a number >= 0", function);
+  if (!(seconds >= 0) || seconds > 1e9)
+    luaL_error(L, "%s: seconds must be a number >= 0", function);
   return std::chrono::nanoseconds(static_cast<int64_t>(seconds * 1e9));
 }
 
@@ -53,27 +54,23 @@ int monotonic(lua_State* L) {
   return 1;
 }
 
-void resume_waiter(Worker& worker, uint64_t task_id, bool notified, TimerQueue::Id timer) {
-  Task* task = worker.find_task(task_id);
-  if (task == nullptr) return;
-  if (notified && timer) worker.cancel_timer(timer);
-  task->resume([notified](lua_State* co) {
-    lua_pushboolean(co, notified);
-    return 1;
-  });
-}
-
 int wait(lua_State* L) {
   std::string name = luaL_checkstring(L, 1);
   Task& task = Task::require(L, "depot.wait");
   Worker& worker = task.runtime().worker();
   NamedEvents& events = worker.core().events();
   uint64_t id = task.id();
-  uint64_t token = events.add(name, &worker, id);
+  uint64_t token = events.add(name, task);
   if (!lua_isnoneornil(L, 2)) {
     auto timeout = seconds_argument(L, 2, "depot.wait");
     worker.add_timer(timeout, [&worker, &events, name, token, id] {
-      if (events.remove(name, token)) resume_waiter(worker, id, false, 0);
+      if (!events.remove(name, token)) return;  // notified first
+      if (Task* waiting = worker.find_task(id)) {
+        waiting->resume([](lua_State* co) {
+          lua_pushboolean(co, 0);
+          return 1;
+        });
+      }
     });
   }
   return task.suspend(L);
@@ -82,19 +79,8 @@ int wait(lua_State* L) {
 int notify(lua_State* L) {
   std::string name = luaL_checkstring(L, 1);
   require_serving(L, "depot.notify");
-  Worker* here = binding_context(L).worker;
-  auto waiters = here->core().events().take_all(name);
-  for (const NamedEvents::Waiter& waiter : waiters) {
-    Worker* target = waiter.worker;
-    uint64_t task = waiter.task;
-    auto wake = [target, task] { resume_waiter(*target, task, true, 0); };
-    if (target == here) {
-      here->defer(wake);
-    } else {
-      target->post(wake);
-    }
-  }
-  lua_pushinteger(L, static_cast<lua_Integer>(waiters.size()));
+  size_t woken = binding_context(L).worker->core().events().notify(name);
+  lua_pushinteger(L, static_cast<lua_Integer>(woken));
   return 1;
 }
 

@@ -1,12 +1,14 @@
-// Cross-worker named events (see named_events.hpp).
+// Cross-worker (and, with a relay, cross-replica) named events (see named_events.hpp).
 #include "engine/named_events.hpp"
 
 namespace depot {
 
-uint64_t NamedEvents::add(const std::string& name, Worker* worker, uint64_t task) {
+NamedEvents::~NamedEvents() = default;
+
+uint64_t NamedEvents::add(const std::string& name, Task& task) {
   std::lock_guard<std::mutex> lock(mutex_);
   uint64_t token = next_token_++;
-  waiters_[name].push_back(Waiter{worker, task, token});
+  waiters_[name].push_back(Waiter{TaskHandle(task), token});
   return token;
 }
 
@@ -25,13 +27,41 @@ bool NamedEvents::remove(const std::string& name, uint64_t token) {
   return false;
 }
 
-std::vector<NamedEvents::Waiter> NamedEvents::take_all(const std::string& name) {
+size_t NamedEvents::wake_local(const std::string& name) {
+  std::vector<Waiter> taken;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = waiters_.find(name);
+    if (it == waiters_.end()) return 0;
+    taken = std::move(it->second);
+    waiters_.erase(it);
+  }
+  // Through each worker's inbox, also for the notifier's own worker: a task is never resumed
+  // from inside another one, and a worker gone meanwhile (shutdown) drops the wake-up.
+  for (const Waiter& waiter : taken) {
+    waiter.task.resume([](lua_State* co) {
+      lua_pushboolean(co, 1);
+      return 1;
+    });
+  }
+  return taken.size();
+}
+
+size_t NamedEvents::notify(const std::string& name) {
+  size_t woken = wake_local(name);
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = waiters_.find(name);
-  if (it == waiters_.end()) return {};
-  std::vector<Waiter> taken = std::move(it->second);
-  waiters_.erase(it);
-  return taken;
+  if (relay_) relay_->publish(name);
+  return woken;
+}
+
+void NamedEvents::set_relay(std::unique_ptr<NamedEventsRelay> relay) {
+  std::unique_ptr<NamedEventsRelay> old;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    old = std::move(relay_);
+    relay_ = std::move(relay);
+  }
+  // `old` stops here, outside the lock: its thread may be delivering a wake-up right now.
 }
 
 }  // namespace depot

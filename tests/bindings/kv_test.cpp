@@ -1,19 +1,22 @@
-// kv: LMDB storage from Lua — values, iteration, atomic updates that cannot span a yield,
-// durable and batched writes, map growth, sharing between states, a server stopped while its
-// durable writes wait for the disk.
+// kv from Lua on every backend (LMDB, and PostgreSQL where it is installed: kv_backends.hpp) —
+// values, iteration, atomic updates that cannot span a yield or nest, durable and batched writes,
+// sharing between states; and LMDB's own: map growth, a server stopped while its durable writes
+// wait for the disk.
 #include <catch2/catch.hpp>
 #include <future>
 
 #include "bindings/lmdb_env.hpp"
-
 #include "tests/support/http_client.hpp"
+#include "tests/support/kv_backends.hpp"
 #include "tests/support/lua_fixture.hpp"
 #include "tests/support/test_server.hpp"
 
 using depot::testing::LuaFixture;
 
 TEST_CASE("kv stores strings and tables and reads them back", "[kv]") {
-  LuaFixture lua;
+  std::string backend = GENERATE(from_range(depot::testing::kv_backends()));
+  INFO(backend);
+  LuaFixture lua(depot::testing::kv_config(backend));
   CHECK(lua.run(R"LUA(
     local kv = require "kv"
     local json = require "json"
@@ -37,7 +40,9 @@ TEST_CASE("kv stores strings and tables and reads them back", "[kv]") {
 }
 
 TEST_CASE("kv iterates by prefix and range, forwards and backwards, with limits", "[kv]") {
-  LuaFixture lua;
+  std::string backend = GENERATE(from_range(depot::testing::kv_backends()));
+  INFO(backend);
+  LuaFixture lua(depot::testing::kv_config(backend));
   CHECK(lua.run(R"LUA(
     local db = require("kv").open("ordered")
     for _, k in ipairs({ "a1", "a2", "a3", "b1", "b2", "c" }) do db:put(k, k:upper()) end
@@ -59,7 +64,9 @@ TEST_CASE("kv iterates by prefix and range, forwards and backwards, with limits"
 }
 
 TEST_CASE("kv update commits atomically, aborts on error, and refuses to yield", "[kv]") {
-  LuaFixture lua;
+  std::string backend = GENERATE(from_range(depot::testing::kv_backends()));
+  INFO(backend);
+  LuaFixture lua(depot::testing::kv_config(backend));
   CHECK(lua.run(R"LUA(
     local kv = require "kv"
     local db = kv.open("counters")
@@ -87,15 +94,23 @@ TEST_CASE("kv update commits atomically, aborts on error, and refuses to yield",
   )LUA") == "");
 }
 
-TEST_CASE("two Lua states on one data dir share the store; batched writes persist after sync", "[kv]") {
-  LuaFixture first;
+TEST_CASE("two Lua states on one data dir share the store; batched writes persist after sync",
+          "[kv]") {
+  std::string backend = GENERATE(from_range(depot::testing::kv_backends()));
+  INFO(backend);
+  nlohmann::json config = depot::testing::kv_config(backend);
+  LuaFixture first(config);
   lua_State* second = luaL_newstate();
   luaL_openlibs(second);
   depot::BindingContext context;
   context.data_dir = first.data_dir();
+  context.config = config;
   depot::set_binding_context(second, &context);
   depot::open_bindings(second);
-  CHECK(first.run(R"(local db = require("kv").open("shared", { durable = false }); db:put("k", "from first"); require("kv").sync())") == "");
+  CHECK(
+      first.run(
+          R"(local db = require("kv").open("shared", { durable = false }); db:put("k", "from first"); require("kv").sync())") ==
+      "");
   REQUIRE(luaL_dostring(second, R"(return require("kv").open("shared"):get("k"))") == 0);
   CHECK(std::string(lua_tostring(second, -1)) == "from first");
   lua_close(second);
@@ -111,7 +126,11 @@ TEST_CASE("the map grows by itself when full", "[kv]") {
   )LUA") == "");
 }
 
-TEST_CASE("durable writes from request handlers wait for the disk without blocking the worker", "[kv]") {
+TEST_CASE("durable writes from request handlers wait for the disk without blocking the worker",
+          "[kv]") {
+  std::string backend = GENERATE(from_range(depot::testing::kv_backends()));
+  INFO(backend);
+  nlohmann::json config = depot::testing::kv_config(backend);
   depot::testing::TestServer server("app", R"LUA(
 local kv = require "kv"
 local service = ...
@@ -125,7 +144,8 @@ service:post("/visit/:name", function(req)
   return { count = count }
 end)
 service:get("/visit/:name", function(req) return { count = db:get(req.params.name) or 0 } end)
-)LUA");
+)LUA",
+                                    [&](depot::Options& options) { options.config = config; });
   for (int i = 1; i <= 5; ++i) {
     auto response = depot::testing::http_request(server.port(), "POST", "/visit/ada");
     CHECK(response.body == "{\"count\":" + std::to_string(i) + "}");
@@ -138,11 +158,13 @@ TEST_CASE("a server stopped while durable writes wait for the disk goes away cle
   std::shared_ptr<depot::LmdbEnv> env;
   std::promise<void> release;
   {
-    depot::testing::TestServer server("app", R"LUA(
+    depot::testing::TestServer server(
+        "app", R"LUA(
 local db = require("kv").open("orders")
 local service = ...
 service:post("/order/:id", function(req) db:put(req.params.id, "placed"); return { ok = true } end)
-)LUA", [](depot::Options& options) { options.drain_timeout = 200ms; });
+)LUA",
+        [](depot::Options& options) { options.drain_timeout = 200ms; });
     // The syncer thread is process-wide and outlives the server. Held inside a sync of this
     // test's own, it completes the server's durable write only after the server is gone.
     env = depot::LmdbEnv::open(server.data_dir() / "kv", 1 << 20);
