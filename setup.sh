@@ -56,3 +56,5 @@ npm_ci "$repository/tests/browser"
 # What the API pages (<mount>/docs, <mount>/redoc) serve: Swagger UI's and ReDoc's bundles, next
 # to the Lua module that serves them, so they ship with the scripts and work offline.
 npm_ci "$repository/scripts/lib/openapi"
+# The S3 server of the blob and S3-mode service tests (tests/support/s3_server.hpp): s3rver.
+npm_ci "$repository/tests/s3"

@@ -1,11 +1,11 @@
 // The list of Lua modules Depot provides, registered in package.preload, and the helpers every
 // module shares: its context, argument checks, result pushers, metatables (see binding.hpp).
-#include "bindings/binding.hpp"
-#include "engine/embedded_lua.hpp"
-
 #include <cmath>
 #include <cstring>
 #include <string>
+
+#include "bindings/binding.hpp"
+#include "engine/embedded_lua.hpp"
 
 namespace depot {
 
@@ -17,6 +17,7 @@ int open_kv(lua_State* L);
 int open_fs(lua_State* L);
 int open_http_client(lua_State* L);
 int open_metrics(lua_State* L);
+int open_blob_driver(lua_State* L);
 
 namespace {
 const char* const kContextKey = "depot.binding_context";
@@ -27,14 +28,9 @@ struct Module {
 };
 
 const Module kModules[] = {
-    {"crypto", open_crypto},
-    {"log", open_log},
-    {"json", open_json},
-    {"jobs", open_jobs},
-    {"kv", open_kv},
-    {"fs", open_fs},
-    {"http", open_http_client},
-    {"metrics", open_metrics},
+    {"crypto", open_crypto},    {"log", open_log},         {"json", open_json},
+    {"jobs", open_jobs},        {"kv", open_kv},           {"fs", open_fs},
+    {"http", open_http_client}, {"metrics", open_metrics}, {"blob_driver", open_blob_driver},
 };
 }  // namespace
 
@@ -64,7 +60,8 @@ void require_serving(lua_State* L, const char* function) {
 
 std::string_view check_string_view(lua_State* L, int index, const char* function,
                                    const char* argument) {
-  if (lua_type(L, index) != LUA_TSTRING) luaL_error(L, "%s: %s must be a string", function, argument);
+  if (lua_type(L, index) != LUA_TSTRING)
+    luaL_error(L, "%s: %s must be a string", function, argument);
   size_t size;
   const char* text = lua_tolstring(L, index, &size);
   return std::string_view(text, size);
@@ -77,7 +74,8 @@ std::string check_string(lua_State* L, int index, const char* function, const ch
 std::string check_path(lua_State* L, int index, const char* function, const char* argument) {
   std::string path = check_string(L, index, function, argument);
   if (path.empty()) luaL_error(L, "%s: %s must not be empty", function, argument);
-  if (path.find('\0') != std::string::npos) luaL_error(L, "%s: %s contains a NUL byte", function, argument);
+  if (path.find('\0') != std::string::npos)
+    luaL_error(L, "%s: %s contains a NUL byte", function, argument);
   if (path[0] == '/') return path;
   return (binding_context(L).data_dir / path).string();
 }

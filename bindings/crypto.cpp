@@ -14,9 +14,12 @@
 // Lua errors are raised only while no C++ object with a destructor is alive (a Lua error
 // longjmps), which is why byte buffers are Lua-owned scratch userdata rather than std::string.
 #include <sodium.h>
+#include <xxhash.h>
 
 #include <cctype>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -114,6 +117,33 @@ class Sha256Hasher final : public Hasher {
 
  private:
   crypto_hash_sha256_state state_;
+};
+
+// XXH3-128, digest big-endian as xxh128sum prints it: what fs.writer's hash = "xxh128" stores, so
+// bytes hashed while they stream elsewhere (blob storage on S3) get the same metadata.
+class Xxh128Hasher final : public Hasher {
+ public:
+  Xxh128Hasher() : state_(XXH3_createState()) {
+    if (state_ && XXH3_128bits_reset(state_.get()) != XXH_OK) state_.reset();
+  }
+  // False when libxxhash could not allocate its state (a Lua error must not cross a constructor).
+  bool ready() const { return state_ != nullptr; }
+
+  void update(const unsigned char* data, size_t size) override {
+    XXH3_128bits_update(state_.get(), data, size);
+  }
+  size_t finish(unsigned char* out) override {
+    XXH128_canonical_t canonical;
+    XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(state_.get()));
+    std::memcpy(out, canonical.digest, sizeof canonical.digest);
+    return sizeof canonical.digest;
+  }
+
+ private:
+  struct Free {
+    void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
+  };
+  std::unique_ptr<XXH3_state_t, Free> state_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +283,7 @@ int lua_hmac_sha256(lua_State* L) {
 
 struct Stream {
   Hasher* hasher;    // nullptr once finalised
-  const char* name;  // "blake2b_stream" or "sha256_stream", for error messages
+  const char* name;  // "blake2b_stream", "sha256_stream" or "xxh128_stream", for error messages
 };
 
 // Pushes a stream named `name` (not owned: a string literal) with no hasher yet; the caller gives
@@ -291,6 +321,24 @@ int lua_sha256_stream(lua_State* L) {
   Stream* stream = push_stream(L, "sha256_stream");
   stream->hasher = new (std::nothrow) Sha256Hasher();
   if (stream->hasher == nullptr) return luaL_error(L, "crypto.sha256_stream: out of memory");
+  return 1;
+}
+
+// crypto.xxh128_stream() -> stream
+//   An incremental XXH3-128 (16 bytes; hexfinal as xxh128sum prints it): a fast checksum against
+//   corruption, not a cryptographic hash. Methods as for crypto.blake2b_stream.
+//   Where: anywhere; never yields.
+//   Errors: "out of memory".
+//   Example: crypto.xxh128_stream():update("abc"):hexfinal()  --> "06b05ab6733a6185..."
+int lua_xxh128_stream(lua_State* L) {
+  Stream* stream = push_stream(L, "xxh128_stream");
+  auto* hasher = new (std::nothrow) Xxh128Hasher();
+  if (hasher != nullptr && !hasher->ready()) {
+    delete hasher;
+    hasher = nullptr;
+  }
+  stream->hasher = hasher;
+  if (stream->hasher == nullptr) return luaL_error(L, "crypto.xxh128_stream: out of memory");
   return 1;
 }
 
@@ -523,10 +571,9 @@ int lua_password_hash(lua_State* L) {
         optional_integer(L, -1, "crypto.password_hash", "ops", static_cast<double>(limits.ops),
                          crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_MAX));
     lua_getfield(L, 2, "mem");
-    limits.mem = static_cast<size_t>(
-        optional_integer(L, -1, "crypto.password_hash", "mem", static_cast<double>(limits.mem),
-                         crypto_pwhash_MEMLIMIT_MIN,
-                         static_cast<double>(crypto_pwhash_MEMLIMIT_MAX)));
+    limits.mem = static_cast<size_t>(optional_integer(
+        L, -1, "crypto.password_hash", "mem", static_cast<double>(limits.mem),
+        crypto_pwhash_MEMLIMIT_MIN, static_cast<double>(crypto_pwhash_MEMLIMIT_MAX)));
     lua_pop(L, 2);
   }
   std::string secret(reinterpret_cast<const char*>(password.data), password.size);
@@ -570,6 +617,7 @@ int open_crypto(lua_State* L) {
       {"hmac_sha256", lua_hmac_sha256},
       {"blake2b_stream", lua_blake2b_stream},
       {"sha256_stream", lua_sha256_stream},
+      {"xxh128_stream", lua_xxh128_stream},
       {"random_bytes", lua_random_bytes},
       {"token", lua_token},
       {"equals", lua_equals},

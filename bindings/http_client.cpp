@@ -31,6 +31,7 @@
 #include "bindings/binding.hpp"
 #include "bindings/http_client_multi.hpp"
 #include "bindings/http_client_request.hpp"
+#include "bindings/http_client_stream.hpp"
 #include "engine/http_util.hpp"
 #include "engine/runtime.hpp"
 #include "engine/task.hpp"
@@ -162,6 +163,8 @@ void check_options(lua_State* L, int index, const char* function, HttpClientOpti
       options.follow_redirects = check_boolean(L, value, function, "opts.follow_redirects");
     } else if (name == "verify_tls") {
       options.verify_tls = check_boolean(L, value, function, "opts.verify_tls");
+    } else if (name == "stream") {
+      options.stream = check_boolean(L, value, function, "opts.stream");
     } else if (name == "max_body") {
       options.max_body = static_cast<size_t>(
           std::min(check_number(L, value, function, "opts.max_body", 0, true), 1e15));
@@ -197,7 +200,11 @@ int push_response(lua_State* L, const HttpClientResponse& response) {
     lua_rawset(L, -3);
   }
   lua_setfield(L, -2, "headers");
-  lua_pushlstring(L, response.body.data(), response.body.size());
+  if (response.stream) {
+    push_body_stream(L, response.stream);
+  } else {
+    lua_pushlstring(L, response.body.data(), response.body.size());
+  }
   lua_setfield(L, -2, "body");
   if (response.body_in_file) {
     lua_pushnumber(L, static_cast<lua_Number>(response.file_bytes));
@@ -247,7 +254,8 @@ void settle_body(HttpClientOptions& options) {
 // "" and `bytes` says how much went to the file. Options: headers, body, body_file, output_file,
 // timeout (30), connect_timeout (10), idle_timeout (none), retries (0), retry_on
 // ({429, 502, 503, 504}), backoff (0.5), follow_redirects (false), verify_tls (true), max_body
-// (64 MiB) — each described in docs/lua-api.md (http).
+// (64 MiB), stream (false: with true, the call returns once the head is in and `body` is a reader,
+// body:read() → chunk | nil | nil, err) — each described in docs/lua-api.md (http).
 // Where: inside a task (handler, timer, job, on_start hook). Errors: see the top of the file.
 //   local res, err, kind = http.request("PUT", url, { body = data, timeout = 5 })
 int http_request(lua_State* L) {
@@ -305,6 +313,7 @@ int open_http_client(lua_State* L) {
       {"post", http_post},
       {nullptr, nullptr},
   };
+  define_body_stream_metatable(L);
   lua_newtable(L);
   luaL_register(L, nullptr, functions);
   return 1;

@@ -7,6 +7,7 @@
 
 #include "bindings/http_client_files.hpp"
 #include "bindings/http_client_multi.hpp"
+#include "bindings/http_client_stream.hpp"
 #include "engine/http_util.hpp"
 #include "engine/metrics.hpp"
 #include "engine/text.hpp"
@@ -255,6 +256,7 @@ void HttpClientRequest::header_line(std::string_view line) {
 }
 
 size_t HttpClientRequest::body_bytes(const char* data, size_t size) {
+  if (options_.stream) return stream_bytes(data, size);
   if (!body_target_chosen_) {
     // Only a successful response is a download; an error page is returned as `body`.
     body_target_chosen_ = true;
@@ -279,6 +281,35 @@ size_t HttpClientRequest::body_bytes(const char* data, size_t size) {
   return size;
 }
 
+// The first body bytes of a final response hand its head to the caller — unless its status is
+// one to retry (the bytes of that error page are dropped; on_transfer_done retries).
+size_t HttpClientRequest::stream_bytes(const char* data, size_t size) {
+  if (!stream_) {
+    long status = response_status(easy_);
+    bool retryable = std::find(options_.retry_on.begin(), options_.retry_on.end(), status) !=
+                     options_.retry_on.end();
+    if (retryable && attempt_ <= options_.retries) return size;
+    if (!wanted_()) return 0;
+    response_->status = status;
+    deliver_head();
+  }
+  if (stream_->abandoned()) {
+    stop_reason_ = "the reader of the body went away";
+    return 0;
+  }
+  return stream_->accept(data, size) ? size : CURL_WRITEFUNC_PAUSE;
+}
+
+void HttpClientRequest::deliver_head() {
+  std::weak_ptr<HttpClientRequest> weak = weak_from_this();
+  stream_ = std::make_shared<HttpBodyStream>([weak] {
+    if (auto self = weak.lock()) self->unpause();
+  });
+  response_->stream = stream_;
+  // Later, from the worker loop: this runs inside a curl callback, where no Lua may run.
+  worker_.defer([done = std::move(done_), response = response_] { done(response); });
+}
+
 void HttpClientRequest::unpause() {
   if (easy_ == nullptr) return;
   multi_.unpause(easy_);
@@ -289,8 +320,11 @@ void HttpClientRequest::unpause() {
 
 void HttpClientRequest::on_transfer_done(CURL* easy, CURLcode result) {
   easy_ = nullptr;
-  const char* failure = !stop_reason_.empty() ? stop_kind_ : result != CURLE_OK ? error_kind(result) : nullptr;
+  const char* failure = !stop_reason_.empty() ? stop_kind_
+                        : result != CURLE_OK  ? error_kind(result)
+                                              : nullptr;
   worker_.metrics().upstream_attempt(host_label_, response_status(easy), failure);
+  if (stream_) return end_stream(result);
   if (!stop_reason_.empty()) return fail(stop_reason_, stop_kind_);
   if (result != CURLE_OK) {
     return retry_or_fail(
@@ -302,7 +336,26 @@ void HttpClientRequest::on_transfer_done(CURL* easy, CURLcode result) {
                              response_->status) != options_.retry_on.end();
   if (retryable && attempt_ <= options_.retries) return retry_or_fail("", "");
   if (output_file_ && successful(response_->status)) return commit_download();
+  // A streamed response without body bytes (HEAD, 204, an empty object) ends here, whole.
+  if (options_.stream) {
+    response_->stream = std::make_shared<HttpBodyStream>([] {});
+    response_->stream->finish("");
+  }
   succeed();
+}
+
+// The head went to the caller already: the rest of the story goes to the body's reader.
+void HttpClientRequest::end_stream(CURLcode result) {
+  std::shared_ptr<HttpClientRequest> keep_alive = shared_from_this();
+  if (!stop_reason_.empty()) {
+    stream_->finish("http.request: " + stop_reason_);
+  } else if (result != CURLE_OK) {
+    stream_->finish("http.request: " + (error_buffer_[0] != '\0' ? std::string(error_buffer_)
+                                                                 : curl_easy_strerror(result)));
+  } else {
+    stream_->finish("");
+  }
+  drop();
 }
 
 // Another attempt after the backoff when one is left (and wanted); otherwise the failure, or the

@@ -26,6 +26,7 @@ class Worker;
 class HttpClientMulti;
 class HttpBodyFile;
 class HttpOutputFile;
+class HttpBodyStream;
 
 struct HttpClientOptions {
   std::string method = "GET";  // upper-case token
@@ -46,6 +47,9 @@ struct HttpClientOptions {
   bool follow_redirects = false;
   bool verify_tls = true;
   size_t max_body = 64 * 1024 * 1024;  // cap of the string body
+  // The result comes once the head is in; the body follows through `HttpClientResponse::stream`
+  // (not retried once the head was handed over; max_body does not apply).
+  bool stream = false;
 };
 
 struct HttpClientResponse {
@@ -58,7 +62,8 @@ struct HttpClientResponse {
   std::vector<std::pair<std::string, std::string>>
       headers;  // lower-case names, repeats joined by ", "
   std::string body;
-  bool body_in_file = false;  // the body went to output_file (then `body` is empty)
+  bool body_in_file = false;               // the body went to output_file (then `body` is empty)
+  std::shared_ptr<HttpBodyStream> stream;  // options.stream: the body, still arriving
   uint64_t file_bytes = 0;
 };
 
@@ -94,6 +99,10 @@ class HttpClientRequest : public std::enable_shared_from_this<HttpClientRequest>
   void succeed();
   void fail(const std::string& message, const char* kind);
   void deliver(std::shared_ptr<HttpClientResponse> response);
+  // options.stream: hands the head over (the transfer goes on; see http_client_stream.hpp).
+  void deliver_head();
+  void end_stream(CURLcode result);
+  size_t stream_bytes(const char* data, size_t size);
   void drop();
   void unpause();
 
@@ -120,11 +129,12 @@ class HttpClientRequest : public std::enable_shared_from_this<HttpClientRequest>
   std::shared_ptr<HttpClientResponse> response_;
   bool body_target_chosen_ = false;  // whether this response's body goes to the file is decided
   bool body_to_file_ = false;
-  std::string host_label_;  // "host:port", for metrics
+  std::string host_label_;   // "host:port", for metrics
   std::string stop_reason_;  // why a callback stopped the transfer (not retried)
   const char* stop_kind_ = "transport";
   std::shared_ptr<HttpBodyFile> body_file_;
   std::shared_ptr<HttpOutputFile> output_file_;
+  std::shared_ptr<HttpBodyStream> stream_;  // once the head of a streamed response is delivered
 };
 
 }  // namespace depot

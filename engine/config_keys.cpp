@@ -30,9 +30,15 @@ const Section kLimits{{{"max_header_bytes"},
                        {"instruction_budget"},
                        {"max_connections"}}};
 const Section kKv{{{"map_size"}}};
-// Where shared state lives: "kv" is a postgres:// URL (absent: LMDB in the data dir).
-const Section kStorage{{{"kv"}}};
 const Section kMetrics{{{"enabled"}, {"listen"}}};
+// Where shared state lives: "kv" is a postgres:// URL (absent: LMDB in the data dir); the others
+// say where the services' file bytes live (bindings/blob_settings.cpp reads them).
+const Section kStorage{{{"kv"},
+                        {"blobs"},
+                        {"s3_endpoint"},
+                        {"s3_addressing"},
+                        {"blob_downloads"},
+                        {"blob_redirect_seconds"}}};
 // `config` is the service's own section: open, its script reads it (`depot check` warns about
 // keys no script read).
 const Section kService{{{"name"}, {"script"}, {"mount"}, {"config"}, {"jit"}, {"enabled"}}};

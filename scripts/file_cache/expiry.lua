@@ -1,9 +1,9 @@
 -- Expiry of cached files, run by the periodic job and by `depot admin expire-all` alike: every
 -- entry past its expiration (placeholders 7 days after creation, files 30 days after their last
 -- upload or download) is removed, then files that lost their metadata (a crash between the two
--- writes of an upload or a removal) and stale temporary files of interrupted uploads.
+-- writes of an upload or a removal) and stale temporary files of interrupted uploads (on S3 an
+-- interrupted upload is an incomplete multipart upload: invisible, and left to abort_stale_uploads).
 local depot = require "depot"
-local fs = require "fs"
 local log = require "log"
 local Store = require "file_cache.store"
 
@@ -36,25 +36,33 @@ function M.expire_entries(store, now)
   return total, removed
 end
 
-local function is_orphan(store, directory, name, now)
+local PREFIXES = {}
+for byte = 0, 255 do PREFIXES[#PREFIXES + 1] = string.format("%02x", byte) end
+
+local function is_orphan(store, key, now)
+  local name = key:match("[^/]+$")
   local cache_id = name:match("^%.(%x+)%.tmp%.") or name
   if cache_id == name and (not Store.valid_id(name) or store:exists(name)) then return false end
-  local info = fs.stat(directory .. "/" .. name)
-  return info ~= nil and info.type == "file" and info.mtime < now - M.ORPHAN_GRACE_SECONDS
+  local info = store.blobs:stat(key)
+  return info ~= nil and info.mtime < now - M.ORPHAN_GRACE_SECONDS
 end
 
--- Removes files under the store's root that no entry owns; returns how many.
+-- Removes the bytes under the store's prefixes (two hex digits: where every cache id's bytes and
+-- its uploads' temporary files are) that no entry owns; returns how many.
 function M.sweep_orphans(store, now)
   local removed = 0
-  local prefixes = fs.list(store.root) or {}
-  for done, prefix in ipairs(prefixes) do
-    local directory = store.root .. "/" .. prefix
-    for _, name in ipairs(fs.list(directory) or {}) do
-      if is_orphan(store, directory, name, now) and fs.remove(directory .. "/" .. name) then
-        removed = removed + 1
+  for done, prefix in ipairs(PREFIXES) do
+    local after
+    repeat
+      local page = store.blobs:list(Store.prefix_key(prefix), { after = after, limit = PAGE }) or {}
+      for _, item in ipairs(page) do
+        if is_orphan(store, item.key, now) and store.blobs:delete(item.key) then
+          removed = removed + 1
+        end
       end
-    end
-    depot.progress("expiry: file directories swept", done, #prefixes)
+      after = page[#page] and page[#page].key
+    until #page < PAGE
+    depot.progress("expiry: file directories swept", done, #PREFIXES)
   end
   return removed
 end
@@ -64,7 +72,10 @@ function M.run(store, why)
   local now = depot.now()
   local total, removed = M.expire_entries(store, now)
   local orphans = M.sweep_orphans(store, now)
-  log.info("file cache expiry", { run = why, total = total, removed = removed, orphan_files = orphans })
+  local aborted, err = store.blobs:abort_stale_uploads(now - M.ORPHAN_GRACE_SECONDS)
+  if not aborted then log.warn("file cache expiry: stale uploads not aborted", { error = err }) end
+  log.info("file cache expiry", { run = why, total = total, removed = removed, orphan_files = orphans,
+                                  stale_uploads = aborted })
   return total, removed
 end
 

@@ -86,17 +86,15 @@ service:post("/v1/cache/:cache_id", function(req)
   return { status = "ok" }
 end, api.upload)
 
--- The bytes with sendfile; Content-Type from the stored name's extension, Content-Disposition
--- with that name, ETag, Last-Modified, Range and HEAD from the engine.
+-- The bytes (with sendfile, or relayed from S3); Content-Type from the stored name's extension,
+-- Content-Disposition with that name, ETag, Last-Modified, Range and HEAD from the engine or S3.
 service:get("/v1/cache/:cache_id", function(req, res)
   local token_id = users:token_id(req)
   local id = req.params.cache_id
   local entry = store:owned(id, token_id)
   if not Store.has_file(entry) then depot.fail(404, Store.NOT_FOUND) end
   store:bump(id, entry)
-  if not res:file(store:path(id), { download_name = entry.filename }) then
-    depot.fail(404, Store.NOT_FOUND)
-  end
+  if not store:serve(req, res, id, entry) then depot.fail(404, Store.NOT_FOUND) end
 end, api.download)
 
 service:delete("/v1/cache/:cache_id", function(req)

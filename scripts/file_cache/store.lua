@@ -1,15 +1,16 @@
 -- The cached files: metadata in kv (cache_id → {token_id, filename, expiration, size, xxh128}),
--- bytes in files under <root>/<first two hex digits>/<cache_id>. The digest only detects a file
+-- bytes in the blob store "file_cache" under the key <first two hex digits>/<cache_id>: on files
+-- <root>/<first two hex digits>/<cache_id>, on S3 s3://bucket/prefix/file_cache/<that key>. The digest only detects a file
 -- corrupted on disk (no client sees it, nothing is addressed by it), so it is the fast XXH3-128
 -- rather than BLAKE2b, which cost 1.4 ms of CPU per MiB uploaded.
 --
 -- Order of writes, so that a crash or a vanished client never shows a partial file and never
--- loses the previous version: an upload streams into a hidden temporary file, renames it over the
--- old one when complete, then writes the metadata; removal deletes the metadata, then the file.
--- What a crash can leave behind (a temporary file, a file without metadata) is invisible to
--- clients and removed by expiry.sweep_orphans.
+-- loses the previous version: an upload streams into a blob writer (a hidden temporary file renamed
+-- over the old one, or an S3 multipart upload completed) when complete, then writes the metadata;
+-- removal deletes the metadata, then the bytes. What a crash can leave behind (a temporary file, a
+-- file without metadata) is invisible to clients and removed by expiry.sweep_orphans.
+local blob = require "blob"
 local depot = require "depot"
-local fs = require "fs"
 local kv = require "kv"
 local log = require "log"
 
@@ -27,7 +28,7 @@ function M.new(options)
     -- Expiration bumps on download need not wait for an fsync: losing the last ~100 ms of them
     -- to a power cut only makes a file expire a little earlier.
     bumps = kv.open("file_cache", { durable = false }),
-    root = options.root,
+    blobs = blob.open("file_cache", { root = options.root }),
     placeholder_seconds = options.placeholder_seconds or M.PLACEHOLDER_SECONDS,
     file_seconds = options.file_seconds or M.FILE_SECONDS,
   }, M)
@@ -38,9 +39,11 @@ function M.valid_id(cache_id)
   return #cache_id == 128 and cache_id:find("^[0-9a-f]+$") ~= nil
 end
 
-function M:directory(cache_id) return self.root .. "/" .. cache_id:sub(1, 2) end
+-- The blob key of a cache id's bytes; the keys of one prefix (two hex digits) start with
+-- M.prefix_key(prefix).
+function M.prefix_key(prefix) return prefix .. "/" end
 
-function M:path(cache_id) return self:directory(cache_id) .. "/" .. cache_id end
+function M.key(cache_id) return M.prefix_key(cache_id:sub(1, 2)) .. cache_id end
 
 local function expiration_in(seconds) return tostring(math.floor(depot.now() + seconds)) end
 
@@ -82,8 +85,7 @@ end
 -- under `filename` for 30 days. A client that goes away fails the request with 400 and leaves
 -- the previous file in place.
 function M:store(cache_id, token_id, part, filename)
-  assert(fs.mkdir(self:directory(cache_id)))
-  local writer = assert(fs.writer(self:path(cache_id), { hash = "xxh128" }))
+  local writer = assert(self.blobs:writer(M.key(cache_id), { hash = "xxh128" }))
   while true do
     local chunk, err = part:read()
     if err then
@@ -110,7 +112,7 @@ function M:store(cache_id, token_id, part, filename)
   end)
   if not recorded then
     -- Deleted or expired while the bytes arrived: the file it left behind must go too.
-    fs.remove(self:path(cache_id))
+    self.blobs:delete(M.key(cache_id))
     depot.fail(404, M.NOT_FOUND)
   end
   return size
@@ -133,7 +135,13 @@ end
 
 function M:remove(cache_id)
   self.entries:delete(cache_id)
-  fs.remove(self:path(cache_id))
+  self.blobs:delete(M.key(cache_id))
+end
+
+-- Answers a download of the bytes of `entry` (Range, ETag, conditional requests, HEAD); false when
+-- they are gone (nothing was sent).
+function M:serve(req, res, cache_id, entry)
+  return self.blobs:serve(req, res, M.key(cache_id), { download_name = entry.filename }) == true
 end
 
 -- Removes `cache_id` if it is still expired at `now` (checked again in the transaction, so an
@@ -145,7 +153,7 @@ function M:remove_if_expired(cache_id, now)
     tx:delete(cache_id)
     return true
   end)
-  if removed then fs.remove(self:path(cache_id)) end
+  if removed then self.blobs:delete(M.key(cache_id)) end
   return removed
 end
 

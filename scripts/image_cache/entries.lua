@@ -1,4 +1,5 @@
--- Cache entries: metadata in kv, image bytes in files under the cache directory.
+-- Cache entries: metadata in kv; the image bytes in the store (store.lua), which the entry names
+-- in its `stored` field.
 --
 -- Keys (one "image_cache" database):
 --   entry:<id>             the entry: {id, state = "pending" | "image" | "error", expiry, index,
@@ -11,7 +12,6 @@
 --                          queries share one fetch
 -- An entry and its index keys change together, in one update.
 local kv = require "kv"
-local fs = require "fs"
 local json = require "json"
 local crypto = require "crypto"
 local depot = require "depot"
@@ -24,9 +24,8 @@ local BATCH = 200 -- entries per step of a scan: a step holds the worker well un
 
 local TYPES = { pending = "api_request", image = "image", error = "api_error" }
 
-function M.new(directory)
-  assert(fs.mkdir(directory))
-  return setmetatable({ db = kv.open("image_cache"), directory = directory }, M)
+function M.new(store)
+  return setmetatable({ db = kv.open("image_cache"), store = store }, M)
 end
 
 local function query_key(query_text)
@@ -61,7 +60,6 @@ local function delete_entry(tx, entry)
   if entry.index and tx:get(entry.index) == entry.id then tx:delete(entry.index) end
 end
 
-function M:path(id) return self.directory .. "/" .. id end
 function M:get(id) return self.db:get("entry:" .. id) end
 
 -- The live entry for an identical query, or a new pending one. Returns id, created.
@@ -81,22 +79,25 @@ function M:find_or_create(query_text, make_id)
   end)
 end
 
--- Records the outcome of a fetch: an image (bytes to a file first) or an error.
+-- Records the outcome of a fetch: an image (bytes to the store first) or an error.
 function M:settle(id, outcome)
-  if outcome.image then assert(fs.write(self:path(id), outcome.image)) end
-  self.db:update(function(tx)
+  local stored = outcome.image and self.store:put(id, outcome.image)
+  local kept = self.db:update(function(tx)
     local entry = tx:get("entry:" .. id)
-    if not entry then return end -- pruned meanwhile
+    if not entry then return false end -- pruned meanwhile
     tx:delete(listing_key(entry))
     if outcome.image then
       entry.state, entry.type, entry.mime, entry.size = "image", outcome.type, outcome.mime, #outcome.image
+      entry.stored = stored
     else
       entry.state, entry.status_code, entry.msgs = "error", outcome.status_code, outcome.msgs
       entry.size = #json.encode({ status_code = outcome.status_code, msgs = outcome.msgs })
     end
     entry.query = nil
     put_entry(tx, entry)
+    return true
   end)
+  if stored and not kept then self.store:remove({ { id = id, stored = stored } }) end
 end
 
 -- How many entries a listing section ("active" or "pending") holds.
@@ -143,17 +144,19 @@ end
 function M:prune()
   local limit, removed = string.format("expiry:%020.6f", depot.now()), 0
   each_page(self.db, "expiry:", limit, function(page)
-    local ids = {}
-    for i, item in ipairs(page) do ids[i] = item.value end
+    local images = {}
     self.db:update(function(tx)
-      for i, id in ipairs(ids) do
-        local entry = tx:get("entry:" .. id)
-        if entry then delete_entry(tx, entry) end
-        tx:delete(page[i].key)
+      for _, item in ipairs(page) do
+        local entry = tx:get("entry:" .. item.value)
+        if entry then
+          delete_entry(tx, entry)
+          if entry.state == "image" then images[#images + 1] = entry end
+        end
+        tx:delete(item.key)
       end
     end)
-    for _, id in ipairs(ids) do fs.remove(self:path(id)) end
-    removed = removed + #ids
+    self.store:remove(images)
+    removed = removed + #page
     depot.sleep(0)
   end)
   return removed
@@ -175,11 +178,11 @@ function M:upgrade()
           put_entry(tx, entry)
         else
           delete_entry(tx, entry)
-          invalid[#invalid + 1] = entry.id
+          if entry.state == "image" then invalid[#invalid + 1] = entry end
         end
       end
     end)
-    for _, id in ipairs(invalid) do fs.remove(self:path(id)) end
+    self.store:remove(invalid)
     upgraded = upgraded + #page
     depot.sleep(0)
   end)

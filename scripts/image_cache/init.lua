@@ -12,6 +12,7 @@ require("config").require_all(service, { "KT_AUTH_EMAIL", "KT_AUTH_TOKEN" })
 local config = require("config").of(service)
 local ids = require "image_cache.ids"
 local upstream = require "image_cache.upstream"
+local Store = require "image_cache.store"
 local Entries = require "image_cache.entries"
 local info = require "image_cache.info"
 local api = require "image_cache.openapi"
@@ -31,7 +32,9 @@ local default_ttl = config.integer("DEFAULT_TTL", 300)
 local total_backoff = backoff * (2 ^ retries - 1)
 local wait_timeout = config.number("ENTRY_WAIT_TIMEOUT", (retries + 1) * timeout + total_backoff + 5)
 local maintenance_period = config.number("CACHE_MAINTENANCE_PERIOD", 60)
-local entries = Entries.new(config.string("CACHE_PATH", depot.data_dir .. "/image_cache"))
+local store = Store.new(config.string("CACHE_PATH", depot.data_dir .. "/image_cache"),
+                        { inline_limit = config.integer("INLINE_IMAGE_BYTES", Store.INLINE_LIMIT) })
+local entries = Entries.new(store)
 local favicon = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/favicon.ico"
 
 local CONTENT_TYPES = { png = "image/png", jpeg = "image/jpeg", svg = "image/svg+xml", pdf = "application/pdf" }
@@ -124,7 +127,7 @@ service:get("/image/:id", function(req, res)
   end
   if not entry then return not_found(id) end
   if entry.state == "image" then
-    assert(res:file(entries:path(id), { content_type = CONTENT_TYPES[entry.type] or "image/unknown" }))
+    assert(store:send(req, res, id, entry.stored, CONTENT_TYPES[entry.type] or "image/unknown"))
     return
   end
   if entry.state == "error" then

@@ -12,6 +12,7 @@
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/lua_fixture.hpp"
+#include "tests/support/s3_server.hpp"
 #include "tests/support/test_server.hpp"
 
 using depot::testing::HttpResponse;
@@ -31,12 +32,15 @@ struct ImageCache {
       options.threads = 2;
       options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
       if (!data_dir.empty()) options.data_dir = data_dir;
+      if (depot::testing::S3Server* s3 = depot::testing::s3_for_services()) options.config["storage"] = s3->storage();
       options.services.push_back({"kentik_api", DEPOT_SOURCE_DIR "/tests/stubs/kentik_api", {"/kentik"}});
     });
     json config = {{"KT_AUTH_EMAIL", "test@example.com"}, {"KT_AUTH_TOKEN", "secret-token"},
                    {"KENTIK_API_URL", "http://127.0.0.1:" + std::to_string(port()) + "/kentik"},
                    {"KENTIK_API_RETRIES", 2}, {"KENTIK_API_TIMEOUT", 1}, {"KENTIK_API_BACKOFF", 0.05},
                    {"ENTRY_WAIT_TIMEOUT", 5}};
+    // On S3 every image is an object (none inline in kv), so that the suite runs through blob.
+    if (depot::testing::s3_for_services()) config["INLINE_IMAGE_BYTES"] = 0;
     config.update(extra);
     REQUIRE(server->server().add_service({"image_cache", "image_cache", {"/"}, config}).empty());
   }
@@ -262,7 +266,7 @@ TEST_CASE("image cache: /info streams the listing in the original's byte format"
   CHECK(http_request(cache.port(), "GET", "/image/" + pending).status == 200);
 }
 
-TEST_CASE("image cache: a cache written by the earlier layout is indexed at start, expired entries pruned in batches", "[image_cache]") {
+TEST_CASE("image cache: a cache written by the earlier layout is indexed at start, expired entries pruned in batches", "[image_cache][fs_layout]") {
   auto data = depot::testing::make_temp_dir("depot-image-cache-");
   auto seed_script = data / "seed.lua";
   // The earlier layout: entry:<id> records (settled ones still carrying their query) and
@@ -334,7 +338,7 @@ TEST_CASE("image cache: a cache written by the earlier layout is indexed at star
   std::filesystem::remove_all(data);
 }
 
-TEST_CASE("image cache: the periodic prune removes what expired, its file and its query index", "[image_cache]") {
+TEST_CASE("image cache: the periodic prune removes what expired, its file and its query index", "[image_cache][fs_layout]") {
   ImageCache cache(json{{"CACHE_MAINTENANCE_PERIOD", 0.3}});
   json short_lived = {{"api_query", query("png", {{"name", "brief"}})}, {"ttl", 1}};
   std::string brief = request_id(cache.port(), short_lived);

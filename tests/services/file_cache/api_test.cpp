@@ -182,7 +182,7 @@ TEST_CASE("file cache api: upload without the file field (test_upload_cache_file
   check_error(response, 400, "File field missing");
 }
 
-TEST_CASE("file cache api: delete a cache (test_delete_valid)", "[file_cache]") {
+TEST_CASE("file cache api: delete a cache (test_delete_valid)", "[file_cache][fs_layout]") {
   FileCache cache;
   std::string id = new_cache_id(cache.port(), kToken, "delete valid");
   REQUIRE(upload(cache.port(), id, "test.json", "to be deleted").status == 200);

@@ -29,7 +29,7 @@ void write_file(const std::filesystem::path& path, const std::string& content, i
 }  // namespace
 
 TEST_CASE("file cache expiry: the periodic job removes expired entries and their files",
-          "[file_cache]") {
+          "[file_cache][fs_layout]") {
   FileCache cache(
       json{{"placeholder_lifetime", 1}, {"file_lifetime", 1}, {"expiry_interval", 0.5}});
   std::string with_file = new_cache_id(cache.port(), kToken, "expires with file");
@@ -63,7 +63,8 @@ TEST_CASE("file cache expiry: a download renews a file for another file_lifetime
   CHECK(expiration_of(cache, placeholder_body) == created);
 }
 
-TEST_CASE("file cache expiry: depot admin expire-all, also while a server runs", "[file_cache]") {
+TEST_CASE("file cache expiry: depot admin expire-all, also while a server runs",
+          "[file_cache][fs_layout]") {
   auto data = depot::testing::make_temp_dir("depot-file-cache-admin-");
   {
     FileCache cache(json{{"placeholder_lifetime", 1}, {"file_lifetime", 1}}, data);
@@ -108,10 +109,12 @@ TEST_CASE("file cache expiry: depot admin expire-all, also while a server runs",
         std::string::npos);
   // Its progress goes to stderr: plain lines here, where stderr is no terminal.
   auto progress = depot::testing::run_depot(
-      data, {"admin", "--config", "admin.json", "--scripts", DEPOT_SOURCE_DIR "/scripts", "--data-dir", ".",
-             "--log-level", "error", "expire-all"});
+      data, {"admin", "--config", "admin.json", "--scripts", DEPOT_SOURCE_DIR "/scripts",
+             "--data-dir", ".", "--log-level", "error", "expire-all"});
   CHECK(progress.status == 0);
-  CHECK_THAT(progress.err, Catch::StartsWith("expiry: entries checked: 1/1 (100%)\nexpiry: file directories swept: 1/"));
+  CHECK_THAT(
+      progress.err,
+      Catch::StartsWith("expiry: entries checked: 1/1 (100%)\nexpiry: file directories swept: 1/"));
   CHECK_THAT(progress.err, Catch::EndsWith("(100%)\n"));
   CHECK(download(cache.port(), kept).body == "kept 2");
   std::filesystem::remove_all(data);

@@ -1,6 +1,8 @@
 // What the file cache tests share: a Depot serving the file cache (scripts/file_cache) under "/",
 // "/cache" and "/services/cache", next to the KBase auth stub (tests/stubs/kbase_auth) under
-// "/auth"; and small clients for each route.
+// "/auth"; and small clients for each route. With DEPOT_TEST_BLOBS=s3 (the CTest entries "on s3:
+// ...") the bytes go to a real S3 server (tests/support/s3_server.hpp); tests tagged [fs_layout]
+// look at the files themselves and run on files only.
 #pragma once
 
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <string>
 
 #include "tests/support/http_client.hpp"
+#include "tests/support/s3_server.hpp"
 #include "tests/support/test_server.hpp"
 
 namespace depot::testing::file_cache {
@@ -39,6 +42,7 @@ class FileCache {
           options.threads = 2;
           options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
           if (!data_dir.empty()) options.data_dir = data_dir;
+          if (S3Server* s3 = s3_for_services()) options.config["storage"] = s3->storage();
           options.services.push_back(
               {"kbase_auth", DEPOT_SOURCE_DIR "/tests/stubs/kbase_auth", {"/auth"}});
         });

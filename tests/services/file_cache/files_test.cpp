@@ -110,7 +110,7 @@ TEST_CASE("file cache: a download carries the stored name, its type, Range and E
   CHECK(download(cache.port(), id).header("content-type") == "application/octet-stream");
 }
 
-TEST_CASE("file cache: an upload replaces the file and its name", "[file_cache]") {
+TEST_CASE("file cache: an upload replaces the file and its name", "[file_cache][fs_layout]") {
   FileCache cache;
   std::string id = new_cache_id(cache.port(), kToken, "replace");
   REQUIRE(upload(cache.port(), id, "first.txt", "first version, longer than the second").status ==
@@ -133,7 +133,8 @@ static json stored_entry(FileCache& cache, const std::string& cache_id) {
   std::string value;
   env->read([&](MDB_txn* txn) {
     MDB_val key{cache_id.size(), const_cast<char*>(cache_id.data())}, found;
-    if (mdb_get(txn, dbi, &key, &found) == MDB_SUCCESS) value.assign(static_cast<char*>(found.mv_data), found.mv_size);
+    if (mdb_get(txn, dbi, &key, &found) == MDB_SUCCESS)
+      value.assign(static_cast<char*>(found.mv_data), found.mv_size);
   });
   REQUIRE(value.size() > 1);
   return json::parse(value.substr(1));
@@ -231,7 +232,7 @@ TEST_CASE("file cache: a placeholder has no file to download", "[file_cache]") {
 }
 
 TEST_CASE("file cache: a client that disconnects mid-upload leaves the previous file intact",
-          "[file_cache]") {
+          "[file_cache][fs_layout]") {
   FileCache cache;
   std::string id = new_cache_id(cache.port(), kToken, "disconnect");
   REQUIRE(upload(cache.port(), id, "v1.txt", "version one").status == 200);
