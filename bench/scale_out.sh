@@ -3,43 +3,68 @@
 # download MiB/s (bench/scale_out_clients.py: CONNECTIONS kept-alive sockets x ROUNDS each) with
 # 1, 2 and 3 replicas on one shared store behind the tests' round-robin balancer
 # (bench/round_robin_main.cpp), against one replica on its own LMDB and directory; then kv
-# get/put/update ops/s from Lua. Prints a table with the ratios to the single LMDB replica.
+# get/put/update ops/s from Lua (pgkv's bench/kv_backends.sh). Prints a table with the ratios to
+# the single LMDB replica.
 #
-# The shared store: PostgreSQL + S3 when KV_URL (postgres://...) and BLOB_URL (s3://bucket/prefix,
-# with AWS_ENDPOINT_URL and the AWS_* credentials) are set — passed to every replica as
-# DEPOT_KV_URL and DEPOT_BLOB_URL; otherwise one LMDB and one directory shared by the replicas
-# (the one-host mode of docs/scale-out.md), and the table says which. kv ops/s: pgkv's
-# bench/kv_backends.sh where it exists, else LMDB's from bench/scripts/bindings.
+# The shared store: kv on a throwaway local PostgreSQL (tests/support/postgres.sh, fsync off) and
+# the bytes on s3rver (tests/s3) — both on this machine, so they take CPU from the replicas and
+# their figures are a floor; KV_URL (postgres://...) and BLOB_URL (s3://bucket/prefix, with
+# AWS_ENDPOINT_URL and the AWS_* credentials) point the replicas at real ones instead. SHARED=lmdb
+# measures the one-host mode instead (one LMDB and one directory shared by the replicas).
 #
-# Environment: CONNECTIONS (12), ROUNDS (20), REPLICAS ("1 2 3"), KV_OPS (20000), KV_URL,
-# BLOB_URL, DEPOT_BINARY (build/depot). Takes ~1 min on the 2-core machine. Not run in CI.
+# Environment: CONNECTIONS (12), ROUNDS (20), REPLICAS ("1 2 3"), SHARED (postgres+s3), KV_URL,
+# BLOB_URL, DEPOT_BINARY (build/depot). Takes ~2 min on the 2-core machine. Not run in CI.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 CONNECTIONS=${CONNECTIONS:-12}
 ROUNDS=${ROUNDS:-20}
 REPLICAS=${REPLICAS:-"1 2 3"}
-KV_OPS=${KV_OPS:-20000}
+SHARED=${SHARED:-postgres+s3}
 KV_URL=${KV_URL:-}
 BLOB_URL=${BLOB_URL:-}
+POSTGRES_SCRIPT="$REPO_DIR/tests/support/postgres.sh"
+POSTGRES_DIR=""
 REPLICA_PIDS=()
 BALANCER_PID=""
+STOP_ON_EXIT+=(stop_s3rver)
 
-write_config() { # file auth-port
+stop_postgres() { [ -z "$POSTGRES_DIR" ] || "$POSTGRES_SCRIPT" stop "$POSTGRES_DIR"; }
+STOP_ON_EXIT+=(stop_postgres)
+
+# Sets SHARED_STORAGE, the "storage" section of the shared replicas' config: PostgreSQL + S3
+# (started here unless KV_URL / BLOB_URL name servers), or {} for the shared LMDB and directory.
+shared_storage() {
+  SHARED_STORAGE='{}'
+  [ "$SHARED" != lmdb ] || return 0
+  if [ -z "$KV_URL" ]; then
+    # Not under WORK_DIR: mktemp made that 0700, and the server runs as the postgres user.
+    POSTGRES_DIR=$(mktemp -u "${TMPDIR:-/tmp}/depot-bench-postgres.XXXXXX")
+    KV_URL=$("$POSTGRES_SCRIPT" start "$POSTGRES_DIR")
+  fi
+  if [ -z "$BLOB_URL" ]; then
+    start_s3rver
+    export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+    AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT
+    BLOB_URL=s3://depot/scale-out
+  fi
+  SHARED_STORAGE="{\"kv\": \"$KV_URL\", \"blobs\": \"$BLOB_URL\", \"s3_endpoint\": \"${AWS_ENDPOINT_URL:-}\"}"
+}
+
+write_config() { # file auth-port storage-json
   cat >"$1" <<JSON
 {"services": [
   {"name": "file_cache", "mount": ["/"], "config": {"KBASE_AUTH_URL": "http://127.0.0.1:$2/auth"}}],
- "watch_scripts": false}
+ "storage": $3, "watch_scripts": false}
 JSON
 }
 
-# Starts one replica on `port` with data in `data-dir`; the shared backends when configured.
-start_replica() { # config port data-dir log shared(0|1)
-  local config=$1 port=$2 data=$3 log_file=$4 shared=$5 pid
+# Starts one replica on `port` with data in `data-dir`.
+start_replica() { # config port data-dir log
+  local config=$1 port=$2 data=$3 log_file=$4 pid
   (
     cd "$WORK_DIR" || exit
     while read -r name; do unset "$name"; done < <(compgen -e | grep '^DEPOT_' || true)
-    if [ "$shared" = 1 ] && [ -n "$KV_URL" ]; then export DEPOT_KV_URL=$KV_URL DEPOT_BLOB_URL=$BLOB_URL; fi
     exec "$DEPOT_BINARY" serve --config "$config" --port "$port" --host 127.0.0.1 --threads 2 \
       --scripts "$REPO_DIR/scripts" --data-dir "$data" --log-level warn
   ) 2>"$log_file" &
@@ -82,21 +107,8 @@ row() { # label ids up down base-ids base-up base-down
 }
 
 kv_table() {
-  if [ -x "$BENCH_DIR/kv_backends.sh" ]; then
-    report "kv ops/s from Lua: bench/kv_backends.sh"
-    "$BENCH_DIR/kv_backends.sh" | tee -a "$RESULTS_FILE"
-    return
-  fi
-  local port result
-  port=$(free_port)
-  cat >"$WORK_DIR/bindings.json" <<JSON
-{"services": [{"name": "bindings", "script": "bindings", "mount": ["/"]}], "watch_scripts": false}
-JSON
-  start_depot "$WORK_DIR/bindings.json" "$BENCH_DIR/scripts" "$port" warn
-  result=$(curl -sS "http://127.0.0.1:$port/kv?n=$KV_OPS&durable=1")
-  stop_depot
-  report "kv ops/s from Lua, LMDB, durable handle ($KV_OPS ops; PostgreSQL: needs pgkv's bench/kv_backends.sh):"
-  report "  $(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print("get %(gets_per_s)s  put %(puts_per_s)s  update %(updates_per_s)s" % r)' "$result")"
+  report "kv ops/s from Lua, PostgreSQL vs LMDB (bench/kv_backends.sh):"
+  "$BENCH_DIR/kv_backends.sh" | grep -v '^\(date\|machine\|binary\|load avg\):' | sed 's/^/  /' | tee -a "$RESULTS_FILE"
 }
 
 main() {
@@ -114,15 +126,17 @@ main() {
  "watch_scripts": false}
 JSON
   start_depot "$WORK_DIR/auth.json" "$REPO_DIR/scripts" "$auth_port" warn
-  write_config "$WORK_DIR/file_cache.json" "$auth_port"
-  if [ -n "$KV_URL" ]; then shared_label="PostgreSQL + S3"; else shared_label="shared LMDB + dir"; fi
+  write_config "$WORK_DIR/alone.json" "$auth_port" '{}'
+  shared_storage
+  write_config "$WORK_DIR/shared.json" "$auth_port" "$SHARED_STORAGE"
+  if [ "$SHARED" = lmdb ]; then shared_label="shared LMDB + dir"; else shared_label="PostgreSQL + S3"; fi
 
   report "file cache scaled out: $CONNECTIONS connections x $ROUNDS rounds, 1 MiB files"
   report_environment
   report "$(printf '%-34s %16s   %16s   %16s' "" "cache_id req/s" "upload MiB/s" "download MiB/s")"
 
   port=$(free_port)
-  start_replica "$WORK_DIR/file_cache.json" "$port" "$WORK_DIR/data-alone" "$WORK_DIR/alone.log" 0
+  start_replica "$WORK_DIR/alone.json" "$port" "$WORK_DIR/data-alone" "$WORK_DIR/alone.log"
   figures=$(measure "$port") # an assignment, so that a failed measure stops the run (set -e)
   read -r ids up down <<<"$figures"
   base=("$ids" "$up" "$down")
@@ -134,7 +148,7 @@ JSON
     mkdir -p "$WORK_DIR/data-shared-$n"
     for i in $(seq "$n"); do
       port=$(free_port)
-      start_replica "$WORK_DIR/file_cache.json" "$port" "$WORK_DIR/data-shared-$n" "$WORK_DIR/replica-$n-$i.log" 1
+      start_replica "$WORK_DIR/shared.json" "$port" "$WORK_DIR/data-shared-$n" "$WORK_DIR/replica-$n-$i.log"
       ports+=("$port")
     done
     start_balancer "${ports[@]}"

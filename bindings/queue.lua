@@ -114,9 +114,13 @@ end
 -- out with its attempt past `attempts`, for the script to decide (ServiceX fails its request).
 local function take(self, tx, lease_seconds, bury_expired_jobs)
   local time = now()
+  local due_until = due_key(time, "~")
   local claimed = {}
   -- Due keys start with a digit: from "0" skips "#count", which would take a slot of the batch.
-  for _, pair in ipairs(tx:iter({ from = "0", to = due_key(time, "~"), limit = self.batch })) do
+  -- The range read does not depend on the time (the due jobs are a prefix of the first `batch`
+  -- keys), so that a backend that re-runs fn until its reads are stable (PostgreSQL) converges.
+  for _, pair in ipairs(tx:iter({ from = "0", limit = self.batch })) do
+    if pair.key > due_until then break end
     local job = pair.value
     tx:delete(pair.key)
     if bury_expired_jobs and job.lease and job.attempt >= self.attempts then

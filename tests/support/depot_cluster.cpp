@@ -7,15 +7,38 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "tests/support/postgres_server.hpp"
 #include "tests/support/test_server.hpp"
 
 namespace depot::testing {
+namespace {
+
+bool on_postgres_and_s3() {
+  const char* mode = std::getenv("DEPOT_TEST_CLUSTER");
+  return mode != nullptr && std::string(mode) == "postgres+s3";
+}
+
+// One s3rver for the whole test process, as PostgresServer::shared() is one PostgreSQL.
+S3Server& shared_s3() {
+  static S3Server server;
+  return server;
+}
+
+}  // namespace
 
 DepotCluster::DepotCluster(size_t replicas, nlohmann::json services,
                            const std::map<std::string, std::string>& scripts, int threads) {
   root_ = make_temp_dir("depot-cluster-");
   data_dir_ = root_ / "shared-data";
   std::filesystem::create_directories(data_dir_);
+  nlohmann::json storage = nlohmann::json::object();
+  if (on_postgres_and_s3()) {
+    kv_url_ = PostgresServer::shared().create_database();
+    s3_ = &shared_s3();
+    s3_prefix_ = root_.filename().string();
+    storage = s3_->storage(s3_prefix_);
+    storage["kv"] = kv_url_;
+  }
   for (auto& service : services) {
     auto script = scripts.find(service.value("script", ""));
     if (script == scripts.end()) continue;
@@ -34,6 +57,7 @@ DepotCluster::DepotCluster(size_t replicas, nlohmann::json services,
                              {"scripts_dir", DEPOT_SOURCE_DIR "/scripts"},
                              {"threads", threads},
                              {"services", services}};
+    if (!storage.empty()) config["storage"] = storage;
     std::ofstream(directory / "config.json") << config.dump(2);
     replicas_.push_back(std::make_unique<DepotProcess>(
         directory, std::vector<std::string>{"--config", "config.json", "--log-format", "json"}));

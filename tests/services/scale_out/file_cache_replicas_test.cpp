@@ -85,7 +85,14 @@ TEST_CASE("a replica killed with -9 mid-upload leaves no partial file; the other
 
   auto after = download(cluster.replica_port(2), id);
   check_error(after, 404, "Cache ID not found");
-  CHECK_FALSE(std::filesystem::exists(cluster.data_dir() / "file_cache" / id.substr(0, 2) / id));
+  if (cluster.s3() != nullptr) {
+    // The multipart upload was never completed: no object, under any name.
+    for (const std::string& key : cluster.s3()->keys(cluster.s3_prefix() + "/")) {
+      CHECK(key.find(id) == std::string::npos);
+    }
+  } else {
+    CHECK_FALSE(std::filesystem::exists(cluster.data_dir() / "file_cache" / id.substr(0, 2) / id));
+  }
   CHECK(upload(cluster.replica_port(0), id, "small.txt", "complete").status == 200);
   CHECK(download(cluster.replica_port(2), id).body == "complete");
 }
@@ -105,7 +112,11 @@ TEST_CASE("the file cache's expiry runs once per interval across three replicas"
   std::sort(runs.begin(), runs.end());
   INFO("runs per replica: " << per_replica[0] << " " << per_replica[1] << " " << per_replica[2]);
   // Each replica ticks every 0.5 s: without the cluster-wide lease, three runs per half second.
-  CHECK(runs.size() >= 4);
-  // The log has milliseconds, and a run logs when it ends, not when it starts: allow 50 ms.
-  for (size_t i = 1; i < runs.size(); ++i) CHECK(runs[i] - runs[i - 1] >= 0.45);
+  // A run on PostgreSQL + S3 (its orphan sweep lists the bucket) may outlast a tick, which is
+  // then skipped, so the lower bound is loose.
+  REQUIRE(runs.size() >= 2);
+  CHECK(runs.size() <= (runs.back() - runs.front()) / 0.5 + 2);
+  // A run logs when it ends, and on a loaded machine one run may take 100 ms longer than the
+  // next: the starts are 0.5 s apart, the ends at least 0.3 s.
+  for (size_t i = 1; i < runs.size(); ++i) CHECK(runs[i] - runs[i - 1] >= 0.3);
 }
