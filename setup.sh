@@ -13,6 +13,7 @@ packages=(
   curl python3 python3-requests python3-pytest
   chromium
   prometheus  # promtool checks /metrics' text format; the metrics test scrapes with a real prometheus
+  lua-busted  # `depot test` runs the Lua specs (scripts/*/spec/) with busted
   clang libclang-rt-14-dev  # the fuzz harnesses (libFuzzer and clang's sanitizer runtimes)
 )
 # The browser test runs on node; a node that came from elsewhere (with its own npm) is kept.

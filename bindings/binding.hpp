@@ -10,13 +10,12 @@
 // its task through engine/task_handle.hpp (or engine/blocking.hpp for work on the thread pool).
 #pragma once
 
-#include <lua.hpp>
-
 #include <filesystem>
 #include <initializer_list>
+#include <lua.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <nlohmann/json.hpp>
 
 namespace depot {
 
@@ -79,5 +78,7 @@ void define_metatable(lua_State* L, const char* name, const luaL_Reg* methods, l
 
 // Registers every module in package.preload.
 void open_bindings(lua_State* L);
+// Registers the modules of `depot test`'s spec state (spec_server, spec_client, depot.spec) too.
+void open_spec_bindings(lua_State* L);
 
 }  // namespace depot

@@ -18,6 +18,8 @@ int open_fs(lua_State* L);
 int open_http_client(lua_State* L);
 int open_metrics(lua_State* L);
 int open_blob_driver(lua_State* L);
+int open_spec_server(lua_State* L);
+int open_spec_client(lua_State* L);
 
 namespace {
 const char* const kContextKey = "depot.binding_context";
@@ -32,6 +34,14 @@ const Module kModules[] = {
     {"jobs", open_jobs},        {"kv", open_kv},           {"fs", open_fs},
     {"http", open_http_client}, {"metrics", open_metrics}, {"blob_driver", open_blob_driver},
 };
+
+// Only in the Lua state of `depot test` (open_spec_bindings): what specs need and route scripts
+// must not have. `depot.spec` is Lua, compiled in from engine/lua/spec_helpers.lua.
+const Module kSpecModules[] = {
+    {"spec_server", open_spec_server},
+    {"spec_client", open_spec_client},
+};
+const char* const kSpecHelpers = "spec_helpers";
 }  // namespace
 
 void set_binding_context(lua_State* L, BindingContext* context) {
@@ -169,6 +179,19 @@ void open_bindings(lua_State* L) {
     lua_pushcclosure(L, load_embedded_module, 1);
     lua_setfield(L, -2, name);
   }
+  lua_pop(L, 2);
+}
+
+void open_spec_bindings(lua_State* L) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  for (const Module& module : kSpecModules) {
+    lua_pushcfunction(L, module.open);
+    lua_setfield(L, -2, module.name);
+  }
+  lua_pushstring(L, kSpecHelpers);
+  lua_pushcclosure(L, load_embedded_module, 1);
+  lua_setfield(L, -2, "depot.spec");
   lua_pop(L, 2);
 }
 

@@ -1,5 +1,7 @@
 # Installation and the Debian package: `cpack -G DEB` in the build dir makes
-# depot_<version>_amd64.deb with /usr/bin/depot, the shipped scripts (/usr/share/depot/scripts),
+# depot_<version>_amd64.deb with /usr/bin/depot, the shipped scripts (/usr/share/depot/scripts,
+# with their specs for `depot test`, and the stand-in upstreams those use in
+# /usr/share/depot/tests/stubs),
 # the docs (/usr/share/doc/depot), the default config as /etc/depot/depot.json (a conffile: dpkg
 # keeps an operator's edits) and the hardened systemd unit (cmake/debian/depot.service).
 # tests/package/check_deb.sh builds, installs, checks and removes it.
@@ -15,6 +17,8 @@ set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_SOURCE_DI
 install(TARGETS depot RUNTIME DESTINATION bin)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/scripts/ DESTINATION share/depot/scripts
         PATTERN "*.py" EXCLUDE PATTERN "node_modules" EXCLUDE)
+# Next to the scripts, where `depot test` looks for them (bindings/spec_server.cpp, stubs_dir).
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/tests/stubs/ DESTINATION share/depot/tests/stubs)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/depot)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/ DESTINATION share/doc/depot)
 install(FILES ${CMAKE_BINARY_DIR}/package/depot.json DESTINATION /etc/depot)
@@ -29,6 +33,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # depot_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION httpd)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)   # the library packages, from the binary's own links
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+# `depot test` runs specs with busted; serving does not need it.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "lua-busted")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/cmake/debian/conffiles ${CMAKE_SOURCE_DIR}/cmake/debian/postinst
     ${CMAKE_SOURCE_DIR}/cmake/debian/prerm ${CMAKE_SOURCE_DIR}/cmake/debian/postrm)

@@ -1,32 +1,14 @@
 // `depot check` (see check.hpp).
 #include "engine/check.hpp"
 
-#include <stdlib.h>
-
-#include <filesystem>
-
 #include "engine/config_keys.hpp"
 #include "engine/generation.hpp"
 #include "engine/log.hpp"
 #include "engine/runtime.hpp"
+#include "engine/scratch_dir.hpp"
 
 namespace depot {
 namespace {
-
-// A data dir for the check's runtimes, removed afterwards: scripts create their stores when they
-// load, and a check must leave the server's data as it found it.
-struct ScratchDir {
-  std::filesystem::path path;
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "depot-check-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot create a scratch dir in " + pattern);
-    path = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-};
 
 struct Findings {
   std::vector<std::string> errors;
@@ -35,11 +17,13 @@ struct Findings {
 
 // "services[2]" for the service named `name` in the config document (its position there).
 std::string service_path(const nlohmann::json& document, const std::string& name) {
-  const nlohmann::json* list = document.is_object() && document.contains("services") ? &document["services"] : nullptr;
+  const nlohmann::json* list =
+      document.is_object() && document.contains("services") ? &document["services"] : nullptr;
   if (list != nullptr && list->is_array()) {
     for (size_t i = 0; i < list->size(); ++i) {
       const nlohmann::json& entry = (*list)[i];
-      if (entry.is_object() && entry.value("name", "") == name) return "services[" + std::to_string(i) + "]";
+      if (entry.is_object() && entry.value("name", "") == name)
+        return "services[" + std::to_string(i) + "]";
     }
   }
   return "services." + name;
@@ -70,8 +54,9 @@ void load_scripts(const Options& options, Findings& findings) {
     findings.warnings.push_back("service " + note.service + " will not be mounted: " + note.text);
   }
   for (const Runtime::LoadNote& note : runtime->unread_settings()) {
-    findings.warnings.push_back(service_path(options.config, note.service) + ".config." + note.text +
-                                ": the " + note.service + " service never reads this setting (misspelt?)");
+    findings.warnings.push_back(service_path(options.config, note.service) + ".config." +
+                                note.text + ": the " + note.service +
+                                " service never reads this setting (misspelt?)");
   }
 }
 
@@ -87,11 +72,13 @@ int check_config(const CommandLine& command_line, std::ostream& out) {
   } catch (const ConfigError& e) {
     findings.errors.push_back(e.what());
   }
-  if (!unknown.empty()) findings.errors.push_back("config file " + config_file + ": " + unknown_config_keys_message(unknown));
+  if (!unknown.empty())
+    findings.errors.push_back("config file " + config_file + ": " +
+                              unknown_config_keys_message(unknown));
   // The scripts' own log lines would repeat what the findings say; errors still show.
   if (!command_line.log_level) log::set_level(log::Level::error);
   if (findings.errors.empty()) {
-    ScratchDir scratch;
+    ScratchDir scratch("depot-check-");
     options.data_dir = scratch.path;
     load_scripts(options, findings);
   }
@@ -99,12 +86,14 @@ int check_config(const CommandLine& command_line, std::ostream& out) {
   for (const std::string& error : findings.errors) out << "error: " << error << "\n";
   if (!findings.errors.empty()) {
     out << "depot check: " << config_file << ": " << findings.errors.size()
-        << (findings.errors.size() == 1 ? " error" : " errors") << "; depot serve would refuse it\n";
+        << (findings.errors.size() == 1 ? " error" : " errors")
+        << "; depot serve would refuse it\n";
     return 1;
   }
   out << "depot check: " << config_file << ": ok (" << options.services.size() << " services";
   if (!findings.warnings.empty()) {
-    out << ", " << findings.warnings.size() << (findings.warnings.size() == 1 ? " warning" : " warnings");
+    out << ", " << findings.warnings.size()
+        << (findings.warnings.size() == 1 ? " warning" : " warnings");
   }
   out << ")\n";
   return 0;

@@ -170,6 +170,25 @@ void apply_dotenv(const std::string& path) {
   }
 }
 
+void read_config_document(const nlohmann::json& document, Options& options) {
+  options.host = json_get<std::string>(document, "host", options.host, "config");
+  options.port = static_cast<uint16_t>(json_get<int>(document, "port", options.port, "config"));
+  options.threads = json_get<size_t>(document, "threads", options.threads, "config");
+  options.data_dir = json_get<std::string>(document, "data_dir", options.data_dir, "config");
+  options.scripts_dir =
+      json_get<std::string>(document, "scripts_dir", options.scripts_dir, "config");
+  options.watch_scripts =
+      json_get<bool>(document, "watch_scripts", options.watch_scripts, "config");
+  options.drain_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(json_get<double>(document, "drain_timeout",
+                                            options.drain_timeout.count() / 1000.0, "config") *
+                           1000));
+  read_limits(document, options.limits);
+  read_metrics(document, options.metrics);
+  read_services(document, options.services);
+  read_storage(document);
+}
+
 std::string config_file_path(const CommandLine& command_line) {
   return command_line.config_file.value_or(env("DEPOT_CONFIG").value_or("config/depot.json"));
 }
@@ -197,23 +216,10 @@ Options load_options(const CommandLine& command_line, std::vector<std::string>* 
   } else if (!unknown.empty()) {
     throw ConfigError("config file " + config_file + ": " + unknown_config_keys_message(unknown));
   }
+  read_config_document(options.config, options);
   const nlohmann::json& document = options.config;
-  options.host = json_get<std::string>(document, "host", options.host, "config");
-  options.port = static_cast<uint16_t>(json_get<int>(document, "port", options.port, "config"));
-  options.threads = json_get<size_t>(document, "threads", options.threads, "config");
-  options.data_dir = json_get<std::string>(document, "data_dir", options.data_dir, "config");
-  options.scripts_dir =
-      json_get<std::string>(document, "scripts_dir", options.scripts_dir, "config");
-  options.watch_scripts =
-      json_get<bool>(document, "watch_scripts", options.watch_scripts, "config");
-  options.drain_timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(json_get<double>(document, "drain_timeout", 10.0, "config") * 1000));
   std::string log_level = json_get<std::string>(document, "log_level", "info", "config");
   std::string log_format = json_get<std::string>(document, "log_format", "auto", "config");
-  read_limits(document, options.limits);
-  read_metrics(document, options.metrics);
-  read_services(document, options.services);
-  read_storage(document);
 
   if (auto value = env("DEPOT_HOST")) options.host = *value;
   if (auto value = env("DEPOT_PORT"))

@@ -1,6 +1,11 @@
 // The `depot` command: `depot serve` runs the server, `depot check` checks its config and scripts,
-// `depot admin` runs a service's admin command, `depot version`; `depot help` says how.
+// `depot admin` runs a service's admin command, `depot test` runs Lua specs, `depot version`;
+// `depot help` says how.
+#include <curl/curl.h>
+#include <lmdb.h>
+#include <luajit.h>
 #include <signal.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -8,23 +13,20 @@
 #include <string>
 #include <thread>
 
-#include <curl/curl.h>
-#include <lmdb.h>
-#include <luajit.h>
-#include <sodium.h>
-
 #include "engine/check.hpp"
 #include "engine/config.hpp"
 #include "engine/generation.hpp"
 #include "engine/log.hpp"
 #include "engine/runtime.hpp"
 #include "engine/server.hpp"
+#include "engine/test_command.hpp"
 
 namespace {
 
 const char* const kUsage = R"(usage: depot serve [options]
        depot check [options]
        depot admin [options] COMMAND [ARGUMENTS...]
+       depot test [options] [BUSTED OPTIONS] [PATHS...]
        depot version
 
 serve: runs the Depot HTTP server with the route scripts named in the config file.
@@ -33,6 +35,10 @@ check: loads the config and every script without serving (like nginx -t): report
        and settings no script reads; exits 0 when `depot serve` would start, 1 otherwise.
 admin: runs a service's admin command (e.g. expire-all) against the same data dir, safely
        while the server runs; long commands show their progress on stderr.
+test:  runs busted specs (*_spec.lua files; a path is a file or a directory, searched
+       recursively; default: the scripts dir, with the shipped services' specs) inside Depot's
+       runtime, with the module depot.spec to start servers for them (docs/lua-api.md).
+       Busted's options pass through (-o TAP, --filter PATTERN); exits 0 when all pass, else 1.
 version: prints Depot's version and those of the libraries it runs on.
 
 options (each also from the environment, and from ./.env):
@@ -60,27 +66,53 @@ int parse_number(const std::string& option, const char* text) {
   throw depot::ConfigError(option + " needs a number, got '" + text + "'");
 }
 
+// Sets the Depot option `option` to `value`; false when Depot has no such option.
+bool set_option(depot::CommandLine& command_line, const std::string& option, const char* value) {
+  if (option == "--config")
+    command_line.config_file = value;
+  else if (option == "--host")
+    command_line.host = value;
+  else if (option == "--port")
+    command_line.port = parse_number(option, value);
+  else if (option == "--data-dir")
+    command_line.data_dir = value;
+  else if (option == "--scripts")
+    command_line.scripts_dir = value;
+  else if (option == "--threads")
+    command_line.threads = parse_number(option, value);
+  else if (option == "--log-level")
+    command_line.log_level = value;
+  else if (option == "--log-format")
+    command_line.log_format = value;
+  else
+    return false;
+  return true;
+}
+
 // Parses options from argv[2]; stops at the first argument that is not an option and returns
-// its index in `rest` (admin's command).
-depot::CommandLine parse_options(int argc, char** argv, int* rest = nullptr) {
+// its index in `rest` (admin's command). With `others`, arguments that are not Depot's options
+// go there instead (test's, for busted).
+depot::CommandLine parse_options(int argc, char** argv, int* rest = nullptr,
+                                 std::vector<std::string>* others = nullptr) {
   depot::CommandLine command_line;
   for (int i = 2; i < argc; ++i) {
     std::string option = argv[i];
+    if (others != nullptr) {
+      if (i + 1 < argc && set_option(command_line, option, argv[i + 1])) {
+        ++i;
+      } else {
+        others->push_back(option);
+      }
+      continue;
+    }
     if (rest != nullptr && option.rfind("--", 0) != 0) {
       *rest = i;
       return command_line;
     }
     if (i + 1 >= argc) throw depot::ConfigError(option + " needs a value (see depot help)");
-    const char* value = argv[++i];
-    if (option == "--config") command_line.config_file = value;
-    else if (option == "--host") command_line.host = value;
-    else if (option == "--port") command_line.port = parse_number(option, value);
-    else if (option == "--data-dir") command_line.data_dir = value;
-    else if (option == "--scripts") command_line.scripts_dir = value;
-    else if (option == "--threads") command_line.threads = parse_number(option, value);
-    else if (option == "--log-level") command_line.log_level = value;
-    else if (option == "--log-format") command_line.log_format = value;
-    else throw depot::ConfigError("unknown option " + option + " (see depot help)");
+    if (!set_option(command_line, option, argv[++i])) {
+      throw depot::ConfigError("unknown option " + option + " (see depot help)");
+    }
   }
   if (rest != nullptr) *rest = argc;
   return command_line;
@@ -131,12 +163,20 @@ int check(int argc, char** argv) {
   return depot::check_config(parse_options(argc, argv), std::cout);
 }
 
+int test(int argc, char** argv) {
+  depot::apply_dotenv(".env");
+  std::vector<std::string> arguments;
+  depot::CommandLine command_line = parse_options(argc, argv, nullptr, &arguments);
+  return depot::run_specs(command_line, arguments);
+}
+
 void print_version() {
   curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
   std::cout << "depot " << DEPOT_VERSION << "\n"
-            << "  " << LUAJIT_VERSION << ", " << MDB_VERSION_STRING << ", libsodium " << sodium_version_string()
-            << ", libcurl " << curl->version << ", nlohmann_json " << NLOHMANN_JSON_VERSION_MAJOR << "."
-            << NLOHMANN_JSON_VERSION_MINOR << "." << NLOHMANN_JSON_VERSION_PATCH << "\n";
+            << "  " << LUAJIT_VERSION << ", " << MDB_VERSION_STRING << ", libsodium "
+            << sodium_version_string() << ", libcurl " << curl->version << ", nlohmann_json "
+            << NLOHMANN_JSON_VERSION_MAJOR << "." << NLOHMANN_JSON_VERSION_MINOR << "."
+            << NLOHMANN_JSON_VERSION_PATCH << "\n";
 }
 
 int admin(int argc, char** argv) {
@@ -160,6 +200,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return serve(argc, argv);
     if (command == "check") return check(argc, argv);
     if (command == "admin") return admin(argc, argv);
+    if (command == "test") return test(argc, argv);
     if (command == "version" || command == "--version") {
       print_version();
       return 0;

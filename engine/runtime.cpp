@@ -13,6 +13,7 @@
 #include "engine/metrics.hpp"
 #include "engine/metrics_text.hpp"
 #include "engine/server_core.hpp"
+#include "engine/spec_files.hpp"
 #include "engine/worker.hpp"
 
 namespace depot {
@@ -54,7 +55,8 @@ void preemption_hook(lua_State* L, lua_Debug*) {
 }
 
 std::filesystem::path script_file(const Generation& generation, const ServiceSpec& spec) {
-  std::filesystem::path path = spec.script.is_absolute() ? spec.script : generation.scripts_dir / spec.script;
+  std::filesystem::path path =
+      spec.script.is_absolute() ? spec.script : generation.scripts_dir / spec.script;
   if (std::filesystem::is_directory(path)) path /= "init.lua";
   return path;
 }
@@ -72,7 +74,9 @@ void push_json_object(lua_State* L, const nlohmann::json& value) {
 // Service config sections reach Lua as plain tables (null becomes nil).
 void push_json(lua_State* L, const nlohmann::json& value) {
   switch (value.type()) {
-    case nlohmann::json::value_t::object: push_json_object(L, value); break;
+    case nlohmann::json::value_t::object:
+      push_json_object(L, value);
+      break;
     case nlohmann::json::value_t::array: {
       lua_createtable(L, static_cast<int>(value.size()), 0);
       int index = 1;
@@ -87,11 +91,17 @@ void push_json(lua_State* L, const nlohmann::json& value) {
       lua_pushlstring(L, text.data(), text.size());
       break;
     }
-    case nlohmann::json::value_t::boolean: lua_pushboolean(L, value.get<bool>()); break;
+    case nlohmann::json::value_t::boolean:
+      lua_pushboolean(L, value.get<bool>());
+      break;
     case nlohmann::json::value_t::number_integer:
     case nlohmann::json::value_t::number_unsigned:
-    case nlohmann::json::value_t::number_float: lua_pushnumber(L, value.get<double>()); break;
-    default: lua_pushnil(L); break;
+    case nlohmann::json::value_t::number_float:
+      lua_pushnumber(L, value.get<double>());
+      break;
+    default:
+      lua_pushnil(L);
+      break;
   }
 }
 }  // namespace
@@ -116,8 +126,8 @@ Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
 
     const std::string scripts = generation_->scripts_dir.string();
     lua_getglobal(L_, "package");
-    std::string path = scripts + "/lib/?.lua;" + scripts + "/lib/?/init.lua;" + scripts + "/?.lua;" + scripts +
-                       "/?/init.lua;";
+    std::string path = scripts + "/lib/?.lua;" + scripts + "/lib/?/init.lua;" + scripts +
+                       "/?.lua;" + scripts + "/?/init.lua;";
     lua_getfield(L_, -1, "path");
     path += lua_tostring(L_, -1);
     lua_pop(L_, 1);
@@ -131,7 +141,8 @@ Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
       throw std::runtime_error(std::string("prelude: ") + lua_tostring(L_, -1));
     }
     push_exchange_api(L_, generation_->limits, worker_);
-    if (lua_pcall(L_, 1, 1, -3) != 0) throw std::runtime_error(std::string("prelude: ") + lua_tostring(L_, -1));
+    if (lua_pcall(L_, 1, 1, -3) != 0)
+      throw std::runtime_error(std::string("prelude: ") + lua_tostring(L_, -1));
     prelude_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
     lua_pop(L_, 1);
     register_depot_module(L_, prelude_ref_);
@@ -173,6 +184,10 @@ int Runtime::prelude_function(const char* name) {
 void Runtime::load_services() {
   for (const ServiceSpec& spec : generation_->services) {
     std::filesystem::path file = script_file(*generation_, spec);
+    if (is_spec_name(file.filename().native())) {
+      throw std::runtime_error("service " + spec.name + ": " + file.string() +
+                               " is a spec, not a route script (run it with depot test)");
+    }
     lua_settop(L_, 0);
     lua_pushcfunction(L_, traceback);
     if (luaL_loadfile(L_, file.c_str()) != 0) {
@@ -199,13 +214,15 @@ void Runtime::load_services() {
       status = lua_pcall(L_, 1, 0, 2);
     }
     if (status != 0) {
-      if (!lua_istable(L_, -1)) throw std::runtime_error("service " + spec.name + ": " + lua_tostring(L_, -1));
+      if (!lua_istable(L_, -1))
+        throw std::runtime_error("service " + spec.name + ": " + lua_tostring(L_, -1));
       lua_getfield(L_, -1, "message");
       std::string reason = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "configuration error";
       lua_pushboolean(L_, 1);
       lua_setfield(L_, 1, "disabled");
       unmounted_.push_back({spec.name, reason});
-      if (worker_ == nullptr || worker_->index() == 0) log::warn("service not mounted", {{"service", spec.name}, {"reason", reason}});
+      if (worker_ == nullptr || worker_->index() == 0)
+        log::warn("service not mounted", {{"service", spec.name}, {"reason", reason}});
     }
   }
   lua_settop(L_, 0);
@@ -228,7 +245,8 @@ void Runtime::find_unread_settings() {
   lua_settop(L_, 0);
   if (worker_ != nullptr && worker_->index() != 0) return;
   for (const LoadNote& note : unread_settings_) {
-    log::warn("setting not read by its service (misspelt?)", {{"service", note.service}, {"key", note.text}});
+    log::warn("setting not read by its service (misspelt?)",
+              {{"service", note.service}, {"key", note.text}});
   }
 }
 
@@ -274,7 +292,8 @@ void Runtime::build_router() {
       }
       if (!lua_istable(L_, -1)) mounts = spec.mounts;
       lua_pop(L_, 5);
-      routes_[s].push_back(RouteInfo{spec.name + ": " + method + " " + pattern, deadline, method + " " + pattern});
+      routes_[s].push_back(
+          RouteInfo{spec.name + ": " + method + " " + pattern, deadline, method + " " + pattern});
       for (const std::string& mount : mounts) {
         std::string full = Router::join(mount, pattern);
         router_.add(method, full, RouteTarget{static_cast<uint32_t>(s), static_cast<uint32_t>(r)},
@@ -292,9 +311,11 @@ void Runtime::prepare_metrics() {
   metrics::WorkerMetrics& metrics = worker_->metrics();
   const std::vector<ServiceSpec>& services = generation_->services;
   for (size_t s = 0; s < routes_.size(); ++s) {
-    for (RouteInfo& route : routes_[s]) route.series = &metrics.route(services[s].name, route.label);
+    for (RouteInfo& route : routes_[s])
+      route.series = &metrics.route(services[s].name, route.label);
   }
-  for (const ServiceSpec& spec : services) unmatched_series_.push_back(&metrics.route(spec.name, "unmatched"));
+  for (const ServiceSpec& spec : services)
+    unmatched_series_.push_back(&metrics.route(spec.name, "unmatched"));
   unmatched_series_.push_back(&metrics.route("none", "unmatched"));
   const MetricsOptions& options = worker_->core().options().metrics;
   if (!options.enabled || !options.listen.empty()) return;
@@ -305,8 +326,9 @@ void Runtime::prepare_metrics() {
   if (worker_->index() != 0 || match.service < 0) return;
   const std::string& owner = services[static_cast<size_t>(match.service)].name;
   if (taken) {
-    log::warn("metrics not served on the main listener: a route of the service answers GET /metrics",
-              {{"service", owner}, {"hint", "set metrics.listen to serve them on an admin listener"}});
+    log::warn(
+        "metrics not served on the main listener: a route of the service answers GET /metrics",
+        {{"service", owner}, {"hint", "set metrics.listen to serve them on an admin listener"}});
   } else {
     log::info("metrics served at /metrics, inside the namespace of a service without a route there",
               {{"service", owner}});
@@ -315,12 +337,14 @@ void Runtime::prepare_metrics() {
 
 bool Runtime::answers_scrape(const Exchange& exchange) const {
   const RequestHead& head = exchange.head();
-  return scrape_series_ != nullptr && head.path == metrics::kPath && (head.method == "GET" || head.method == "HEAD");
+  return scrape_series_ != nullptr && head.path == metrics::kPath &&
+         (head.method == "GET" || head.method == "HEAD");
 }
 
 void Runtime::answer_scrape(Exchange& exchange) {
   worker_->metrics().request_started(exchange, *scrape_series_);
-  exchange.respond(200, {{"content-type", metrics::kContentType}}, metrics::render(worker_->core()));
+  exchange.respond(200, {{"content-type", metrics::kContentType}},
+                   metrics::render(worker_->core()));
   exchange.handler_finished();
 }
 
@@ -328,10 +352,12 @@ void Runtime::start_request(const std::shared_ptr<Exchange>& exchange) {
   const RequestHead& head = exchange->head();
   RouteMatch match = router_.match(head.method, head.path);
   exchange->set_service(match.service);
-  if (match.kind == RouteMatch::Kind::not_found && answers_scrape(*exchange)) return answer_scrape(*exchange);
+  if (match.kind == RouteMatch::Kind::not_found && answers_scrape(*exchange))
+    return answer_scrape(*exchange);
   if (match.kind != RouteMatch::Kind::found) {
     worker_->metrics().request_started(
-        *exchange, *unmatched_series_[match.service >= 0 ? static_cast<size_t>(match.service) : unmatched_series_.size() - 1]);
+        *exchange, *unmatched_series_[match.service >= 0 ? static_cast<size_t>(match.service)
+                                                         : unmatched_series_.size() - 1]);
     bool not_allowed = match.kind == RouteMatch::Kind::method_not_allowed;
     error_answer::send(this, *exchange, not_allowed ? 405 : 404,
                        not_allowed ? "method not allowed" : "not found",

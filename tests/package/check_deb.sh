@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package end to end, as the CI machine (root) runs it: builds it with CPack, checks
 # what it holds, installs it with dpkg -i, runs the installed `depot check` on the installed
-# config, serves /hello as the package's user `depot` for a moment, verifies the systemd unit,
+# config, runs the installed services' specs with the installed `depot test` (when lua-busted is
+# installed), serves /hello as the package's user `depot` for a moment, verifies the systemd unit,
 # and removes the package again (also when a step fails).
 #   tests/package/check_deb.sh [BUILD_DIR]     (default build-package)
 set -euo pipefail
@@ -20,11 +21,13 @@ deb="$build/depot_${version}_amd64.deb"
 
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/depot ./usr/share/depot/scripts/file_cache/init.lua ./usr/share/depot/scripts/users/init.lua \
+            ./usr/share/depot/scripts/users/spec/users_spec.lua ./usr/share/depot/tests/stubs/kbase_auth/init.lua \
             ./usr/share/doc/depot/README.md ./usr/share/doc/depot/lua-api.md ./etc/depot/depot.json \
             ./lib/systemd/system/depot.service; do
   grep -q " $path\$" <<<"$contents" || { echo "check_deb.sh: $path is not in the package" >&2; exit 1; }
 done
 dpkg-deb -f "$deb" Depends | grep -q libluajit || { echo "check_deb.sh: Depends lacks the libraries" >&2; exit 1; }
+dpkg-deb -f "$deb" Recommends | grep -q lua-busted || { echo "check_deb.sh: Recommends lacks lua-busted" >&2; exit 1; }
 [ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" = /etc/depot/depot.json ]
 
 had_user=$(getent passwd depot >/dev/null && echo yes || echo no)
@@ -40,6 +43,10 @@ trap cleanup EXIT
 dpkg -i "$deb"
 /usr/bin/depot version
 /usr/bin/depot check --config /etc/depot/depot.json
+if [ -f /usr/share/lua/5.1/busted/runner.lua ]; then
+  # From the scratch dir: nothing of the checkout (its config, its scripts) is in reach.
+  (cd "$scratch" && /usr/bin/depot test --scripts /usr/share/depot/scripts -o TAP)
+fi
 getent passwd depot >/dev/null
 
 # The installed server, as its user, on the installed scripts and config (a scratch data dir).
