@@ -19,19 +19,36 @@ SLICE = 256 * 1024
 
 
 async def read_response(loop, sock, buffer):
-    """Reads one Content-Length framed response: (status, body, rest of the buffer)."""
-    while b"\r\n\r\n" not in buffer:
+    """Reads one response, Content-Length framed or chunked: (status, body, rest of the buffer)."""
+    async def more(buffer):
         data = await loop.sock_recv(sock, 262144)
         if not data:
-            raise ConnectionError("the server closed the connection before answering")
-        buffer += data
+            raise ConnectionError("the server closed the connection inside a response")
+        return buffer + data
+
+    while b"\r\n\r\n" not in buffer:
+        buffer = await more(buffer)
     head, _, rest = buffer.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    length = 0
+    headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
+        headers[name.strip().lower()] = value.strip()
+    status = int(lines[0].split()[1])
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = []
+        while True:
+            while b"\r\n" not in rest:
+                rest = await more(rest)
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(rest) < size + 2:
+                rest = await more(rest)
+            body.append(rest[:size])
+            rest = rest[size + 2:]
+            if size == 0:
+                return status, b"".join(body), rest
+    length = int(headers.get("content-length", "0"))
     chunks, have = [rest], len(rest)
     while have < length:
         data = await loop.sock_recv(sock, 262144)
@@ -40,7 +57,7 @@ async def read_response(loop, sock, buffer):
         chunks.append(data)
         have += len(data)
     body = b"".join(chunks)
-    return int(lines[0].split()[1]), body[:length], body[length:]
+    return status, body[:length], body[length:]
 
 
 class Client:
