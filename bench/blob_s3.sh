@@ -15,27 +15,8 @@ BIG_BYTES=${BIG_BYTES:-268435456}
 PARALLEL=${PARALLEL:-8}
 ROUNDS=${ROUNDS:-8}
 SMALL_BYTES=${SMALL_BYTES:-1048576}
-S3RVER_PID=""
-
-stop_s3rver() {
-  [ -n "$S3RVER_PID" ] || return 0
-  stop_process "$S3RVER_PID"
-  S3RVER_PID=""
-}
+CLIENT=$BENCH_DIR/upload_clients.py
 STOP_ON_EXIT+=(stop_s3rver)
-
-start_s3rver() {
-  require_command node nodejs
-  [ -d "$REPO_DIR/tests/s3/node_modules/s3rver" ] || die "s3rver missing: run ./setup.sh (npm ci in tests/s3)"
-  node --openssl-legacy-provider "$REPO_DIR/tests/s3/server.js" "$WORK_DIR/s3" >"$WORK_DIR/s3rver.log" 2>&1 &
-  S3RVER_PID=$!
-  for _ in $(seq 100); do
-    S3_PORT=$(awk '/^listening/ { print $2 }' "$WORK_DIR/s3rver.log")
-    [ -n "$S3_PORT" ] && return 0
-    sleep 0.1
-  done
-  die "s3rver did not start: $(cat "$WORK_DIR/s3rver.log")"
-}
 
 write_config() { # port storage-json
   cat >"$WORK_DIR/depot.json" <<JSON

@@ -230,3 +230,28 @@ LUA
     "$(awk -v t=$((ticks_after - ticks_before)) -v n="$requests" -v hz="$CLOCK_TICKS_PER_SECOND" 'BEGIN { printf "%.3f ms", t / hz * 1000 / n }')" \
     "per request (its fetch and the stub included); errors: $(awk '/Non-2xx|Socket errors/' "$WORK_DIR/wrk.txt" | tr -s ' ' | tr '\n' ' ')"
 }
+
+# --- S3 (blob_s3.sh, scale_out.sh) ---
+
+# s3rver from tests/s3 (bucket "depot", credentials S3RVER/S3RVER) with its objects under
+# $WORK_DIR/s3; sets S3_PORT. Scripts that call it add stop_s3rver to STOP_ON_EXIT.
+S3RVER_PID=""
+
+stop_s3rver() {
+  [ -n "$S3RVER_PID" ] || return 0
+  stop_process "$S3RVER_PID"
+  S3RVER_PID=""
+}
+
+start_s3rver() {
+  require_command node nodejs
+  [ -d "$REPO_DIR/tests/s3/node_modules/s3rver" ] || die "s3rver missing: run ./setup.sh (npm ci in tests/s3)"
+  node --openssl-legacy-provider "$REPO_DIR/tests/s3/server.js" "$WORK_DIR/s3" >"$WORK_DIR/s3rver.log" 2>&1 &
+  S3RVER_PID=$!
+  for _ in $(seq 100); do
+    S3_PORT=$(awk '/^listening/ { print $2 }' "$WORK_DIR/s3rver.log")
+    [ -n "$S3_PORT" ] && return 0
+    sleep 0.1
+  done
+  die "s3rver did not start: $(cat "$WORK_DIR/s3rver.log")"
+}

@@ -10,15 +10,21 @@
 --   mail:claim([tx]), mail:renew(job [, tx]), mail:settle(job, ok, err [, tx])
 --                                   -- without a runner: work handed out by the script itself
 --
--- A job is claimed under a lease (`timeout` seconds): if the process dies while it runs, the
--- lease expires and the job runs again — handlers must tolerate running twice. After `attempts`
--- failures a job moves to the dead-letter list (`mail:dead()` lists them). The runner polls every
--- `poll` seconds (default 0.2) and runs due jobs as tasks (they may wait: http, fs, sleep).
+-- A job is claimed under a lease (`timeout` seconds) in one kv transaction, so that of several
+-- processes sharing the kv store (replicas) exactly one takes it: if its process dies while it
+-- runs, the lease expires and the job runs again — handlers must tolerate running twice. The
+-- runner stops a handler at `timeout` (its task's deadline); the lease it claims is one second
+-- longer, the engine's deadline sweep, so that the stopped handler is gone before anyone claims the
+-- job again. After `attempts` failures — errors, or leases that ran out (a handler that looped, hit
+-- its deadline or died with its process) — a job moves to the dead-letter list (`mail:dead()` lists
+-- them). The runner polls every `poll` seconds (default 0.2) and runs due jobs as tasks (they may
+-- wait: http, fs, sleep).
 -- push may be called anywhere kv may (handlers, timers, admin commands); handler and start at
 -- load time and in on_start. On reload the runner stops (its timer fires prematurely) and the
 -- new generation's on_start starts the next one; a job running at that moment finishes.
 -- /metrics reads the job count under "#count" and the dead list (bindings/kv_stats.cpp): keep
 -- that layout in step with it.
+local crypto = require "crypto"
 local kv = require "kv"
 local jobs = require "jobs"
 local depot_ok, depot = pcall(require, "depot")
@@ -33,6 +39,10 @@ end
 
 -- Keys sort by due time, so the runner reads only the jobs that are due.
 local function due_key(at, id) return string.format("%017.6f|%s", at, id) end
+
+-- What the engine's deadline sweep may add to a handler's `timeout` (engine/worker.cpp sweeps once
+-- a second).
+local DEADLINE_SWEEP = 1
 
 function M.open(name, options)
   options = options or {}
@@ -67,7 +77,9 @@ end
 -- `outer` (see in_transaction), inside that transaction.
 function Queue:push(payload, options, outer)
   local delay = options and options.delay or 0
-  local id = string.format("%x%06x", math.floor(now() * 1000), math.random(0, 0xffffff))
+  -- Random bytes from the OS, not math.random: every Lua state (each worker, each replica) starts
+  -- math.random from the same seed, and two pushes in one millisecond would share an id.
+  local id = string.format("%x", math.floor(now() * 1000)) .. crypto.token(9)
   return in_transaction(self, outer, function(tx)
     local count = tx:get("#count") or 0
     if count >= self.max_pending then return nil, "queue " .. self.name .. " is full" end
@@ -87,23 +99,46 @@ function Queue:dead(limit)
   return list
 end
 
--- Takes up to `batch` due jobs, moving each to a lease `timeout` seconds ahead (so a crash
--- while it runs makes it due again). With `outer`, inside that transaction.
-function Queue:claim(outer)
+-- Moves a job whose last lease ran out to the dead letters: its handler never settled it.
+local function bury_expired(self, tx, job)
+  tx:put("#count", math.max(0, (tx:get("#count") or 1) - 1))
+  job.error = string.format("its lease of %g s ran out %d times (the handler never settled it)",
+                            self.timeout, job.attempt)
+  job.lease = nil
+  tx:db(self.db_name .. ":dead"):put(job.id, job)
+end
+
+-- Takes up to `batch` due jobs under leases `lease_seconds` ahead (so a crash while one runs makes
+-- it due again). A due job that still carries a lease is one whose lease ran out: out of attempts
+-- and with `bury_expired_jobs` (the runner), it goes to the dead letters instead; claim() hands it
+-- out with its attempt past `attempts`, for the script to decide (ServiceX fails its request).
+local function take(self, tx, lease_seconds, bury_expired_jobs)
   local time = now()
-  return in_transaction(self, outer, function(tx)
-    local claimed = {}
-    -- Due keys start with a digit: from "0" skips "#count", which would take a slot of the batch.
-    for _, pair in ipairs(tx:iter({ from = "0", to = due_key(time, "~"), limit = self.batch })) do
-      local job = pair.value
+  local due_until = due_key(time, "~")
+  local claimed = {}
+  -- Due keys start with a digit: from "0" skips "#count", which would take a slot of the batch.
+  -- The range read does not depend on the time (the due jobs are a prefix of the first `batch`
+  -- keys), so that a backend that re-runs fn until its reads are stable (PostgreSQL) converges.
+  for _, pair in ipairs(tx:iter({ from = "0", limit = self.batch })) do
+    if pair.key > due_until then break end
+    local job = pair.value
+    tx:delete(pair.key)
+    if bury_expired_jobs and job.lease and job.attempt >= self.attempts then
+      bury_expired(self, tx, job)
+    else
       job.attempt = job.attempt + 1
-      job.lease = due_key(time + self.timeout, job.id)
-      tx:delete(pair.key)
+      job.lease = due_key(time + lease_seconds, job.id)
       tx:put(job.lease, job)
       claimed[#claimed + 1] = job
     end
-    return claimed
-  end)
+  end
+  return claimed
+end
+
+-- Takes up to `batch` due jobs, each under a lease `timeout` seconds ahead. With `outer`, inside
+-- that transaction.
+function Queue:claim(outer)
+  return in_transaction(self, outer, function(tx) return take(self, tx, self.timeout) end)
 end
 
 -- Moves the lease of the claimed `job` `timeout` seconds ahead (job.lease changes); false when
@@ -148,9 +183,13 @@ function Queue:start()
   assert(self.run, "queue:start: no handler for queue " .. self.name)
   self.ticker = jobs.every(self.poll, function(premature)
     if premature then return end
-    for _, job in ipairs(self:claim()) do
+    local claimed = self.db:update(function(tx) return take(self, tx, self.timeout + DEADLINE_SWEEP, true) end)
+    for _, job in ipairs(claimed) do
       jobs.after(0, function(premature)
         if premature then return end -- stopping: the lease runs out and the job runs again later
+        -- Past it the engine stops the handler (as a loop is stopped by limits.cpu_slice): the
+        -- job is not settled, its lease runs out, and that counts as a failed attempt.
+        depot.deadline(self.timeout)
         local ok, err = pcall(self.run, job.payload, job)
         self:settle(job, ok, err)
       end)

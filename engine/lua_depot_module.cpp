@@ -4,8 +4,9 @@
 //   depot.now()                   wall-clock seconds since the epoch, with fractions
 //   depot.monotonic()             seconds on a clock that never jumps (for durations)
 //   depot.wait(name [, timeout])  waits until depot.notify(name) (true) or the timeout (false)
-//   depot.notify(name)            wakes every task waiting on name, on every worker; returns the
-//   count depot.fail(status, message [, headers])  ends the request with an error answer
+//   depot.notify(name)            wakes every task waiting on name, on every worker; returns the count
+//   depot.deadline(seconds)       stops the running task once it waited `seconds` from now
+//   depot.fail(status, message [, headers])  ends the request with an error answer
 //   depot.progress(label, done [, total])     an admin command's progress on stderr
 //   depot.worker_id, depot.workers, depot.generation
 //   depot.data_dir                the server's data directory (absolute)
@@ -83,6 +84,16 @@ int notify(lua_State* L) {
   return 1;
 }
 
+int deadline(lua_State* L) {
+  auto span = seconds_argument(L, 1, "depot.deadline");
+  if (span.count() == 0) luaL_error(L, "depot.deadline: seconds must be > 0");
+  Task& task = Task::require(L, "depot.deadline");
+  // Rounded up: a deadline of 0.0004 s must not mean "none".
+  task.set_deadline(std::chrono::ceil<std::chrono::milliseconds>(span),
+                    task.runtime().worker().now());
+  return 0;
+}
+
 uint64_t count_argument(lua_State* L, int index) {
   double count = luaL_checknumber(L, index);
   if (!(count >= 0) || count > 9e15) luaL_error(L, "depot.progress: counts must be numbers >= 0");
@@ -100,9 +111,8 @@ int report_progress(lua_State* L) {
 
 int open_depot(lua_State* L) {
   const luaL_Reg functions[] = {
-      {"sleep", sleep},   {"now", now},       {"monotonic", monotonic},
-      {"wait", wait},     {"notify", notify}, {"progress", report_progress},
-      {nullptr, nullptr},
+      {"sleep", sleep},   {"now", now},           {"monotonic", monotonic},      {"wait", wait},
+      {"notify", notify}, {"deadline", deadline}, {"progress", report_progress}, {nullptr, nullptr},
   };
   lua_newtable(L);
   luaL_register(L, nullptr, functions);

@@ -69,7 +69,7 @@ const char* Task::must_stop(Clock::time_point now) {
     stop_reason_ = "instruction budget exceeded";
     stop_status_ = 500;
   } else if (now >= deadline_) {
-    stop_reason_ = "request deadline exceeded";
+    stop_reason_ = is_request() ? "request deadline exceeded" : "deadline exceeded";
     stop_status_ = 503;
   } else if (limits.cpu_slice.count() > 0 && now - running_since_ > limits.cpu_slice) {
     stop_reason_ = "ran longer than limits.cpu_slice without waiting";

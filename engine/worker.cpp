@@ -222,10 +222,12 @@ void Worker::sweep() {
   for (Connection* connection : open) connection->check_timeouts(now_);
   std::vector<uint64_t> overdue;
   for (auto& [id, task] : tasks_) {
-    if (task->is_request() && task->overdue(now_) && task->suspended()) overdue.push_back(id);
+    if (task->overdue(now_) && task->suspended()) overdue.push_back(id);
   }
   for (uint64_t id : overdue) {
-    if (Task* task = find_task(id)) task->abort(503, "request deadline exceeded");
+    // Timer and job tasks have a deadline only when their script set one (depot.deadline).
+    if (Task* task = find_task(id))
+      task->abort(503, task->is_request() ? "request deadline exceeded" : "deadline exceeded");
   }
   publish_lua_memory();
   heap::trim_after_spike(core_.pool());

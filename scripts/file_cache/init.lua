@@ -2,7 +2,7 @@
 -- multipart upload, download, delete, expiry. See docs/services/file-cache.md.
 local service = ...
 local depot = require "depot"
-local jobs = require "jobs"
+local cluster = require "cluster"
 local settings = require("config").of(service)
 local Auth = require "file_cache.auth"
 local cache_id = require "file_cache.cache_id"
@@ -105,10 +105,9 @@ service:delete("/v1/cache/:cache_id", function(req)
   return { status = "ok" }
 end, api.delete)
 
+-- Once per interval across all replicas sharing the kv store, not once per replica.
 service:on_start(function()
-  jobs.every(expiry_interval, function(premature)
-    if not premature then expiry.run(store, "periodic") end
-  end)
+  cluster.every(service.name .. ":expiry", expiry_interval, function() expiry.run(store, "periodic") end)
 end)
 
 -- depot admin expire-all: safe while the server runs on the same data dir (LMDB serializes the

@@ -2,6 +2,7 @@
 -- id at once and fetches the chart from the Kentik API in the background; GET /image/<id> waits
 -- (without holding a thread) until it is there. See docs/services/image-cache.md.
 local depot = require "depot"
+local cluster = require "cluster"
 local json = require "json"
 local jobs = require "jobs"
 local log = require "log"
@@ -157,9 +158,8 @@ service:on_start(function()
   end)
   log.info("image cache started", { upgraded = upgraded, pruned = removed, refetching = pending,
                                     wait_timeout = wait_timeout })
-  jobs.every(maintenance_period, function(premature)
-    if not premature then entries:prune() end
-  end)
+  -- Once per period across all replicas sharing the kv store, not once per replica.
+  cluster.every(service.name .. ":prune", maintenance_period, function() entries:prune() end)
 end)
 
 -- Last: a service that failed to load must not have claimed its mounts' API pages.

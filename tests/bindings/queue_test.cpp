@@ -77,3 +77,43 @@ TEST_CASE("a job pushed before a restart runs after it", "[queue]") {
   CHECK(wait_for_result(after.port(), "survivor") == R"({"attempt":1})");
   std::filesystem::remove_all(data);
 }
+
+TEST_CASE("a job whose handler loops or outlives its timeout ends in the dead letters", "[queue]") {
+  // The handler never settles: a busy loop (stopped by limits.cpu_slice) or a wait past the
+  // queue's timeout (stopped at its deadline). Each attempt ends with the lease running out.
+  TestServer server("app", R"LUA(
+local depot = require "depot"
+local queue = require "queue"
+local service = ...
+local work = queue.open("stuck", { attempts = 2, backoff = 0.05, poll = 0.05, timeout = 0.3 })
+work:handler(function(payload)
+  if payload == "loop" then while true do end end
+  depot.sleep(60)
+end)
+service:on_start(function() work:start() end)
+service:post("/push/:kind", function(req) return { id = work:push(req.params.kind) } end)
+service:get("/dead", function()
+  local dead = {}
+  for _, job in ipairs(work:dead()) do dead[#dead + 1] = { payload = job.payload, attempt = job.attempt, error = job.error } end
+  return { stats = work:stats(), dead = dead }
+end)
+)LUA",
+                    [](depot::Options& options) { options.limits.cpu_slice = 200ms; });
+  CHECK(http_request(server.port(), "POST", "/push/loop").status == 200);
+  CHECK(http_request(server.port(), "POST", "/push/wait").status == 200);
+  nlohmann::json outcome;
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(100ms);
+    outcome = nlohmann::json::parse(http_request(server.port(), "GET", "/dead").body);
+    if (outcome["stats"]["dead"] == 2) break;
+  }
+  CHECK(outcome["stats"] == nlohmann::json{{"dead", 2}, {"pending", 0}});
+  for (auto& job : outcome["dead"]) {
+    INFO(job.dump());
+    CHECK(job["attempt"] == 2);
+    // A stopped loop may still settle its failure before the stop reaches it again.
+    if (job["payload"] == "wait") {
+      CHECK(job["error"] == "its lease of 0.3 s ran out 2 times (the handler never settled it)");
+    }
+  }
+}

@@ -24,6 +24,7 @@ DepotProcess::DepotProcess(const std::filesystem::path& directory,
     if (chdir(directory.c_str()) != 0) _exit(127);
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 2);
+    close_range(3, ~0U, 0);  // no inherited copy of a test server's or another replica's sockets
     std::vector<char*> argv = {const_cast<char*>(DEPOT_BINARY), const_cast<char*>("serve")};
     for (auto& argument : arguments) argv.push_back(argument.data());
     argv.push_back(nullptr);
