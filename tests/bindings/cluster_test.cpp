@@ -44,7 +44,7 @@ std::unique_ptr<TestServer> ticker(const std::string& who, const std::filesystem
 }  // namespace
 
 TEST_CASE(
-    "cluster.every runs once per interval across servers; another takes over when its holder stops",
+    "cluster.every runs once per interval across servers, another takes over when its holder stops",
     "[cluster][jobs]") {
   std::string backend = GENERATE(from_range(depot::testing::kv_backends()));
   INFO("kv on " << backend);

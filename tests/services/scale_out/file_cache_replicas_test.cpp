@@ -65,7 +65,7 @@ TEST_CASE("file cache stress over three replicas: 1000 of each operation, all 20
   WARN("file cache stress over 3 replicas: 4000 requests in " << outcome.seconds << " s");
 }
 
-TEST_CASE("a replica killed with -9 mid-upload leaves no partial file; the others go on",
+TEST_CASE("a replica killed with -9 mid-upload leaves no partial file, the others go on",
           "[scale_out][file_cache]") {
   AuthStub auth;
   DepotCluster cluster(3, file_cache_services(auth));
@@ -116,7 +116,10 @@ TEST_CASE("the file cache's expiry runs once per interval across three replicas"
   // then skipped, so the lower bound is loose.
   REQUIRE(runs.size() >= 2);
   CHECK(runs.size() <= (runs.back() - runs.front()) / 0.5 + 2);
-  // A run logs when it ends, and on a loaded machine one run may take 100 ms longer than the
-  // next: the starts are 0.5 s apart, the ends at least 0.3 s.
-  for (size_t i = 1; i < runs.size(); ++i) CHECK(runs[i] - runs[i - 1] >= 0.3);
+  // A run logs when it ends: the starts are 0.5 s apart, and on a loaded machine one run may
+  // take much longer than the next, bringing two ends close once. Without the lease two in three
+  // ends would be close together.
+  int close_ends = 0;
+  for (size_t i = 1; i < runs.size(); ++i) close_ends += runs[i] - runs[i - 1] < 0.25 ? 1 : 0;
+  CHECK(close_ends <= 1);
 }
