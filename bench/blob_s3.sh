@@ -15,7 +15,6 @@ BIG_BYTES=${BIG_BYTES:-268435456}
 PARALLEL=${PARALLEL:-8}
 ROUNDS=${ROUNDS:-8}
 SMALL_BYTES=${SMALL_BYTES:-1048576}
-CLIENT=$BENCH_DIR/upload_clients.py
 STOP_ON_EXIT+=(stop_s3rver)
 
 write_config() { # port storage-json
