@@ -15,6 +15,7 @@ packages=(
   prometheus  # promtool checks /metrics' text format; the metrics test scrapes with a real prometheus
   lua-busted  # `depot test` runs the Lua specs (scripts/*/spec/) with busted
   clang libclang-rt-14-dev  # the fuzz harnesses (libFuzzer and clang's sanitizer runtimes)
+  clang-format  # tests/clang_format.sh: every C++ file as .clang-format writes it
 )
 # The browser test runs on node; a node that came from elsewhere (with its own npm) is kept.
 command -v node >/dev/null || packages+=(nodejs)

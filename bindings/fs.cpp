@@ -407,7 +407,8 @@ int lua_chown(lua_State* L) {
 //   Where: yields inside a task (NSS may ask the network); blocks elsewhere.
 //   Errors: raises if name is not a string; nil, "fs.user: <name>: <strerror>" when the database
 //   fails.
-//   Example: local owner = fs.user(username); if owner then fs.chown(path, owner.uid, owner.gid) end
+//   Example: local owner = fs.user(username); if owner then fs.chown(path, owner.uid, owner.gid)
+//   end
 int lua_user(lua_State* L) {
   bool named = !lua_isnoneornil(L, 1);
   std::string name = named ? check_string(L, 1, "fs.user", "name") : std::string();

@@ -10,8 +10,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <new>
 #include <filesystem>
+#include <new>
 
 namespace depot::disk {
 namespace {

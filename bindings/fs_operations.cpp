@@ -2,8 +2,8 @@
 #include "bindings/fs_operations.hpp"
 
 #include <dirent.h>
-#include <pwd.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -332,10 +332,10 @@ User look_up_user(const std::string& what, Lookup lookup) {
 }  // namespace
 
 User user_named(const std::string& name) {
-  return look_up_user(name, [&](struct passwd* entry, char* buffer, size_t size,
-                                struct passwd** found) {
-    return ::getpwnam_r(name.c_str(), entry, buffer, size, found);
-  });
+  return look_up_user(name,
+                      [&](struct passwd* entry, char* buffer, size_t size, struct passwd** found) {
+                        return ::getpwnam_r(name.c_str(), entry, buffer, size, found);
+                      });
 }
 
 User effective_user() {

@@ -54,7 +54,8 @@ class TimerSet {
 
  private:
   void schedule(uint64_t id, double delay) {
-    auto duration = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(delay));
+    auto duration =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(delay));
     timers_.at(id).queued = runtime_.worker().add_timer(duration, [this, id] { fire(id, false); });
   }
 
@@ -64,19 +65,22 @@ class TimerSet {
     Timer& timer = it->second;
     timer.queued = 0;
     Worker& worker = runtime_.worker();
-    bool previous_still_running = timer.running_task != 0 && worker.find_task(timer.running_task) != nullptr;
+    bool previous_still_running =
+        timer.running_task != 0 && worker.find_task(timer.running_task) != nullptr;
     if (!previous_still_running || premature) {
       int function_ref = timer.function_ref;
-      Task* task = runtime_.spawn_logged(Task::Kind::timer, "timer", [function_ref, premature](lua_State* co) {
-        lua_rawgeti(co, LUA_REGISTRYINDEX, function_ref);
-        int list = lua_gettop(co);
-        int count = static_cast<int>(lua_objlen(co, list));
-        lua_rawgeti(co, list, 1);
-        lua_pushboolean(co, premature);
-        for (int i = 2; i <= count; ++i) lua_rawgeti(co, list, i);
-        lua_remove(co, list);
-        return count + 1;
-      });
+      Task* task = runtime_.spawn_logged(Task::Kind::timer, "timer",
+                                         [function_ref, premature](lua_State* co) {
+                                           lua_rawgeti(co, LUA_REGISTRYINDEX, function_ref);
+                                           int list = lua_gettop(co);
+                                           int count = static_cast<int>(lua_objlen(co, list));
+                                           lua_rawgeti(co, list, 1);
+                                           lua_pushboolean(co, premature);
+                                           for (int i = 2; i <= count; ++i)
+                                             lua_rawgeti(co, list, i);
+                                           lua_remove(co, list);
+                                           return count + 1;
+                                         });
       // The timer may have been cancelled from inside its own call.
       it = timers_.find(id);
       if (it == timers_.end()) return;
@@ -117,7 +121,8 @@ int timer_set_gc(lua_State* L) {
 TimerSet& timers_of(lua_State* L, const char* function) {
   require_serving(L, function);  // an offline runtime has no worker to run timers on
   BindingContext& context = binding_context(L);
-  if (context.runtime->retired()) luaL_error(L, "%s: the scripts are being replaced or the server stops", function);
+  if (context.runtime->retired())
+    luaL_error(L, "%s: the scripts are being replaced or the server stops", function);
   lua_getfield(L, LUA_REGISTRYINDEX, kTimerSetKey);
   auto* timers = static_cast<TimerSet*>(lua_touserdata(L, -1));
   lua_pop(L, 1);
@@ -152,8 +157,12 @@ int add_timer(lua_State* L, const char* function, bool repeating) {
   return 1;
 }
 
-int after(lua_State* L) { return add_timer(L, "jobs.after", false); }
-int every(lua_State* L) { return add_timer(L, "jobs.every", true); }
+int after(lua_State* L) {
+  return add_timer(L, "jobs.after", false);
+}
+int every(lua_State* L) {
+  return add_timer(L, "jobs.every", true);
+}
 
 int cancel(lua_State* L) {
   uint64_t id = *static_cast<uint64_t*>(luaL_checkudata(L, 1, kHandleType));

@@ -9,7 +9,8 @@
 // One parser serves all readers. It follows Python's json.loads grammar (NaN, Infinity, lone
 // surrogate escapes; duplicate keys keep the first position and the last value), so the Python
 // renderings can be exact. They work from the parsed text rather than from Lua values because a
-// Lua number holds 53 bits and Python integers have no limit. Full reference: docs/lua-api.md (json).
+// Lua number holds 53 bits and Python integers have no limit. Full reference: docs/lua-api.md
+// (json).
 #include <locale.h>
 
 #include <algorithm>
@@ -826,7 +827,7 @@ int encode(lua_State* L) {
 
 int open_json(lua_State* L) {
   const luaL_Reg functions[] = {
-      {"decode", decode},           {"encode", encode}, {"python_json", python_json},
+      {"decode", decode},           {"encode", encode},           {"python_json", python_json},
       {"python_repr", python_repr}, {"member_text", member_text}, {nullptr, nullptr},
   };
   lua_newtable(L);

@@ -65,7 +65,9 @@ MDB_dbi LmdbEnv::database(const std::string& name) {
     if (it != databases_.end()) return it->second;
   }
   MDB_dbi dbi = 0;
-  write([&](MDB_txn* txn) { check(mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &dbi), "mdb_dbi_open"); });
+  write([&](MDB_txn* txn) {
+    check(mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &dbi), "mdb_dbi_open");
+  });
   std::lock_guard<std::mutex> lock(dbi_mutex_);
   databases_.emplace(name, dbi);
   return dbi;
@@ -135,7 +137,8 @@ void LmdbEnv::sync_now() {
 void LmdbEnv::run_syncer() {
   std::unique_lock<std::mutex> lock(sync_mutex_);
   while (!stopping_) {
-    sync_wanted_.wait_for(lock, kBackgroundSyncInterval, [this] { return stopping_ || !sync_waiters_.empty(); });
+    sync_wanted_.wait_for(lock, kBackgroundSyncInterval,
+                          [this] { return stopping_ || !sync_waiters_.empty(); });
     if (sync_waiters_.empty() && !dirty_) continue;
     std::vector<std::function<void()>> waiters;
     waiters.swap(sync_waiters_);

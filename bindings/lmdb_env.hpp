@@ -25,7 +25,8 @@
 namespace depot {
 
 struct LmdbError : std::runtime_error {
-  LmdbError(const std::string& what, int code) : std::runtime_error(what + ": " + mdb_strerror(code)), code(code) {}
+  LmdbError(const std::string& what, int code)
+      : std::runtime_error(what + ": " + mdb_strerror(code)), code(code) {}
   int code;
 };
 

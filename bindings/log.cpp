@@ -5,12 +5,13 @@
 // `fields` is a table of extra keys (strings, numbers, booleans). Inside a request the line also
 // carries the request id. Keys that look like secrets (authorization, token, password, secret,
 // cookie) are replaced by "[redacted]": scripts cannot leak them by accident.
+#include "engine/log.hpp"
+
 #include <cstring>
 #include <string>
 
 #include "bindings/binding.hpp"
 #include "engine/http_util.hpp"
-#include "engine/log.hpp"
 #include "engine/task.hpp"
 
 namespace depot {
@@ -29,11 +30,14 @@ nlohmann::json field_value(lua_State* L, int index) {
   switch (lua_type(L, index)) {
     case LUA_TNUMBER: {
       double number = lua_tonumber(L, index);
-      if (number == static_cast<double>(static_cast<long long>(number))) return static_cast<long long>(number);
+      if (number == static_cast<double>(static_cast<long long>(number)))
+        return static_cast<long long>(number);
       return number;
     }
-    case LUA_TBOOLEAN: return lua_toboolean(L, index) != 0;
-    case LUA_TNIL: return nullptr;
+    case LUA_TBOOLEAN:
+      return lua_toboolean(L, index) != 0;
+    case LUA_TNIL:
+      return nullptr;
     default: {
       lua_getglobal(L, "tostring");
       lua_pushvalue(L, index);

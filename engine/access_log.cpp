@@ -32,24 +32,29 @@ void write(const Exchange& exchange, uint64_t bytes, Clock::time_point now, cons
   double ms = std::chrono::duration<double, std::milli>(now - exchange.started()).count();
   std::string& out = buffer;
   if (log::text_format()) {  // a person reads these: no need for the JSON fast path below
-    nlohmann::ordered_json fields = {{"request_id", exchange.id()}, {"method", exchange.head().method},
-                                     {"path", exchange.head().path}, {"status", exchange.status()},
-                                     {"bytes", bytes}, {"ms", std::round(ms * 1000) / 1000},
+    nlohmann::ordered_json fields = {{"request_id", exchange.id()},
+                                     {"method", exchange.head().method},
+                                     {"path", exchange.head().path},
+                                     {"status", exchange.status()},
+                                     {"bytes", bytes},
+                                     {"ms", std::round(ms * 1000) / 1000},
                                      {"remote", exchange.remote_address()}};
     if (note) fields["note"] = note;
     out.append(log::text_line(log::Level::info, "request", fields)).push_back('\n');
     if (out.size() > 64 * 1024) flush();
     return;
   }
-  out.append("{\"ts\":\"").append(log::timestamp()).append("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
+  out.append("{\"ts\":\"")
+      .append(log::timestamp())
+      .append("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
   append_escaped(out, exchange.id());
   out.append("\",\"method\":\"");
   append_escaped(out, exchange.head().method);
   out.append("\",\"path\":\"");
   append_escaped(out, exchange.head().path);
   char numbers[128];
-  snprintf(numbers, sizeof numbers, "\",\"status\":%d,\"bytes\":%llu,\"ms\":%.3f,\"remote\":\"", exchange.status(),
-           static_cast<unsigned long long>(bytes), ms);
+  snprintf(numbers, sizeof numbers, "\",\"status\":%d,\"bytes\":%llu,\"ms\":%.3f,\"remote\":\"",
+           exchange.status(), static_cast<unsigned long long>(bytes), ms);
   out.append(numbers);
   append_escaped(out, exchange.remote_address());
   out.push_back('"');

@@ -7,7 +7,8 @@
 
 namespace depot::access_log {
 
-void write(const Exchange& exchange, uint64_t bytes, Clock::time_point now, const char* note = nullptr);
+void write(const Exchange& exchange, uint64_t bytes, Clock::time_point now,
+           const char* note = nullptr);
 // Writes this thread's buffered lines (called by the worker after each event batch).
 void flush();
 

@@ -21,7 +21,8 @@ void notice_consumption(Worker& worker, const std::shared_ptr<Exchange>& exchang
 }
 
 int push_body_failure(lua_State* L, const Exchange& exchange) {
-  return push_failure(L, exchange.body_error().empty() ? "request body failed" : exchange.body_error());
+  return push_failure(
+      L, exchange.body_error().empty() ? "request body failed" : exchange.body_error());
 }
 
 int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange) {
@@ -32,9 +33,13 @@ int read_chunk(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& ex
     return 1;
   }
   switch (exchange->body_state()) {
-    case Exchange::BodyState::complete: lua_pushnil(L); return 1;
-    case Exchange::BodyState::failed: return push_body_failure(L, *exchange);
-    case Exchange::BodyState::receiving: return -1;
+    case Exchange::BodyState::complete:
+      lua_pushnil(L);
+      return 1;
+    case Exchange::BodyState::failed:
+      return push_body_failure(L, *exchange);
+    case Exchange::BodyState::receiving:
+      return -1;
   }
   return -1;
 }
@@ -61,8 +66,10 @@ int read_whole(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& ex
       lua_pushlstring(L, reading.whole.data(), reading.whole.size());
       reading.whole = std::string();
       return 1;
-    case Exchange::BodyState::failed: return push_body_failure(L, x);
-    case Exchange::BodyState::receiving: return -1;
+    case Exchange::BodyState::failed:
+      return push_body_failure(L, x);
+    case Exchange::BodyState::receiving:
+      return -1;
   }
   return -1;
 }
@@ -120,7 +127,8 @@ bool fill_events(Worker& worker, const std::shared_ptr<Exchange>& exchange, std:
   return false;
 }
 
-int read_multipart(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode) {
+int read_multipart(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange,
+                   int mode) {
   std::unique_ptr<MultipartReader>& multipart = exchange->reading().multipart;
   if (!multipart) {
     const std::string* type = exchange->head().header("content-type");
@@ -167,9 +175,12 @@ int read_multipart(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>
 int try_read(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange, int mode) {
   exchange->send_continue_if_expected();
   switch (mode) {
-    case chunk: return read_chunk(L, worker, exchange);
-    case whole: return read_whole(L, worker, exchange);
-    default: return read_multipart(L, worker, exchange, mode);
+    case chunk:
+      return read_chunk(L, worker, exchange);
+    case whole:
+      return read_whole(L, worker, exchange);
+    default:
+      return read_multipart(L, worker, exchange, mode);
   }
 }
 

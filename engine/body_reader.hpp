@@ -3,9 +3,8 @@
 // has buffered or leaves the task waiting; the connection's arrivals wake it (wake_body_reader).
 #pragma once
 
-#include <lua.hpp>
-
 #include <cstddef>
+#include <lua.hpp>
 #include <memory>
 
 namespace depot {

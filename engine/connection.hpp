@@ -117,7 +117,7 @@ class Connection final : public EventSource, public ResponseSink {
   Pause pause_ = Pause::none;
   bool in_parse_ = false;
   bool body_arrived_ = false;
-  std::string pending_;  // received input not parsed yet (the next pipelined request)
+  std::string pending_;              // received input not parsed yet (the next pipelined request)
   const char* parse_end_ = nullptr;  // end of the input the parser is running over
   int chunk_delimiter_left_ = 0;     // bytes of the CRLF after chunk data not checked yet
 
@@ -132,7 +132,7 @@ class Connection final : public EventSource, public ResponseSink {
   int requests_this_turn_ = 0;  // pipelined requests started since the last read (or turn)
   bool turn_over_ = false;      // the rest waits for a deferred turn (kRequestsPerTurn)
   bool reading_head_ = true;    // the parser is between messages or in a head
-  std::string raw_head_;      // the head's bytes, for request_syntax::check_head
+  std::string raw_head_;        // the head's bytes, for request_syntax::check_head
   // The header_timeout clock: runs from the first byte of a request (or from the end of the
   // previous exchange, when the next request was already received).
   bool head_clock_running_ = false;

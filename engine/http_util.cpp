@@ -8,41 +8,76 @@ namespace depot::http {
 
 std::string_view reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 416:
+      return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
   }
   return "Unknown";
 }
@@ -104,7 +139,9 @@ bool response_has_content(std::string_view method, int status) {
 
 namespace {
 // ASCII only, without the C locale's per-character call: header names are ASCII tokens.
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+char ascii_lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+}
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -148,7 +185,8 @@ std::string percent_decode(std::string_view text, bool plus_is_space) {
 
 RangeResult parse_range(std::string_view header, uint64_t size, ByteRange& range) {
   constexpr std::string_view prefix = "bytes=";
-  if (header.size() <= prefix.size() || !iequals(header.substr(0, prefix.size()), prefix)) return RangeResult::none;
+  if (header.size() <= prefix.size() || !iequals(header.substr(0, prefix.size()), prefix))
+    return RangeResult::none;
   std::string_view spec = header.substr(prefix.size());
   if (spec.find(',') != std::string_view::npos) return RangeResult::none;
   size_t dash = spec.find('-');
@@ -194,17 +232,34 @@ std::string_view mime_type_for(std::string_view filename) {
   // The types Python's mimetypes module answers for common extensions (the KBase cache's clients
   // saw those), with text types carrying a charset like Flask's send_file.
   static const Entry kTypes[] = {
-      {"txt", "text/plain; charset=utf-8"}, {"html", "text/html; charset=utf-8"},
-      {"htm", "text/html; charset=utf-8"}, {"css", "text/css; charset=utf-8"},
-      {"csv", "text/csv; charset=utf-8"}, {"js", "text/javascript; charset=utf-8"},
-      {"json", "application/json"}, {"xml", "application/xml"},
-      {"png", "image/png"}, {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"}, {"gif", "image/gif"},
-      {"svg", "image/svg+xml"}, {"ico", "image/vnd.microsoft.icon"}, {"webp", "image/webp"},
-      {"pdf", "application/pdf"}, {"zip", "application/zip"}, {"gz", "application/gzip"},
-      {"tar", "application/x-tar"}, {"mov", "video/quicktime"}, {"mp4", "video/mp4"},
-      {"mp3", "audio/mpeg"}, {"wav", "audio/x-wav"}, {"fits", "image/fits"},
-      {"md", "text/markdown; charset=utf-8"}, {"py", "text/x-python; charset=utf-8"},
-      {"wasm", "application/wasm"}, {"bin", "application/octet-stream"},
+      {"txt", "text/plain; charset=utf-8"},
+      {"html", "text/html; charset=utf-8"},
+      {"htm", "text/html; charset=utf-8"},
+      {"css", "text/css; charset=utf-8"},
+      {"csv", "text/csv; charset=utf-8"},
+      {"js", "text/javascript; charset=utf-8"},
+      {"json", "application/json"},
+      {"xml", "application/xml"},
+      {"png", "image/png"},
+      {"jpg", "image/jpeg"},
+      {"jpeg", "image/jpeg"},
+      {"gif", "image/gif"},
+      {"svg", "image/svg+xml"},
+      {"ico", "image/vnd.microsoft.icon"},
+      {"webp", "image/webp"},
+      {"pdf", "application/pdf"},
+      {"zip", "application/zip"},
+      {"gz", "application/gzip"},
+      {"tar", "application/x-tar"},
+      {"mov", "video/quicktime"},
+      {"mp4", "video/mp4"},
+      {"mp3", "audio/mpeg"},
+      {"wav", "audio/x-wav"},
+      {"fits", "image/fits"},
+      {"md", "text/markdown; charset=utf-8"},
+      {"py", "text/x-python; charset=utf-8"},
+      {"wasm", "application/wasm"},
+      {"bin", "application/octet-stream"},
   };
   size_t dot = filename.rfind('.');
   size_t slash = filename.rfind('/');

@@ -53,7 +53,9 @@ std::string text_line(Level level, std::string_view message, const nlohmann::ord
   return line;
 }
 
-void set_format(Format format) { g_format = static_cast<int>(format); }
+void set_format(Format format) {
+  g_format = static_cast<int>(format);
+}
 
 Format parse_format(std::string_view name) {
   if (name == "json") return Format::json;
@@ -73,25 +75,38 @@ std::string timestamp() {
   return buffer;
 }
 
-void set_level(Level level) { g_level = static_cast<int>(level); }
-Level level() { return static_cast<Level>(g_level.load()); }
-bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
-void set_sink(Sink sink) { g_sink = sink; }
+void set_level(Level level) {
+  g_level = static_cast<int>(level);
+}
+Level level() {
+  return static_cast<Level>(g_level.load());
+}
+bool enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
+void set_sink(Sink sink) {
+  g_sink = sink;
+}
 
 Level parse_level(std::string_view name) {
   if (name == "debug") return Level::debug;
   if (name == "info") return Level::info;
   if (name == "warn" || name == "warning") return Level::warn;
   if (name == "error") return Level::error;
-  throw std::invalid_argument("unknown log level '" + std::string(name) + "' (debug, info, warn, error)");
+  throw std::invalid_argument("unknown log level '" + std::string(name) +
+                              "' (debug, info, warn, error)");
 }
 
 std::string_view level_name(Level level) {
   switch (level) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
   }
   return "info";
 }

@@ -2,7 +2,8 @@
 // when stderr is not a terminal, and always into a test sink), or `ts LEVEL message key=value`
 // text for a person at a terminal (--log-format).
 // Thread-safe; each line is written with a single write(2) so lines from threads never interleave.
-// Never pass secrets (tokens, Authorization values, passwords) as fields: nothing here redacts them.
+// Never pass secrets (tokens, Authorization values, passwords) as fields: nothing here redacts
+// them.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -39,9 +40,17 @@ bool text_format();
 // Fields in their order (write() passes its fields sorted by key, as nlohmann::json keeps them).
 std::string text_line(Level level, std::string_view message, const nlohmann::ordered_json& fields);
 
-inline void debug(std::string_view m, nlohmann::json f = nlohmann::json::object()) { if (enabled(Level::debug)) write(Level::debug, m, std::move(f)); }
-inline void info(std::string_view m, nlohmann::json f = nlohmann::json::object()) { if (enabled(Level::info)) write(Level::info, m, std::move(f)); }
-inline void warn(std::string_view m, nlohmann::json f = nlohmann::json::object()) { if (enabled(Level::warn)) write(Level::warn, m, std::move(f)); }
-inline void error(std::string_view m, nlohmann::json f = nlohmann::json::object()) { if (enabled(Level::error)) write(Level::error, m, std::move(f)); }
+inline void debug(std::string_view m, nlohmann::json f = nlohmann::json::object()) {
+  if (enabled(Level::debug)) write(Level::debug, m, std::move(f));
+}
+inline void info(std::string_view m, nlohmann::json f = nlohmann::json::object()) {
+  if (enabled(Level::info)) write(Level::info, m, std::move(f));
+}
+inline void warn(std::string_view m, nlohmann::json f = nlohmann::json::object()) {
+  if (enabled(Level::warn)) write(Level::warn, m, std::move(f));
+}
+inline void error(std::string_view m, nlohmann::json f = nlohmann::json::object()) {
+  if (enabled(Level::error)) write(Level::error, m, std::move(f));
+}
 
 }  // namespace depot::log

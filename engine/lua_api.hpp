@@ -3,7 +3,6 @@
 #pragma once
 
 #include <lua.hpp>
-
 #include <memory>
 
 #include "engine/http_util.hpp"

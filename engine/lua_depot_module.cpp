@@ -4,8 +4,8 @@
 //   depot.now()                   wall-clock seconds since the epoch, with fractions
 //   depot.monotonic()             seconds on a clock that never jumps (for durations)
 //   depot.wait(name [, timeout])  waits until depot.notify(name) (true) or the timeout (false)
-//   depot.notify(name)            wakes every task waiting on name, on every worker; returns the count
-//   depot.deadline(seconds)       stops the running task once it waited `seconds` from now
+//   depot.notify(name)            wakes every task waiting on name, on every worker; returns the
+//   count depot.deadline(seconds)       stops the running task once it waited `seconds` from now
 //   depot.fail(status, message [, headers])  ends the request with an error answer
 //   depot.progress(label, done [, total])     an admin command's progress on stderr
 //   depot.worker_id, depot.workers, depot.generation

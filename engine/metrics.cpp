@@ -11,14 +11,16 @@ constexpr size_t kTransportOutcome = 7;
 const char* const kStatusClassLabels[kStatusClasses] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
 const std::vector<double> kLatencyBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                            0.25,   0.5,   1,      2.5,   5,    10,   30,    60};
+                                            0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 
 ScriptSeries::ScriptSeries(const Family& family, std::vector<std::string> labels)
     : family(family), labels(std::move(labels)) {
   if (family.type == Type::histogram) histogram = std::make_unique<Histogram>(family.buckets);
 }
 
-WorkerMetrics::WorkerMetrics() { unrouted_ = &route("none", "none"); }  // after the index exists
+WorkerMetrics::WorkerMetrics() {
+  unrouted_ = &route("none", "none");
+}  // after the index exists
 
 RouteSeries& WorkerMetrics::route(const std::string& service, const std::string& route) {
   std::string key = service + '\n' + route;
@@ -64,7 +66,8 @@ void WorkerMetrics::upstream_attempt(const std::string& host, long status, const
   series->outcomes[outcome].add(1);
 }
 
-ScriptSeries& WorkerMetrics::script_series(const Family& family, const std::vector<std::string>& values,
+ScriptSeries& WorkerMetrics::script_series(const Family& family,
+                                           const std::vector<std::string>& values,
                                            const std::string& key) {
   auto found = script_index_.find(key);
   if (found != script_index_.end()) return *found->second;

@@ -13,7 +13,9 @@ namespace depot::metrics {
 // A count one thread writes and any thread reads.
 class Count {
  public:
-  void add(uint64_t n) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(uint64_t n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t get() const { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -23,7 +25,9 @@ class Count {
 // A real number one thread writes and any thread reads (a script's counter, a histogram's sum).
 class Amount {
  public:
-  void add(double n) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(double n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   double get() const { return value_.load(std::memory_order_relaxed); }
 
  private:

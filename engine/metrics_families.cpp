@@ -26,7 +26,9 @@ std::string describe(Type type, const std::vector<std::string>& labels) {
 }
 }  // namespace
 
-bool valid_metric_name(std::string_view name) { return valid_name(name, true); }
+bool valid_metric_name(std::string_view name) {
+  return valid_name(name, true);
+}
 
 bool valid_label_name(std::string_view name) {
   return valid_name(name, false) && name.rfind("__", 0) != 0;
@@ -34,9 +36,12 @@ bool valid_label_name(std::string_view name) {
 
 const char* type_name(Type type) {
   switch (type) {
-    case Type::counter: return "counter";
-    case Type::gauge: return "gauge";
-    case Type::histogram: return "histogram";
+    case Type::counter:
+      return "counter";
+    case Type::gauge:
+      return "gauge";
+    case Type::histogram:
+      return "histogram";
   }
   return "untyped";
 }
@@ -63,15 +68,20 @@ GaugeSeries& Family::gauge(const std::vector<std::string>& values, const std::st
 void check_definition(const std::string& name, Type type, const std::vector<std::string>& labels,
                       const std::vector<double>& buckets) {
   if (!valid_metric_name(name)) {
-    throw MetricError("name '" + name + "' is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
+    throw MetricError("name '" + name +
+                      "' is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
   }
-  if (name.rfind("depot_", 0) == 0) throw MetricError("names starting with depot_ are Depot's own: " + name);
+  if (name.rfind("depot_", 0) == 0)
+    throw MetricError("names starting with depot_ are Depot's own: " + name);
   for (size_t i = 0; i < labels.size(); ++i) {
     if (!valid_label_name(labels[i])) {
-      throw MetricError("label '" + labels[i] + "' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not __…)");
+      throw MetricError("label '" + labels[i] +
+                        "' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not __…)");
     }
-    if (type == Type::histogram && labels[i] == "le") throw MetricError("a histogram cannot have a label 'le'");
-    if (std::find(labels.begin(), labels.begin() + static_cast<long>(i), labels[i]) != labels.begin() + static_cast<long>(i)) {
+    if (type == Type::histogram && labels[i] == "le")
+      throw MetricError("a histogram cannot have a label 'le'");
+    if (std::find(labels.begin(), labels.begin() + static_cast<long>(i), labels[i]) !=
+        labels.begin() + static_cast<long>(i)) {
       throw MetricError("label '" + labels[i] + "' is given twice");
     }
   }
@@ -92,9 +102,11 @@ Family& Families::define(const std::string& name, const std::string& help, Type 
   if (found != by_name_.end()) {
     Family& existing = *found->second;
     if (existing.type != type || existing.labels != labels || existing.buckets != buckets) {
-      throw MetricError(name + " is registered already as a " + describe(existing.type, existing.labels) +
-                        (existing.type == Type::histogram && existing.buckets != buckets ? " and other buckets" : "") +
-                        "; a changed definition takes a restart");
+      throw MetricError(
+          name + " is registered already as a " + describe(existing.type, existing.labels) +
+          (existing.type == Type::histogram && existing.buckets != buckets ? " and other buckets"
+                                                                           : "") +
+          "; a changed definition takes a restart");
     }
     return existing;
   }

@@ -47,7 +47,10 @@ constexpr size_t kMaxSeriesPerFamily = 1000;
 struct Family {
   Family(std::string name, std::string help, Type type, std::vector<std::string> labels,
          std::vector<double> buckets)
-      : name(std::move(name)), help(std::move(help)), type(type), labels(std::move(labels)),
+      : name(std::move(name)),
+        help(std::move(help)),
+        type(type),
+        labels(std::move(labels)),
         buckets(std::move(buckets)) {}
   const std::string name;
   const std::string help;  // the first registration's

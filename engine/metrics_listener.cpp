@@ -24,21 +24,25 @@ constexpr int kSendTimeoutSeconds = 5;
 std::pair<std::string, uint16_t> parse_listen(const std::string& listen) {
   size_t colon = listen.rfind(':');
   auto invalid = [&] {
-    return std::runtime_error("metrics.listen must be host:port (\"127.0.0.1:9100\"), got '" + listen + "'");
+    return std::runtime_error("metrics.listen must be host:port (\"127.0.0.1:9100\"), got '" +
+                              listen + "'");
   };
   if (colon == std::string::npos || colon + 1 == listen.size()) throw invalid();
   std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   unsigned long port = 0;
   for (char c : listen.substr(colon + 1)) {
-    if (c < '0' || c > '9' || (port = port * 10 + static_cast<unsigned long>(c - '0')) > 65535) throw invalid();
+    if (c < '0' || c > '9' || (port = port * 10 + static_cast<unsigned long>(c - '0')) > 65535)
+      throw invalid();
   }
   return {host, static_cast<uint16_t>(port)};
 }
 
-std::string answer(int status, std::string_view reason, std::string_view content_type, std::string_view body,
-                   bool head_only, std::string_view extra = "") {
-  std::string text = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\nContent-Type: ";
+std::string answer(int status, std::string_view reason, std::string_view content_type,
+                   std::string_view body, bool head_only, std::string_view extra = "") {
+  std::string text =
+      "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\nContent-Type: ";
   text.append(content_type).append("\r\nContent-Length: ").append(std::to_string(body.size()));
   text.append("\r\n").append(extra).append("Connection: close\r\n\r\n");
   if (!head_only) text.append(body);
@@ -50,7 +54,8 @@ std::string read_head(int client) {
   std::string head;
   auto deadline = std::chrono::steady_clock::now() + kReadTimeout;
   while (head.find("\r\n\r\n") == std::string::npos && head.size() <= kMaxHead) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     pollfd ready{client, POLLIN, 0};
     if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) <= 0) return "";
     char buffer[2048];
@@ -116,7 +121,8 @@ void MetricsListener::serve(int client) {
     if (path != metrics::kPath) {
       reply = answer(404, "Not Found", "text/plain", "only /metrics is served here\n", head_only);
     } else if (method != "GET" && !head_only) {
-      reply = answer(405, "Method Not Allowed", "text/plain", "GET or HEAD\n", false, "Allow: GET, HEAD\r\n");
+      reply = answer(405, "Method Not Allowed", "text/plain", "GET or HEAD\n", false,
+                     "Allow: GET, HEAD\r\n");
     } else {
       reply = answer(200, "OK", metrics::kContentType, render_(), head_only);
     }

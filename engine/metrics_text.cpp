@@ -31,9 +31,12 @@ class Text {
   void family(std::string_view name, std::string_view help, const char* type) {
     out_.append("# HELP ").append(name).push_back(' ');
     for (char c : help) {
-      if (c == '\\') out_.append("\\\\");
-      else if (c == '\n') out_.append("\\n");
-      else out_.push_back(c);
+      if (c == '\\')
+        out_.append("\\\\");
+      else if (c == '\n')
+        out_.append("\\n");
+      else
+        out_.push_back(c);
     }
     out_.append("\n# TYPE ").append(name).push_back(' ');
     out_.append(type).push_back('\n');
@@ -91,10 +94,14 @@ class Text {
       if (i > 0) out_.push_back(',');
       out_.append(labels[i].first).append("=\"");
       for (char c : labels[i].second) {
-        if (c == '\\') out_.append("\\\\");
-        else if (c == '"') out_.append("\\\"");
-        else if (c == '\n') out_.append("\\n");
-        else out_.push_back(c);
+        if (c == '\\')
+          out_.append("\\\\");
+        else if (c == '"')
+          out_.append("\\\"");
+        else if (c == '\n')
+          out_.append("\\n");
+        else
+          out_.push_back(c);
       }
       out_.push_back('"');
     }
@@ -122,7 +129,8 @@ void render_requests(Text& text, const ServerMetrics& metrics) {
     sent += worker->bytes_sent();
   }
   text.family("depot_http_requests_total",
-              "Requests answered, by service, route pattern and status class (code none: the client left first).",
+              "Requests answered, by service, route pattern and status class (code none: the "
+              "client left first).",
               "counter");
   for (const auto& [key, totals] : routes) {
     for (size_t i = 0; i < kStatusClasses; ++i) {
@@ -133,13 +141,14 @@ void render_requests(Text& text, const ServerMetrics& metrics) {
     }
   }
   text.family("depot_http_request_duration_seconds",
-              "Time from a request's head to the end of its answer, by service and route pattern.", "histogram");
+              "Time from a request's head to the end of its answer, by service and route pattern.",
+              "histogram");
   for (const auto& [key, totals] : routes) {
     uint64_t count = 0;
     for (uint64_t answers : totals.answers) count += answers;
     if (count == 0) continue;
-    text.histogram("depot_http_request_duration_seconds", {{"service", key.first}, {"route", key.second}},
-                   kLatencyBounds, totals.latency);
+    text.histogram("depot_http_request_duration_seconds",
+                   {{"service", key.first}, {"route", key.second}}, kLatencyBounds, totals.latency);
   }
   text.family("depot_http_requests_in_flight", "Requests routed and not answered yet.", "gauge");
   text.sample("depot_http_requests_in_flight", {}, static_cast<double>(in_flight));
@@ -158,12 +167,14 @@ void render_upstreams(Text& text, const ServerMetrics& metrics) {
     });
   }
   text.family("depot_upstream_requests_total",
-              "Attempts of the http binding (retries each count), by host and outcome (status class or error kind).",
+              "Attempts of the http binding (retries each count), by host and outcome (status "
+              "class or error kind).",
               "counter");
   for (const auto& [host, outcomes] : hosts) {
     for (size_t i = 0; i < kUpstreamOutcomeCount; ++i) {
       if (outcomes[i] == 0) continue;
-      text.sample("depot_upstream_requests_total", {{"host", host}, {"outcome", kUpstreamOutcomes[i]}},
+      text.sample("depot_upstream_requests_total",
+                  {{"host", host}, {"outcome", kUpstreamOutcomes[i]}},
                   static_cast<double>(outcomes[i]));
     }
   }
@@ -174,31 +185,42 @@ void render_server(Text& text, ServerCore& core) {
   text.family("depot_http_connections_open", "Client connections open now.", "gauge");
   text.sample("depot_http_connections_open", {},
               static_cast<double>(core.open_connections().load(std::memory_order_relaxed)));
-  text.family("depot_lua_memory_bytes", "Memory of the Lua states of each worker (all live generations), refreshed every second.",
-              "gauge");
+  text.family(
+      "depot_lua_memory_bytes",
+      "Memory of the Lua states of each worker (all live generations), refreshed every second.",
+      "gauge");
   for (size_t i = 0; i < metrics.workers().size(); ++i) {
     std::string worker = std::to_string(i);
-    text.sample("depot_lua_memory_bytes", {{"worker", worker}}, static_cast<double>(metrics.workers()[i]->lua_memory()));
+    text.sample("depot_lua_memory_bytes", {{"worker", worker}},
+                static_cast<double>(metrics.workers()[i]->lua_memory()));
   }
-  text.family("depot_reloads_total", "Script reloads (the start's load included), by result.", "counter");
-  text.sample("depot_reloads_total", {{"result", "loaded"}}, static_cast<double>(metrics.reloads_loaded()));
-  text.sample("depot_reloads_total", {{"result", "refused"}}, static_cast<double>(metrics.reloads_refused()));
+  text.family("depot_reloads_total", "Script reloads (the start's load included), by result.",
+              "counter");
+  text.sample("depot_reloads_total", {{"result", "loaded"}},
+              static_cast<double>(metrics.reloads_loaded()));
+  text.sample("depot_reloads_total", {{"result", "refused"}},
+              static_cast<double>(metrics.reloads_refused()));
   text.family("depot_generation", "The script generation serving new requests.", "gauge");
   text.sample("depot_generation", {}, static_cast<double>(metrics.generation()));
 
   std::optional<KvStats> kv = kv_stats(core.options().data_dir);
   if (!kv) return;  // no script opened kv
-  text.family("depot_kv_map_size_bytes", "Size of the kv store's LMDB map (it grows when full).", "gauge");
+  text.family("depot_kv_map_size_bytes", "Size of the kv store's LMDB map (it grows when full).",
+              "gauge");
   text.sample("depot_kv_map_size_bytes", {}, static_cast<double>(kv->map_size_bytes));
-  text.family("depot_kv_used_pages", "Pages of the kv map in use, up to the last one written.", "gauge");
+  text.family("depot_kv_used_pages", "Pages of the kv map in use, up to the last one written.",
+              "gauge");
   text.sample("depot_kv_used_pages", {}, static_cast<double>(kv->used_pages));
   text.family("depot_kv_page_size_bytes", "Size of a kv page.", "gauge");
   text.sample("depot_kv_page_size_bytes", {}, static_cast<double>(kv->page_size_bytes));
-  text.family("depot_queue_pending_jobs", "Jobs of a durable queue not done yet (due, waiting or running).", "gauge");
+  text.family("depot_queue_pending_jobs",
+              "Jobs of a durable queue not done yet (due, waiting or running).", "gauge");
   for (const QueueStats& queue : kv->queues) {
-    text.sample("depot_queue_pending_jobs", {{"queue", queue.name}}, static_cast<double>(queue.pending));
+    text.sample("depot_queue_pending_jobs", {{"queue", queue.name}},
+                static_cast<double>(queue.pending));
   }
-  text.family("depot_queue_dead_jobs", "Jobs of a durable queue that failed every attempt (its dead letters).", "gauge");
+  text.family("depot_queue_dead_jobs",
+              "Jobs of a durable queue that failed every attempt (its dead letters).", "gauge");
   for (const QueueStats& queue : kv->queues) {
     text.sample("depot_queue_dead_jobs", {{"queue", queue.name}}, static_cast<double>(queue.dead));
   }
@@ -206,7 +228,8 @@ void render_server(Text& text, ServerCore& core) {
 
 Labels labels_of(const Family& family, const std::vector<std::string>& values) {
   Labels labels;
-  for (size_t i = 0; i < family.labels.size(); ++i) labels.emplace_back(family.labels[i], values[i]);
+  for (size_t i = 0; i < family.labels.size(); ++i)
+    labels.emplace_back(family.labels[i], values[i]);
   return labels;
 }
 
@@ -230,12 +253,14 @@ void render_scripts(Text& text, const ServerMetrics& metrics) {
       bool any = false;
       family.gauges().for_each([&](const GaugeSeries& gauge) {
         any = true;
-        text.sample(family.name, labels_of(family, gauge.labels), gauge.value.load(std::memory_order_relaxed));
+        text.sample(family.name, labels_of(family, gauge.labels),
+                    gauge.value.load(std::memory_order_relaxed));
       });
       if (family.labels.empty() && !any) text.sample(family.name, {}, 0);  // reads 0 until set
       return;
     }
-    if (family.labels.empty() && series.empty()) series[{}];  // an unlabeled metric reads 0 from the start
+    if (family.labels.empty() && series.empty())
+      series[{}];  // an unlabeled metric reads 0 from the start
     for (const auto& [values, totals] : series) {
       if (family.type == Type::histogram) {
         text.histogram(family.name, labels_of(family, values), family.buckets, totals.histogram);

@@ -53,7 +53,8 @@ std::vector<std::pair<std::string, std::string>> header_parameters(std::string_v
       position = value.find(';', position);
     } else {
       size_t end = value.find(';', position);
-      parameter = std::string(trim(value.substr(position, end == std::string_view::npos ? end : end - position)));
+      parameter = std::string(
+          trim(value.substr(position, end == std::string_view::npos ? end : end - position)));
       position = end;
     }
     parameters.emplace_back(std::move(name), std::move(parameter));
@@ -90,7 +91,8 @@ std::string MultipartParser::boundary_from_content_type(std::string_view content
 }
 
 void MultipartParser::finish() const {
-  if (state_ != State::done) throw MultipartError("multipart: body ended before the closing boundary");
+  if (state_ != State::done)
+    throw MultipartError("multipart: body ended before the closing boundary");
 }
 
 void MultipartParser::feed(std::string_view input, Sink& sink) {

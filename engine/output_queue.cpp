@@ -13,7 +13,9 @@ constexpr size_t kCoalesceLimit = 64 * 1024;
 constexpr size_t kSendfileBudget = 4 * 1024 * 1024;
 }  // namespace
 
-OutputQueue::~OutputQueue() { clear(); }
+OutputQueue::~OutputQueue() {
+  clear();
+}
 
 void OutputQueue::clear() {
   segments_.clear();
@@ -68,7 +70,8 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
                          MSG_NOSIGNAL | (more ? MSG_MORE : 0));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return (errno == EAGAIN || errno == EWOULDBLOCK) ? FlushResult::blocked : FlushResult::failed;
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? FlushResult::blocked
+                                                         : FlushResult::failed;
       }
       sent_ += static_cast<uint64_t>(n);
       buffered_ -= static_cast<size_t>(n);
@@ -84,7 +87,8 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
       if (errno == EINTR) continue;
       return (errno == EAGAIN || errno == EWOULDBLOCK) ? FlushResult::blocked : FlushResult::failed;
     }
-    if (n == 0) return FlushResult::failed;  // the file shrank under us: the response cannot be completed
+    if (n == 0)
+      return FlushResult::failed;  // the file shrank under us: the response cannot be completed
     sent_ += static_cast<uint64_t>(n);
     sendfile_budget -= static_cast<size_t>(n);
     segment.file_left -= static_cast<size_t>(n);

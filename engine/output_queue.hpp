@@ -5,9 +5,9 @@
 
 #include <sys/types.h>
 
-#include <vector>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/unique_fd.hpp"
 

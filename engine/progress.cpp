@@ -15,8 +15,8 @@ using Clock = std::chrono::steady_clock;
 struct State {
   std::string label;
   Clock::time_point shown;
-  uint64_t tenth = 0;       // the last tenth of the total a plain line was written for
-  bool line_open = false;   // a terminal line is drawn without its newline yet
+  uint64_t tenth = 0;      // the last tenth of the total a plain line was written for
+  bool line_open = false;  // a terminal line is drawn without its newline yet
 };
 State state;
 
@@ -50,7 +50,8 @@ void report(const std::string& label, uint64_t done, std::optional<uint64_t> tot
     return;
   }
   uint64_t tenth = total && *total > 0 ? done * 10 / *total : 0;
-  bool due = finished || fresh || (total ? tenth > state.tenth : now - state.shown >= std::chrono::seconds(1));
+  bool due = finished || fresh ||
+             (total ? tenth > state.tenth : now - state.shown >= std::chrono::seconds(1));
   if (!due) return;
   state.shown = now;
   state.tenth = tenth;

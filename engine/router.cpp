@@ -102,7 +102,8 @@ std::string Router::join(std::string_view prefix, std::string_view pattern) {
   return joined.empty() ? "/" : joined;
 }
 
-void Router::add(std::string_view method, std::string_view pattern, RouteTarget target, std::string description) {
+void Router::add(std::string_view method, std::string_view pattern, RouteTarget target,
+                 std::string description) {
   Node* node = root_.get();
   for (std::string_view segment : split_path(pattern)) {
     if (segment.front() == ':') {

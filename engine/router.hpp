@@ -42,7 +42,8 @@ class Router {
   Router& operator=(Router&&) noexcept;
 
   // `description` names the route in conflict messages, e.g. "file_cache: POST /v1/cache_id".
-  void add(std::string_view method, std::string_view pattern, RouteTarget target, std::string description);
+  void add(std::string_view method, std::string_view pattern, RouteTarget target,
+           std::string description);
   void add_mount(std::string_view prefix, uint32_t service);
   RouteMatch match(std::string_view method, std::string_view path) const;
 

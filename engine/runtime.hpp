@@ -71,7 +71,9 @@ class Runtime final : public RequestHandler {
   // (timers are told they were cut short) and start nothing new.
   void retire();
   bool retired() const { return retired_; }
-  void on_retire(std::function<void()> callback) { retire_callbacks_.push_back(std::move(callback)); }
+  void on_retire(std::function<void()> callback) {
+    retire_callbacks_.push_back(std::move(callback));
+  }
 
   // Coroutines for tasks, reused once they returned normally (creating one per request costs
   // more garbage-collector work than the rest of a small request). `ref` anchors it.
@@ -96,7 +98,7 @@ class Runtime final : public RequestHandler {
   struct RouteInfo {
     std::string description;
     std::chrono::milliseconds deadline;
-    std::string label;  // "GET /pattern", the route's name in metrics
+    std::string label;                       // "GET /pattern", the route's name in metrics
     metrics::RouteSeries* series = nullptr;  // null offline
   };
 

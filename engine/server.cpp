@@ -78,12 +78,14 @@ class Server::Impl {
     std::vector<UniqueFd> fds;
     fds.push_back(bind_listener(options_.host, options_.port));
     port_ = bound_port(fds.front().get());
-    for (size_t i = 1; i < options_.threads; ++i) fds.push_back(bind_listener(options_.host, port_));
+    for (size_t i = 1; i < options_.threads; ++i)
+      fds.push_back(bind_listener(options_.host, port_));
     core_ = std::make_unique<ServerCore>(options_, std::move(fds));
     if (options_.metrics.enabled && !options_.metrics.listen.empty()) {
       try {
         ServerCore* core = core_.get();
-        metrics_listener_ = std::make_unique<MetricsListener>(options_.metrics.listen, [core] { return metrics::render(*core); });
+        metrics_listener_ = std::make_unique<MetricsListener>(
+            options_.metrics.listen, [core] { return metrics::render(*core); });
       } catch (...) {
         core_.reset();
         throw;
@@ -91,7 +93,8 @@ class Server::Impl {
     }
     reactor_ = Pistache::Aio::Reactor::create();
     reactor_->init(Pistache::Aio::AsyncContext(options_.threads, "depot-worker"));
-    reactor_->addHandler(std::make_shared<Worker>(*core_, 0));  // a prototype: each thread runs a clone
+    reactor_->addHandler(
+        std::make_shared<Worker>(*core_, 0));  // a prototype: each thread runs a clone
     reactor_->run();
     auto cleanup = remove_abandoned_temporaries_on_pool();
     std::string error = reload();
@@ -113,7 +116,9 @@ class Server::Impl {
       }
       watcher_ = std::make_unique<ReloadWatcher>(roots, [this] { reload(); });
     }
-    log::info("listening", {{"host", options_.host}, {"port", port_}, {"threads", options_.threads},
+    log::info("listening", {{"host", options_.host},
+                            {"port", port_},
+                            {"threads", options_.threads},
                             {"generation", generation_}});
   }
 
@@ -147,9 +152,8 @@ class Server::Impl {
     auto generation = make_generation(options_, generation_ + 1);
     auto started = Clock::now();
     std::shared_ptr<const Generation> shared = generation;
-    auto errors = on_every_worker<std::string>(*core_, [shared](Worker& worker) {
-      return worker.stage_generation(shared);
-    });
+    auto errors = on_every_worker<std::string>(
+        *core_, [shared](Worker& worker) { return worker.stage_generation(shared); });
     for (const std::string& error : errors) {
       if (error.empty()) continue;
       on_every_worker<bool>(*core_, [](Worker& worker) {
@@ -168,7 +172,8 @@ class Server::Impl {
     generation_ = generation->number;
     core_->metrics().reload_finished(true, generation_);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-    log::info("scripts loaded", {{"generation", generation_}, {"services", options_.services.size()}, {"ms", ms}});
+    log::info("scripts loaded",
+              {{"generation", generation_}, {"services", options_.services.size()}, {"ms", ms}});
     return "";
   }
 
@@ -243,17 +248,35 @@ class Server::Impl {
 };
 
 Server::Server(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
-Server::~Server() { stop(); }
-void Server::start() { impl_->start(); }
-uint16_t Server::port() const { return impl_->port_; }
+Server::~Server() {
+  stop();
+}
+void Server::start() {
+  impl_->start();
+}
+uint16_t Server::port() const {
+  return impl_->port_;
+}
 uint16_t Server::metrics_port() const {
   return impl_->metrics_listener_ ? impl_->metrics_listener_->port() : 0;
 }
-std::string Server::reload() { return impl_->reload(); }
-std::string Server::add_service(ServiceSpec service) { return impl_->add_service(std::move(service)); }
-void Server::stop() { impl_->stop(); }
-bool Server::running() const { return impl_->core_ != nullptr; }
-uint64_t Server::generation() const { return impl_->generation_; }
-size_t Server::runtime_count() { return impl_->runtime_count(); }
+std::string Server::reload() {
+  return impl_->reload();
+}
+std::string Server::add_service(ServiceSpec service) {
+  return impl_->add_service(std::move(service));
+}
+void Server::stop() {
+  impl_->stop();
+}
+bool Server::running() const {
+  return impl_->core_ != nullptr;
+}
+uint64_t Server::generation() const {
+  return impl_->generation_;
+}
+size_t Server::runtime_count() {
+  return impl_->runtime_count();
+}
 
 }  // namespace depot

@@ -1,5 +1,6 @@
 // State shared by all workers of one server: options, listening sockets, the workers themselves,
-// named events, the metrics and the blocking-work pool. Created by Server before the reactor starts.
+// named events, the metrics and the blocking-work pool. Created by Server before the reactor
+// starts.
 #pragma once
 
 #include <atomic>

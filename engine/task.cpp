@@ -28,7 +28,9 @@ Task::Task(Runtime& runtime, Kind kind, std::shared_ptr<Exchange> exchange)
 // An unfinished task is only destroyed with its worker, whose Lua states close right after.
 Task::~Task() = default;
 
-const std::string& Task::request_id() const { return exchange_ ? exchange_->id() : kNoRequestId; }
+const std::string& Task::request_id() const {
+  return exchange_ ? exchange_->id() : kNoRequestId;
+}
 
 Task* Task::running_in(lua_State* L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "depot.binding_context");
@@ -173,7 +175,8 @@ void Task::finish(const char* error) {
   }
   // A coroutine that returned normally can run the next task; one that failed or was cut short
   // while suspended cannot.
-  runtime_.release_coroutine(coroutine_ref_, coroutine_, error == nullptr && lua_status(coroutine_) == 0);
+  runtime_.release_coroutine(coroutine_ref_, coroutine_,
+                             error == nullptr && lua_status(coroutine_) == 0);
   coroutine_ref_ = LUA_NOREF;
   runtime_.task_ended();
   if (exchange_) exchange_->handler_finished();

@@ -11,10 +11,9 @@
 //   return task.suspend(L);
 #pragma once
 
-#include <lua.hpp>
-
 #include <cstdint>
 #include <functional>
+#include <lua.hpp>
 #include <memory>
 #include <string>
 

@@ -9,7 +9,9 @@ ThreadPool::ThreadPool(size_t threads, size_t max_queued) : max_queued_(max_queu
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
-ThreadPool::~ThreadPool() { stop(); }
+ThreadPool::~ThreadPool() {
+  stop();
+}
 
 void ThreadPool::stop() {
   {

@@ -40,8 +40,10 @@ end)
   server.start();
   std::cout << "fake auth service on port " << server.port() << "\n";
 
-  auto good = depot::testing::http_request(server.port(), "GET", "/api/V2/token", "", "Authorization: good_token");
-  auto bad = depot::testing::http_request(server.port(), "GET", "/api/V2/token", "", "Authorization: nope");
+  auto good = depot::testing::http_request(server.port(), "GET", "/api/V2/token", "",
+                                           "Authorization: good_token");
+  auto bad = depot::testing::http_request(server.port(), "GET", "/api/V2/token", "",
+                                          "Authorization: nope");
   std::cout << good.status << " " << good.body << "\n" << bad.status << " " << bad.body << "\n";
 
   server.stop();

@@ -25,10 +25,10 @@
 
 using depot::testing::http_request;
 using depot::testing::LuaFixture;
-using depot::testing::xxh128_hex;
 using depot::testing::RawConnection;
 using depot::testing::S3Server;
 using depot::testing::TestServer;
+using depot::testing::xxh128_hex;
 using nlohmann::json;
 using namespace std::chrono_literals;
 

@@ -30,18 +30,24 @@ TEST_CASE("config errors name the service and the setting", "[config]") {
   LuaFixture lua;
   unsetenv("KT_AUTH_EMAIL");
   setenv("DEPOT_TEST_BAD", "three", 1);
-  CHECK_THAT(lua.run(R"(require("config").of({ name = "image_cache", config = {} }).string("KT_AUTH_EMAIL"))"),
-             Catch::Contains("config: image_cache: KT_AUTH_EMAIL is required"));
-  CHECK_THAT(lua.run(R"(require("config").of({ name = "svc", config = {} }).integer("DEPOT_TEST_BAD"))"),
-             Catch::Contains("DEPOT_TEST_BAD must be an integer, got 'three' (from environment variable"));
+  CHECK_THAT(
+      lua.run(
+          R"(require("config").of({ name = "image_cache", config = {} }).string("KT_AUTH_EMAIL"))"),
+      Catch::Contains("config: image_cache: KT_AUTH_EMAIL is required"));
+  CHECK_THAT(
+      lua.run(R"(require("config").of({ name = "svc", config = {} }).integer("DEPOT_TEST_BAD"))"),
+      Catch::Contains("DEPOT_TEST_BAD must be an integer, got 'three' (from environment variable"));
   unsetenv("DEPOT_TEST_BAD");
 }
 
 TEST_CASE("a service missing a required setting is left unmounted, the others serve", "[config]") {
   unsetenv("DEPOT_TEST_REQUIRED");
   depot::testing::TestServer server({
-      {"needy", "local service = ...\nlocal value = require('config').of(service).string('DEPOT_TEST_REQUIRED')\n"
-                "service:get('/needy', function() return value end)", {"/needy"}},
+      {"needy",
+       "local service = ...\nlocal value = "
+       "require('config').of(service).string('DEPOT_TEST_REQUIRED')\n"
+       "service:get('/needy', function() return value end)",
+       {"/needy"}},
       {"fine", "local service = ...\nservice:get('/fine', function() return 'fine' end)"},
   });
   CHECK(depot::testing::http_request(server.port(), "GET", "/fine").body == "fine");

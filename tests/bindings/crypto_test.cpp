@@ -285,7 +285,8 @@ end)
 service:get("/hello", function() return "hello" end)
 )LUA");
   std::thread hashing([&] {
-    CHECK(depot::testing::http_request(server.port(), "POST", "/hash", "s3cret").body == R"({"ok":true,"wrong":false})");
+    CHECK(depot::testing::http_request(server.port(), "POST", "/hash", "s3cret").body ==
+          R"({"ok":true,"wrong":false})");
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto start = std::chrono::steady_clock::now();

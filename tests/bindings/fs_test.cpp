@@ -25,9 +25,9 @@
 
 using depot::testing::http_request;
 using depot::testing::LuaFixture;
-using depot::testing::xxh128_hex;
 using depot::testing::RawConnection;
 using depot::testing::TestServer;
+using depot::testing::xxh128_hex;
 using namespace std::chrono_literals;
 namespace stdfs = std::filesystem;
 

@@ -275,8 +275,7 @@ TEST_CASE("http: a timeout and a refused connection return nil, a message and a 
   CHECK(too_big["err"] == "http.request: response body larger than max_body (1000 bytes)");
 }
 
-TEST_CASE("http: output_file receives the body whole, and only for a 2xx answer",
-          "[http-client]") {
+TEST_CASE("http: output_file receives the body whole, and only for a 2xx answer", "[http-client]") {
   TestServer server(upstream_and_client());
   const size_t size = 5 * 1024 * 1024 + 321;  // several pool writes
   auto target = server.data_dir() / "download.bin";
@@ -330,8 +329,7 @@ TEST_CASE("http: redirects are followed on request, at most five", "[http-client
   CHECK(result["loop_err"].get<std::string>().find("redirect") != std::string::npos);
 }
 
-TEST_CASE("http: twenty calls waiting on a 0.5 s upstream overlap on one thread",
-          "[http-client]") {
+TEST_CASE("http: twenty calls waiting on a 0.5 s upstream overlap on one thread", "[http-client]") {
   TestServer server(upstream_and_client());
   auto start = std::chrono::steady_clock::now();
   std::atomic<int> done{0};

@@ -1,8 +1,8 @@
 // jobs.after / jobs.every: timers run as tasks, can be cancelled, and fire once with
 // premature = true when a reload replaces their scripts.
-#include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "tests/support/http_client.hpp"
@@ -40,21 +40,26 @@ service:post("/stop", function() ticker:cancel(); return { ticks = ticks } end)
 }  // namespace
 
 TEST_CASE("after and every run as tasks, cancel stops them", "[jobs]") {
-  auto marker = std::filesystem::temp_directory_path() / ("depot-premature-" + std::to_string(getpid()));
+  auto marker =
+      std::filesystem::temp_directory_path() / ("depot-premature-" + std::to_string(getpid()));
   std::filesystem::remove(marker);
-  TestServer server(std::vector<TestServer::Service>{{"timers", kTimers, {"/"}, {{"marker", marker.string()}}}});
+  TestServer server(
+      std::vector<TestServer::Service>{{"timers", kTimers, {"/"}, {{"marker", marker.string()}}}});
   std::this_thread::sleep_for(400ms);
   auto state = nlohmann::json::parse(http_request(server.port(), "GET", "/state").body);
   CHECK(state["fired"] == "xy");
   CHECK(state["ticks"].get<int>() >= 3);
   CHECK(state["cancelled_ran"] == false);
-  int at_stop = nlohmann::json::parse(http_request(server.port(), "POST", "/stop").body)["ticks"].get<int>();
+  int at_stop =
+      nlohmann::json::parse(http_request(server.port(), "POST", "/stop").body)["ticks"].get<int>();
   std::this_thread::sleep_for(200ms);
-  CHECK(nlohmann::json::parse(http_request(server.port(), "GET", "/state").body)["ticks"].get<int>() == at_stop);
+  CHECK(nlohmann::json::parse(http_request(server.port(), "GET", "/state").body)["ticks"]
+            .get<int>() == at_stop);
 
   CHECK_FALSE(std::filesystem::exists(marker));
   CHECK(server.server().reload().empty());
-  for (int i = 0; i < 50 && !std::filesystem::exists(marker); ++i) std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 50 && !std::filesystem::exists(marker); ++i)
+    std::this_thread::sleep_for(20ms);
   CHECK(std::filesystem::exists(marker));  // the hour-long timer fired prematurely on reload
   std::filesystem::remove(marker);
 }

@@ -53,12 +53,14 @@ std::string error_of(uint16_t port, const std::string& which) {
 }
 }  // namespace
 
-TEST_CASE("script counters, gauges and histograms appear at /metrics, added up over workers", "[metrics][lua]") {
+TEST_CASE("script counters, gauges and histograms appear at /metrics, added up over workers",
+          "[metrics][lua]") {
   TestServer server("app", kCounting, [](depot::Options& options) { options.threads = 2; });
   std::string text = scrape(server.port());
   CHECK(text.find("# TYPE app_hits_total counter") != std::string::npos);
   CHECK(sample(text, "app_plain_total") == 0);  // an unlabeled metric reads 0 before its first use
-  for (int i = 0; i < 6; ++i) CHECK(http_request(server.port(), "GET", "/hit/red").status == 200);  // both workers
+  for (int i = 0; i < 6; ++i)
+    CHECK(http_request(server.port(), "GET", "/hit/red").status == 200);  // both workers
   CHECK(http_request(server.port(), "GET", "/hit/blue").status == 200);
   CHECK(http_request(server.port(), "GET", "/level/10").status == 200);
   CHECK(http_request(server.port(), "GET", "/took/0.05").status == 200);
@@ -76,7 +78,8 @@ TEST_CASE("script counters, gauges and histograms appear at /metrics, added up o
   CHECK(sample(text, "app_took_seconds_sum") == Approx(5.55));
 }
 
-TEST_CASE("script metrics keep counting across a hot reload, a changed definition is refused", "[metrics][lua][reload]") {
+TEST_CASE("script metrics keep counting across a hot reload, a changed definition is refused",
+          "[metrics][lua][reload]") {
   TestServer server("app", kCounting);
   CHECK(http_request(server.port(), "GET", "/hit/red").status == 200);
   CHECK(server.server().reload().empty());  // registers the same families again
@@ -88,22 +91,32 @@ local metrics = require "metrics"
 metrics.counter("app_hits_total", "Hits by kind and colour", { "kind", "colour" })
 )LUA");
   std::string error = server.server().reload();
-  CHECK_THAT(error, Catch::Contains("app_hits_total is registered already as a counter with labels {kind}"));
-  CHECK(sample(scrape(server.port()), R"(app_hits_total{kind="red"})") == 2);  // the old generation serves on
+  CHECK_THAT(error, Catch::Contains(
+                        "app_hits_total is registered already as a counter with labels {kind}"));
+  CHECK(sample(scrape(server.port()), R"(app_hits_total{kind="red"})") ==
+        2);  // the old generation serves on
 }
 
-TEST_CASE("the metrics module refuses bad names, labels and values with clear errors", "[metrics][lua]") {
+TEST_CASE("the metrics module refuses bad names, labels and values with clear errors",
+          "[metrics][lua]") {
   TestServer server("app", kCounting);
   uint16_t port = server.port();
-  CHECK_THAT(error_of(port, "labels"), Catch::Contains("app_hits_total:inc: expects 1 label values (kind), got 0"));
+  CHECK_THAT(error_of(port, "labels"),
+             Catch::Contains("app_hits_total:inc: expects 1 label values (kind), got 0"));
   CHECK_THAT(error_of(port, "negative"), Catch::Contains("a counter only goes up"));
-  CHECK_THAT(error_of(port, "set"), Catch::Contains("app_hits_total:set: app_hits_total is a counter"));
-  CHECK_THAT(error_of(port, "nan"), Catch::Contains("app_took_seconds:observe: value must be a finite number"));
-  CHECK_THAT(error_of(port, "name"), Catch::Contains("metrics.counter: name 'bad-name' is not a Prometheus metric name"));
-  CHECK_THAT(error_of(port, "reserved"), Catch::Contains("names starting with depot_ are Depot's own"));
-  CHECK_THAT(error_of(port, "label"), Catch::Contains("label '__reserved' is not a Prometheus label name"));
+  CHECK_THAT(error_of(port, "set"),
+             Catch::Contains("app_hits_total:set: app_hits_total is a counter"));
+  CHECK_THAT(error_of(port, "nan"),
+             Catch::Contains("app_took_seconds:observe: value must be a finite number"));
+  CHECK_THAT(error_of(port, "name"),
+             Catch::Contains("metrics.counter: name 'bad-name' is not a Prometheus metric name"));
+  CHECK_THAT(error_of(port, "reserved"),
+             Catch::Contains("names starting with depot_ are Depot's own"));
+  CHECK_THAT(error_of(port, "label"),
+             Catch::Contains("label '__reserved' is not a Prometheus label name"));
   CHECK_THAT(error_of(port, "le"), Catch::Contains("a histogram cannot have a label 'le'"));
-  CHECK_THAT(error_of(port, "buckets"), Catch::Contains("buckets must be finite numbers in increasing order"));
+  CHECK_THAT(error_of(port, "buckets"),
+             Catch::Contains("buckets must be finite numbers in increasing order"));
   CHECK_THAT(error_of(port, "type"), Catch::Contains("registered already as a counter"));
   // None of the refused registrations left a family behind.
   std::string text = scrape(port);
@@ -123,6 +136,7 @@ service:get("/flood", function()
   return ok and "no error" or err
 end)
 )LUA");
-  CHECK_THAT(http_request(server.port(), "GET", "/flood").body, Catch::Contains("has 1000 label sets already"));
+  CHECK_THAT(http_request(server.port(), "GET", "/flood").body,
+             Catch::Contains("has 1000 label sets already"));
   CHECK(sample(scrape(server.port()), R"(app_per_user_total{user="1000"})") == 1);
 }

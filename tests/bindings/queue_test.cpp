@@ -60,7 +60,9 @@ TEST_CASE("queued jobs run, retry with backoff, and dead-letter after their atte
 
 TEST_CASE("the queue is bounded", "[queue]") {
   TestServer server("app", kQueueService);
-  for (int i = 0; i < 5; ++i) CHECK(http_request(server.port(), "POST", "/push/later" + std::to_string(i) + "?delay=60").status == 200);
+  for (int i = 0; i < 5; ++i)
+    CHECK(http_request(server.port(), "POST", "/push/later" + std::to_string(i) + "?delay=60")
+              .status == 200);
   auto refused = http_request(server.port(), "POST", "/push/one-too-many?delay=60");
   CHECK(refused.status == 503);
   CHECK(refused.body.find("queue work is full") != std::string::npos);

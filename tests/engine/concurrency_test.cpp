@@ -1,9 +1,9 @@
 // Waiting never blocks a worker: sleeping handlers, named events, slow readers, streamed
 // responses with backpressure, and a 50 MB upload with bounded memory — on ONE reactor thread.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fstream>
-#include <atomic>
 #include <thread>
 
 #include "tests/support/http_client.hpp"
@@ -62,18 +62,24 @@ long status_kb(const char* field) {
   }
   return 0;
 }
-long peak_rss_kb() { return status_kb("VmHWM:"); }
-long rss_kb() { return status_kb("VmRSS:"); }
+long peak_rss_kb() {
+  return status_kb("VmHWM:");
+}
+long rss_kb() {
+  return status_kb("VmRSS:");
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 }  // namespace
 
-TEST_CASE("a handler sleeping on a timer does not block other requests on its thread", "[concurrency]") {
+TEST_CASE("a handler sleeping on a timer does not block other requests on its thread",
+          "[concurrency]") {
   TestServer server("app", kRoutes);
   auto start = std::chrono::steady_clock::now();
-  std::thread sleeper([&] { CHECK(http_request(server.port(), "GET", "/sleep?s=1.5").body == "slept\n"); });
+  std::thread sleeper(
+      [&] { CHECK(http_request(server.port(), "GET", "/sleep?s=1.5").body == "slept\n"); });
   std::this_thread::sleep_for(100ms);
   for (int i = 0; i < 20; ++i) CHECK(http_request(server.port(), "GET", "/hello").status == 200);
   CHECK(seconds_since(start) < 1.0);
@@ -96,7 +102,8 @@ TEST_CASE("named events wake waiting requests, timeouts return false", "[concurr
   for (auto& waiter : waiters) waiter.join();
   CHECK(woken.body == R"({"woken":10})");
   CHECK(notified == 10);
-  CHECK(http_request(server.port(), "GET", "/wait/nobody?timeout=0.2").body == R"({"notified":false})");
+  CHECK(http_request(server.port(), "GET", "/wait/nobody?timeout=0.2").body ==
+        R"({"notified":false})");
 }
 
 TEST_CASE("a streamed response waits for a slow client without growing memory", "[concurrency]") {
@@ -117,7 +124,8 @@ TEST_CASE("a streamed response waits for a slow client without growing memory", 
   CHECK(growth_while_parked < 16 * 1024);
 }
 
-TEST_CASE("a client reading a large file at 1 MB/s leaves /hello fast on a single thread", "[concurrency]") {
+TEST_CASE("a client reading a large file at 1 MB/s leaves /hello fast on a single thread",
+          "[concurrency]") {
   TestServer server("app", kRoutes);
   auto path = server.data_dir() / "big.bin";
   {
@@ -161,8 +169,9 @@ TEST_CASE("a 50 MB chunked upload streams to a file with bounded memory", "[conc
   auto target = server.data_dir() / "upload.bin";
   long before = peak_rss_kb();
   RawConnection connection(server.port());
-  connection.send("POST /upload?to=" + target.string() +
-                  " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+  connection.send(
+      "POST /upload?to=" + target.string() +
+      " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
   CHECK(connection.read_some(2s) == "HTTP/1.1 100 Continue\r\n\r\n");
   std::string piece(256 * 1024, 'u');
   char size_line[32];

@@ -1,10 +1,11 @@
 // Every descriptor the engine opens is closed however the code that opened it ends: a Lua error
 // in the middle of res:file, answers that send no file after all (HEAD, 304, 416), a client that
 // goes away before its download is sent. Counted in /proc/self/fd: the server runs in this process.
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <filesystem>
-#include <sys/socket.h>
 #include <fstream>
 #include <thread>
 

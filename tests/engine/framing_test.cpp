@@ -194,7 +194,8 @@ TEST_CASE("pipelined requests with empty lines between them are all answered", "
   CHECK(last->body == "ok");
 }
 
-TEST_CASE("a client still sending a refused body reads the answer, not a reset (lingering close)", "[framing]") {
+TEST_CASE("a client still sending a refused body reads the answer, not a reset (lingering close)",
+          "[framing]") {
   TestServer server("app", kRoutes, [](depot::Options& options) { options.threads = 1; });
   RawConnection connection(server.port());
   connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n" +

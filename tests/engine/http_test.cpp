@@ -90,7 +90,8 @@ TEST_CASE("pipelined requests in one write are answered in order", "[http]") {
 TEST_CASE("Expect: 100-continue gets 100 Continue before the body is sent", "[http]") {
   TestServer server("app", kRoutes);
   RawConnection connection(server.port());
-  connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  connection.send(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
   std::string interim = connection.read_some(2s);
   CHECK(interim == "HTTP/1.1 100 Continue\r\n\r\n");
   connection.send("ping");
@@ -102,7 +103,9 @@ TEST_CASE("Expect: 100-continue gets 100 Continue before the body is sent", "[ht
 TEST_CASE("a handler that answers without reading gets no 100 Continue and closes", "[http]") {
   TestServer server("app", kRoutes);
   RawConnection connection(server.port());
-  connection.send("POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\nExpect: 100-continue\r\n\r\n");
+  connection.send(
+      "POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\nExpect: "
+      "100-continue\r\n\r\n");
   auto response = connection.read_response();
   REQUIRE(response);
   CHECK(response->status == 403);
@@ -122,7 +125,8 @@ TEST_CASE("chunked request bodies are decoded and streamed", "[http]") {
 }
 
 TEST_CASE("req:body() over its limit is 413", "[http]") {
-  TestServer server("app", kRoutes, [](depot::Options& options) { options.limits.max_body_bytes = 1000; });
+  TestServer server("app", kRoutes,
+                    [](depot::Options& options) { options.limits.max_body_bytes = 1000; });
   auto response = http_request(server.port(), "POST", "/echo", std::string(2000, 'a'));
   CHECK(response.status == 413);
 }
@@ -159,7 +163,8 @@ TEST_CASE("unknown paths are 404 and wrong methods 405 with Allow", "[http]") {
 
 TEST_CASE("query strings and case-insensitive headers reach the handler", "[http]") {
   TestServer server("app", kRoutes);
-  auto response = http_request(server.port(), "GET", "/query?a=1&b=two%20words&a=3", "", "user-AGENT: tester");
+  auto response =
+      http_request(server.port(), "GET", "/query?a=1&b=two%20words&a=3", "", "user-AGENT: tester");
   CHECK(response.body == R"({"a":"1","b":"two words","ua":"tester"})");
 }
 
@@ -193,7 +198,8 @@ TEST_CASE("too many or too large headers get 431", "[http]") {
 }
 
 TEST_CASE("an idle request head times out with 408", "[http]") {
-  TestServer server("app", kRoutes, [](depot::Options& options) { options.limits.header_timeout = 1s; });
+  TestServer server("app", kRoutes,
+                    [](depot::Options& options) { options.limits.header_timeout = 1s; });
   RawConnection connection(server.port());
   connection.send("GET /hello HTTP/1.1\r\nHost:");
   auto response = connection.read_response(5s);

@@ -1,11 +1,12 @@
 // http_util: ranges, dates, percent-decoding, MIME types, header and status rules.
-#include <catch2/catch.hpp>
-
 #include "engine/http_util.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace depot::http;
 
-TEST_CASE("single byte ranges parse, multiple ranges fall back to the whole resource", "[http_util]") {
+TEST_CASE("single byte ranges parse, multiple ranges fall back to the whole resource",
+          "[http_util]") {
   ByteRange range{};
   CHECK(parse_range("bytes=0-99", 1000, range) == RangeResult::satisfiable);
   CHECK((range.first == 0 && range.last == 99));

@@ -34,7 +34,8 @@ local service = ...
 service:get("/hello", function() return "hello\n" end)
 service:get("/slow", function() depot.sleep(1); return "finished\n" end)
 )LUA";
-  std::ofstream(directory / "depot.json") << R"({"services": [{"name": "app", "mount": "/"}], "threads": 1, "watch_scripts": false})";
+  std::ofstream(directory / "depot.json")
+      << R"({"services": [{"name": "app", "mount": "/"}], "threads": 1, "watch_scripts": false})";
   return directory;
 }
 }  // namespace
@@ -58,15 +59,18 @@ TEST_CASE("depot serve logs the bound port, drains on SIGTERM and exits 0", "[li
   while (std::getline(lines, line)) {
     auto entry = nlohmann::json::parse(line);  // every line is one JSON object
     CHECK(entry.contains("level"));
-    if (entry.value("msg", "") == "request" && entry.value("path", "") == "/slow") access_line = true;
+    if (entry.value("msg", "") == "request" && entry.value("path", "") == "/slow")
+      access_line = true;
   }
   CHECK(access_line);
   std::filesystem::remove_all(directory);
 }
 
-TEST_CASE("depot serve reads its port from the environment and .env, and reloads on SIGHUP", "[lifecycle]") {
+TEST_CASE("depot serve reads its port from the environment and .env, and reloads on SIGHUP",
+          "[lifecycle]") {
   auto directory = prepare_directory();
-  std::ofstream(directory / ".env") << "# test settings\nDEPOT_HOST=127.0.0.1\nDEPOT_CONFIG=\"depot.json\"\n";
+  std::ofstream(directory / ".env")
+      << "# test settings\nDEPOT_HOST=127.0.0.1\nDEPOT_CONFIG=\"depot.json\"\n";
   setenv("DEPOT_PORT", "0", 1);
   DepotProcess depot(directory, {});
   unsetenv("DEPOT_PORT");
@@ -87,7 +91,8 @@ service:get("/hello", function() return "reloaded\n" end)
   std::filesystem::remove_all(directory);
 }
 
-TEST_CASE("depot admin runs a service's command against the data dir, and fails for unknown ones", "[lifecycle]") {
+TEST_CASE("depot admin runs a service's command against the data dir, and fails for unknown ones",
+          "[lifecycle]") {
   auto directory = prepare_directory();
   std::ofstream(directory / "scripts" / "app" / "init.lua", std::ios::app) << R"LUA(
 service:command("count-args", function(arguments)
@@ -104,7 +109,8 @@ end)
   while (fgets(buffer, sizeof buffer, pipe)) output += buffer;
   CHECK(pclose(pipe) == 0);
   CHECK(output == "Total arguments: 2\n");
-  std::string unknown = "cd " + directory.string() + " && " + DEPOT_BINARY + " admin --config depot.json nope 2>/dev/null";
+  std::string unknown = "cd " + directory.string() + " && " + DEPOT_BINARY +
+                        " admin --config depot.json nope 2>/dev/null";
   CHECK(WEXITSTATUS(system(unknown.c_str())) == 2);
   std::filesystem::remove_all(directory);
 }

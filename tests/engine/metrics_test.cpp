@@ -33,7 +33,8 @@ service:get("/call", function(req)
 end)
 )LUA";
 
-const std::string kItems2xx = R"(depot_http_requests_total{service="app",route="GET /items/:id",code="2xx"})";
+const std::string kItems2xx =
+    R"(depot_http_requests_total{service="app",route="GET /items/:id",code="2xx"})";
 
 // Polls until `done(scrape)` holds (the Lua memory gauge is refreshed once a second).
 template <typename Done>
@@ -51,21 +52,34 @@ std::string scrape_until(uint16_t port, Done done) {
 TEST_CASE("metrics count requests by service, route pattern and status class", "[metrics]") {
   TestServer server("app", kApp);
   double before = std::max(0.0, sample(scrape(server.port()), kItems2xx));
-  for (const char* id : {"1", "2", "3"}) CHECK(http_request(server.port(), "GET", std::string("/items/") + id).status == 200);
+  for (const char* id : {"1", "2", "3"})
+    CHECK(http_request(server.port(), "GET", std::string("/items/") + id).status == 200);
   CHECK(http_request(server.port(), "GET", "/broken").status == 500);
   CHECK(http_request(server.port(), "GET", "/nowhere").status == 404);
   std::string text = scrape(server.port());
 
   CHECK(sample(text, kItems2xx) == before + 3);
   CHECK(text.find("/items/1") == std::string::npos);  // the pattern, never the path
-  CHECK(sample(text, R"(depot_http_requests_total{service="app",route="GET /broken",code="5xx"})") == 1);
-  CHECK(sample(text, R"(depot_http_requests_total{service="app",route="unmatched",code="4xx"})") == 1);
-  CHECK(sample(text, R"(depot_http_request_duration_seconds_count{service="app",route="GET /items/:id"})") == before + 3);
-  CHECK(sample(text, R"(depot_http_request_duration_seconds_bucket{service="app",route="GET /items/:id",le="+Inf"})") ==
+  CHECK(sample(text,
+               R"(depot_http_requests_total{service="app",route="GET /broken",code="5xx"})") == 1);
+  CHECK(sample(text, R"(depot_http_requests_total{service="app",route="unmatched",code="4xx"})") ==
+        1);
+  CHECK(sample(
+            text,
+            R"(depot_http_request_duration_seconds_count{service="app",route="GET /items/:id"})") ==
         before + 3);
-  CHECK(sample(text, R"(depot_http_request_duration_seconds_sum{service="app",route="GET /items/:id"})") > 0);
+  CHECK(
+      sample(
+          text,
+          R"(depot_http_request_duration_seconds_bucket{service="app",route="GET /items/:id",le="+Inf"})") ==
+      before + 3);
+  CHECK(sample(text,
+               R"(depot_http_request_duration_seconds_sum{service="app",route="GET /items/:id"})") >
+        0);
   // The scrapes before this one were answered and counted too.
-  CHECK(sample(text, R"(depot_http_requests_total{service="depot",route="GET /metrics",code="2xx"})") >= 1);
+  CHECK(sample(text,
+               R"(depot_http_requests_total{service="depot",route="GET /metrics",code="2xx"})") >=
+        1);
   CHECK(sample(text, "depot_http_received_bytes_total") > 0);
   CHECK(sample(text, "depot_http_sent_bytes_total") > 0);
   CHECK(sample(text, "depot_http_connections_open") >= 1);  // this scrape's own
@@ -76,10 +90,12 @@ TEST_CASE("metrics count requests by service, route pattern and status class", "
   RawConnection bad(server.port());
   bad.send("NOT A REQUEST\r\n\r\n");
   CHECK(bad.read_response()->status == 400);
-  CHECK(sample(scrape(server.port()), R"(depot_http_requests_total{service="none",route="none",code="4xx"})") == 1);
+  CHECK(sample(scrape(server.port()),
+               R"(depot_http_requests_total{service="none",route="none",code="4xx"})") == 1);
 }
 
-TEST_CASE("metrics show requests in flight, Lua memory per worker and upstream calls", "[metrics]") {
+TEST_CASE("metrics show requests in flight, Lua memory per worker and upstream calls",
+          "[metrics]") {
   TestServer server("app", kApp, [](depot::Options& options) { options.threads = 2; });
   RawConnection slow(server.port());
   slow.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -89,7 +105,8 @@ TEST_CASE("metrics show requests in flight, Lua memory per worker and upstream c
   CHECK(sample(text, "depot_http_requests_in_flight") >= 2);
   CHECK(slow.read_response()->body == "slow");
   text = scrape_until(server.port(), [](const std::string& t) {
-    return sample(t, "depot_http_requests_in_flight") == 1 && sample(t, R"(depot_lua_memory_bytes{worker="1"})") > 0;
+    return sample(t, "depot_http_requests_in_flight") == 1 &&
+           sample(t, R"(depot_lua_memory_bytes{worker="1"})") > 0;
   });
   CHECK(sample(text, "depot_http_requests_in_flight") == 1);
   CHECK(sample(text, R"(depot_lua_memory_bytes{worker="0"})") > 10000);
@@ -99,7 +116,8 @@ TEST_CASE("metrics show requests in flight, Lua memory per worker and upstream c
   CHECK(http_request(server.port(), "GET", "/call?port=" + port + "&id=7").body == "200");
   CHECK(http_request(server.port(), "GET", "/call?port=" + port + "&id=8").body == "200");
   text = scrape(server.port());
-  CHECK(sample(text, R"(depot_upstream_requests_total{host="127.0.0.1:)" + port + R"(",outcome="2xx"})") == 2);
+  CHECK(sample(text, R"(depot_upstream_requests_total{host="127.0.0.1:)" + port +
+                         R"(",outcome="2xx"})") == 2);
 }
 
 TEST_CASE("metrics count reloads, loaded and refused", "[metrics][reload]") {
@@ -149,7 +167,9 @@ end)
   CHECK(http_request(server.port(), "GET", "/nowhere").status == 404);
   std::string text = scrape(server.port());
   if (depot::testing::find_program("promtool").empty()) {
-    WARN("promtool not installed (Debian package prometheus, see setup.sh): the format check is skipped");
+    WARN(
+        "promtool not installed (Debian package prometheus, see setup.sh): the format check is "
+        "skipped");
     return;
   }
   INFO(text);
@@ -158,12 +178,14 @@ end)
 
 TEST_CASE("metrics can be turned off or moved to an admin listener", "[metrics]") {
   SECTION("off") {
-    TestServer server("app", kApp, [](depot::Options& options) { options.metrics.enabled = false; });
+    TestServer server("app", kApp,
+                      [](depot::Options& options) { options.metrics.enabled = false; });
     CHECK(http_request(server.port(), "GET", "/metrics").status == 404);
     CHECK(server.server().metrics_port() == 0);
   }
   SECTION("on an admin listener, and then not on the main one") {
-    TestServer server("app", kApp, [](depot::Options& options) { options.metrics.listen = "127.0.0.1:0"; });
+    TestServer server("app", kApp,
+                      [](depot::Options& options) { options.metrics.listen = "127.0.0.1:0"; });
     uint16_t admin = server.server().metrics_port();
     REQUIRE(admin != 0);
     CHECK(http_request(server.port(), "GET", "/metrics").status == 404);
@@ -176,8 +198,10 @@ TEST_CASE("metrics can be turned off or moved to an admin listener", "[metrics]"
     CHECK(http_request(admin, "POST", "/metrics").status == 405);
   }
   SECTION("an admin address without a port stops the start") {
-    CHECK_THROWS_WITH(TestServer("app", kApp, [](depot::Options& options) { options.metrics.listen = "127.0.0.1"; }),
-                      Catch::Contains("metrics.listen must be host:port"));
+    CHECK_THROWS_WITH(
+        TestServer("app", kApp,
+                   [](depot::Options& options) { options.metrics.listen = "127.0.0.1"; }),
+        Catch::Contains("metrics.listen must be host:port"));
   }
 }
 
@@ -191,35 +215,43 @@ service:get("/metrics", function() return "the service's own" end)
     CHECK(http_request(server.port(), "GET", "/metrics").body == "the service's own");
   }
   SECTION("with an admin listener both are reachable") {
-    TestServer server("app", kOwn, [](depot::Options& options) { options.metrics.listen = "127.0.0.1:0"; });
+    TestServer server("app", kOwn,
+                      [](depot::Options& options) { options.metrics.listen = "127.0.0.1:0"; });
     CHECK(http_request(server.port(), "GET", "/metrics").body == "the service's own");
     CHECK(sample(scrape(server.server().metrics_port()),
-                 R"(depot_http_requests_total{service="app",route="GET /metrics",code="2xx"})") == 1);
+                 R"(depot_http_requests_total{service="app",route="GET /metrics",code="2xx"})") ==
+          1);
   }
   SECTION("a service mounted elsewhere leaves /metrics to the engine") {
     TestServer server({TestServer::Service{"app", kOwn, {"/app"}}});
     CHECK(http_request(server.port(), "GET", "/app/metrics").body == "the service's own");
-    CHECK(sample(scrape(server.port()), R"(depot_http_requests_total{service="app",route="GET /metrics",code="2xx"})") == 1);
+    CHECK(sample(scrape(server.port()),
+                 R"(depot_http_requests_total{service="app",route="GET /metrics",code="2xx"})") ==
+          1);
   }
 }
 
 TEST_CASE("a real Prometheus scrapes Depot", "[metrics][prometheus]") {
   std::string prometheus = depot::testing::find_program("prometheus");
   if (prometheus.empty()) {
-    WARN("prometheus not installed (Debian package prometheus, see setup.sh): the scrape test is skipped");
+    WARN(
+        "prometheus not installed (Debian package prometheus, see setup.sh): the scrape test is "
+        "skipped");
     return;
   }
   TestServer server("app", kApp);
   CHECK(http_request(server.port(), "GET", "/items/1").status == 200);
   std::filesystem::path directory = server.data_dir() / "prometheus";
   std::filesystem::create_directories(directory);
-  std::ofstream(directory / "prometheus.yml") << "global:\n  scrape_interval: 1s\n"
-                                              << "scrape_configs:\n  - job_name: depot\n    static_configs:\n"
-                                              << "      - targets: ['127.0.0.1:" << server.port() << "']\n";
+  std::ofstream(directory / "prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n"
+      << "scrape_configs:\n  - job_name: depot\n    static_configs:\n"
+      << "      - targets: ['127.0.0.1:" << server.port() << "']\n";
   uint16_t web = depot::testing::free_port();
   depot::testing::ChildProcess process(
       {prometheus, "--config.file=" + (directory / "prometheus.yml").string(),
-       "--storage.tsdb.path=" + (directory / "data").string(), "--web.listen-address=127.0.0.1:" + std::to_string(web)},
+       "--storage.tsdb.path=" + (directory / "data").string(),
+       "--web.listen-address=127.0.0.1:" + std::to_string(web)},
       directory / "prometheus.log");
 
   // A query's answer: {"status":"success","data":{"result":[{"metric":{...},"value":[t,"1"]}]}}.

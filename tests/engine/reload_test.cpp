@@ -16,8 +16,10 @@ std::string version_script(const std::string& version) {
   return R"LUA(
 local depot = require "depot"
 local service = ...
-service:get("/version", function() return ")LUA" + version + R"LUA(" end)
-service:get("/slow", function() depot.sleep(1); return ")LUA" + version + R"LUA(" end)
+service:get("/version", function() return ")LUA" +
+         version + R"LUA(" end)
+service:get("/slow", function() depot.sleep(1); return ")LUA" +
+         version + R"LUA(" end)
 )LUA";
 }
 }  // namespace
@@ -30,7 +32,8 @@ TEST_CASE("reload swaps in a good script and refuses a broken one", "[reload]") 
   CHECK(server.server().reload().empty());
   CHECK(http_request(server.port(), "GET", "/version").body == "two");
 
-  server.write_script("app", "local service = ...\nservice:get('/version', function() return 'x' end");
+  server.write_script("app",
+                      "local service = ...\nservice:get('/version', function() return 'x' end");
   std::string error = server.server().reload();
   CHECK_THAT(error, Catch::Contains("service app") && Catch::Contains("init.lua"));
   CHECK(http_request(server.port(), "GET", "/version").body == "two");
@@ -66,7 +69,8 @@ TEST_CASE("in-flight requests finish on the generation they started on", "[reloa
 }
 
 TEST_CASE("the watcher reloads when a script changes on disk", "[reload]") {
-  TestServer server("app", version_script("one"), [](depot::Options& options) { options.watch_scripts = true; });
+  TestServer server("app", version_script("one"),
+                    [](depot::Options& options) { options.watch_scripts = true; });
   server.write_script("app", version_script("edited"));
   std::string body;
   for (int i = 0; i < 50 && body != "edited"; ++i) {
@@ -79,7 +83,8 @@ TEST_CASE("the watcher reloads when a script changes on disk", "[reload]") {
 TEST_CASE("an embedder adds a service to a running server", "[reload]") {
   TestServer server("app", version_script("one"));
   auto stub = server.scripts_dir() / "stub.lua";
-  std::ofstream(stub) << "local service = ...\nservice:get('/stub', function() return 'stubbed' end)\n";
+  std::ofstream(stub)
+      << "local service = ...\nservice:get('/stub', function() return 'stubbed' end)\n";
   CHECK(server.server().add_service({"stub", stub, {"/"}}).empty());
   CHECK(http_request(server.port(), "GET", "/stub").body == "stubbed");
   CHECK(http_request(server.port(), "GET", "/version").body == "one");

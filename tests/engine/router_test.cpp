@@ -1,7 +1,8 @@
-// Router: literal / :param / *splat precedence, trailing slashes, 405 lists, HEAD, mounts, conflicts.
-#include <catch2/catch.hpp>
-
+// Router: literal / :param / *splat precedence, trailing slashes, 405 lists, HEAD, mounts,
+// conflicts.
 #include "engine/router.hpp"
+
+#include <catch2/catch.hpp>
 
 using depot::RouteMatch;
 using depot::Router;
@@ -70,9 +71,11 @@ TEST_CASE("router backtracks from a literal branch that does not match further",
 TEST_CASE("router reports conflicts naming both routes", "[router]") {
   Router router;
   router.add("POST", "/v1/cache/:id", RouteTarget{0, 0}, "file_cache: POST /v1/cache/:id");
-  REQUIRE_THROWS_WITH(router.add("POST", "/v1/cache/:id", RouteTarget{1, 0}, "other: POST /v1/cache/:id"),
-                      Catch::Contains("file_cache: POST /v1/cache/:id"));
-  REQUIRE_THROWS_AS(router.add("GET", "/v1/cache/:key", RouteTarget{1, 1}, "renamed"), depot::RouteConflict);
+  REQUIRE_THROWS_WITH(
+      router.add("POST", "/v1/cache/:id", RouteTarget{1, 0}, "other: POST /v1/cache/:id"),
+      Catch::Contains("file_cache: POST /v1/cache/:id"));
+  REQUIRE_THROWS_AS(router.add("GET", "/v1/cache/:key", RouteTarget{1, 1}, "renamed"),
+                    depot::RouteConflict);
 }
 
 TEST_CASE("router finds the owning service of an unknown path by the longest mount", "[router]") {

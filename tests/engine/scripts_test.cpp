@@ -48,7 +48,8 @@ service:on_error(function(status, message) return { status = "error", code = sta
 
 std::string multipart_body(const std::string& boundary, size_t file_size) {
   std::string body = "preamble to ignore\r\n--" + boundary + "\r\n";
-  body += "Content-Disposition: form-data; name=\"note\"\r\n\r\nhello there\r\n--" + boundary + "\r\n";
+  body +=
+      "Content-Disposition: form-data; name=\"note\"\r\n\r\nhello there\r\n--" + boundary + "\r\n";
   body += "Content-Disposition: form-data; name=\"file\"; filename=\"data.bin\"\r\n";
   body += "Content-Type: application/octet-stream\r\n\r\n";
   for (size_t i = 0; i < file_size; ++i) body.push_back(static_cast<char>(i % 251));
@@ -64,9 +65,10 @@ TEST_CASE("multipart parts arrive one by one, their data in chunks", "[scripts]"
   auto response = http_request(server.port(), "POST", "/parts", body,
                                "Content-Type: multipart/form-data; boundary=" + boundary);
   CHECK(response.status == 200);
-  CHECK(response.body ==
-        R"([{"filename":"","name":"note","size":11,"type":""},)"
-        R"({"filename":"data.bin","name":"file","size":3145728,"type":"application/octet-stream"}])");
+  CHECK(
+      response.body ==
+      R"([{"filename":"","name":"note","size":11,"type":""},)"
+      R"({"filename":"data.bin","name":"file","size":3145728,"type":"application/octet-stream"}])");
   auto fields = http_request(server.port(), "POST", "/fields", body,
                              "Content-Type: multipart/form-data; boundary=\"" + boundary + "\"");
   CHECK(fields.body == R"({"file":3145728,"note":"hello there"})");
@@ -74,11 +76,13 @@ TEST_CASE("multipart parts arrive one by one, their data in chunks", "[scripts]"
 
 TEST_CASE("a malformed multipart body is a 400 in the service's error shape", "[scripts]") {
   TestServer server("app", kRoutes);
-  auto truncated = http_request(server.port(), "POST", "/parts", "--b\r\nContent-Disposition: form-data; name=x\r\n\r\nabc",
+  auto truncated = http_request(server.port(), "POST", "/parts",
+                                "--b\r\nContent-Disposition: form-data; name=x\r\n\r\nabc",
                                 "Content-Type: multipart/form-data; boundary=b");
   CHECK(truncated.status == 400);
   CHECK(truncated.body.find(R"("status":"error")") != std::string::npos);
-  auto not_multipart = http_request(server.port(), "POST", "/parts", "{}", "Content-Type: application/json");
+  auto not_multipart =
+      http_request(server.port(), "POST", "/parts", "{}", "Content-Type: application/json");
   CHECK(not_multipart.status == 400);
 }
 
@@ -98,7 +102,8 @@ TEST_CASE("a handler that returns without finishing its stream still ends it", "
 }
 
 TEST_CASE("a waiting handler past its deadline gets 503, the worker keeps serving", "[scripts]") {
-  TestServer server("app", kRoutes, [](depot::Options& options) { options.limits.request_deadline = 500ms; });
+  TestServer server("app", kRoutes,
+                    [](depot::Options& options) { options.limits.request_deadline = 500ms; });
   auto start = std::chrono::steady_clock::now();
   auto response = http_request(server.port(), "GET", "/wait");
   CHECK(response.status == 503);
@@ -107,7 +112,9 @@ TEST_CASE("a waiting handler past its deadline gets 503, the worker keeps servin
 }
 
 TEST_CASE("a runaway loop is stopped by the instruction budget with a 500", "[scripts]") {
-  TestServer server("app", kRoutes, [](depot::Options& options) { options.limits.instruction_budget = 50'000'000; });
+  TestServer server("app", kRoutes, [](depot::Options& options) {
+    options.limits.instruction_budget = 50'000'000;
+  });
   auto response = http_request(server.port(), "GET", "/spin");
   CHECK(response.status == 500);
   CHECK(http_request(server.port(), "GET", "/chunks").status == 200);
@@ -123,17 +130,21 @@ end)
 service:get("/treasure", function(req) return { owner = req.user } end)
 )LUA");
   CHECK(http_request(server.port(), "GET", "/treasure").status == 401);
-  CHECK(http_request(server.port(), "GET", "/treasure", "", "X-Key: open sesame").body == R"({"owner":"ali"})");
+  CHECK(http_request(server.port(), "GET", "/treasure", "", "X-Key: open sesame").body ==
+        R"({"owner":"ali"})");
 }
 
-TEST_CASE("a route with before = false skips the filters, one with mounts is only under those", "[scripts]") {
-  TestServer server({TestServer::Service{"app", R"LUA(
+TEST_CASE("a route with before = false skips the filters, one with mounts is only under those",
+          "[scripts]") {
+  TestServer server({TestServer::Service{"app",
+                                         R"LUA(
 local service = ...
 service:before(function() return 401, { error = "no key" } end)
 service:get("/guarded", function() return "in" end)
 service:get("/public", function() return "open" end, { before = false })
 service:get("/second-only", function() return "second" end, { mounts = { "/second" } })
-)LUA", {"/first", "/second"}}});
+)LUA",
+                                         {"/first", "/second"}}});
   CHECK(http_request(server.port(), "GET", "/first/guarded").status == 401);
   CHECK(http_request(server.port(), "GET", "/first/public").body == "open");
   CHECK(http_request(server.port(), "GET", "/second/public").body == "open");

@@ -38,12 +38,13 @@ require("openapi").serve(service, { title = "Hello", version = "1.0" })
 
 // A server with the repository's scripts/lib and the given services (name, source, mounts, config).
 std::unique_ptr<TestServer> serve(const std::vector<TestServer::Service>& services) {
-  auto server = std::make_unique<TestServer>(std::vector<TestServer::Service>{},
-                                             [](depot::Options& options) { options.scripts_dir = DEPOT_SOURCE_DIR "/scripts"; });
+  auto server = std::make_unique<TestServer>(
+      std::vector<TestServer::Service>{},
+      [](depot::Options& options) { options.scripts_dir = DEPOT_SOURCE_DIR "/scripts"; });
   for (const auto& service : services) {
     server->write_script(service.name, service.source);
-    std::string error =
-        server->server().add_service({service.name, server->scripts_dir() / service.name, service.mounts, service.config});
+    std::string error = server->server().add_service(
+        {service.name, server->scripts_dir() / service.name, service.mounts, service.config});
     if (!error.empty()) throw std::runtime_error(error);
   }
   return server;
@@ -58,7 +59,8 @@ json document(TestServer& server, const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("openapi: one document per prefix, for every service there, from their routes", "[openapi]") {
+TEST_CASE("openapi: one document per prefix, for every service there, from their routes",
+          "[openapi]") {
   auto server = serve({{"items", kItems, {"/", "/second"}}, {"hello", kHello, {"/"}}});
   json root = document(*server, "/openapi.json");
   CHECK(root["openapi"] == "3.1.0");
@@ -79,8 +81,10 @@ TEST_CASE("openapi: one document per prefix, for every service there, from their
   // "*" stands for the methods no other route of the path has; an undocumented answer says so.
   json item = root["paths"]["/items/{id}"];
   CHECK(item["get"]["summary"] == "One item");
-  for (const char* method : {"put", "post", "delete", "patch", "options"}) CHECK(item[method]["summary"] == "Anything else");
-  CHECK(item["post"]["responses"] == json::parse(R"({"default": {"description": "Not documented"}})"));
+  for (const char* method : {"put", "post", "delete", "patch", "options"})
+    CHECK(item[method]["summary"] == "Anything else");
+  CHECK(item["post"]["responses"] ==
+        json::parse(R"({"default": {"description": "Not documented"}})"));
   CHECK(root["paths"]["/hello"]["get"]["tags"] == json::parse(R"(["hello"])"));
   // Left out: a route of another mount, one marked openapi = false, the pages themselves.
   CHECK_FALSE(root["paths"].contains("/second-only"));
@@ -100,7 +104,8 @@ TEST_CASE("openapi: one document per prefix, for every service there, from their
 }
 
 TEST_CASE("openapi: \"openapi\": false in a service's section leaves it out", "[openapi]") {
-  auto server = serve({{"items", kItems, {"/", "/second"}, {{"openapi", false}}}, {"hello", kHello, {"/"}}});
+  auto server =
+      serve({{"items", kItems, {"/", "/second"}, {{"openapi", false}}}, {"hello", kHello, {"/"}}});
   json root = document(*server, "/openapi.json");
   CHECK(root["info"]["title"] == "Hello");
   CHECK(root["paths"].size() == 1);

@@ -1,9 +1,9 @@
 // The README's quick start walkthrough, run exactly as written (the shell block after its
 // `walkthrough` marker) against `depot serve` with the default config, from a directory laid out
 // like a checkout: what a newcomer pastes must work on embedded defaults alone.
-#include <catch2/catch.hpp>
 #include <sys/wait.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -22,16 +22,19 @@ std::string walkthrough_block() {
   size_t marker = all.find("<!-- walkthrough:");
   size_t start = all.find("```sh\n", marker);
   size_t end = all.find("\n```", start + 6);
-  if (marker == std::string::npos || start == std::string::npos || end == std::string::npos) return "";
+  if (marker == std::string::npos || start == std::string::npos || end == std::string::npos)
+    return "";
   return all.substr(start + 6, end - start - 6);
 }
 
 }  // namespace
 
-TEST_CASE("the README walkthrough works against depot serve with the default config", "[walkthrough]") {
+TEST_CASE("the README walkthrough works against depot serve with the default config",
+          "[walkthrough]") {
   std::string block = walkthrough_block();
   REQUIRE_THAT(block, Catch::Contains("./build/depot admin users approve"));
-  for (const char* name : {"KBASE_AUTH_URL", "JWT_SECRET_KEY", "ENABLE_AUTH", "KT_AUTH_EMAIL", "KT_AUTH_TOKEN"})
+  for (const char* name :
+       {"KBASE_AUTH_URL", "JWT_SECRET_KEY", "ENABLE_AUTH", "KT_AUTH_EMAIL", "KT_AUTH_TOKEN"})
     unsetenv(name);
   auto checkout = depot::testing::make_temp_dir("depot-walkthrough-");
   std::filesystem::create_directory(checkout / "build");
@@ -42,7 +45,8 @@ TEST_CASE("the README walkthrough works against depot serve with the default con
   {
     depot::testing::DepotProcess server(checkout, {"--port", "0", "--log-format", "json"});
     REQUIRE(server.port != 0);
-    std::string command = "cd '" + checkout.string() + "' && DEPOT=http://127.0.0.1:" + std::to_string(server.port) +
+    std::string command = "cd '" + checkout.string() +
+                          "' && DEPOT=http://127.0.0.1:" + std::to_string(server.port) +
                           " bash -euo pipefail walkthrough.sh 2>&1";
     FILE* shell = popen(command.c_str(), "r");
     REQUIRE(shell != nullptr);
@@ -56,8 +60,9 @@ TEST_CASE("the README walkthrough works against depot serve with the default con
     // Each step's answer, in order.
     size_t at = 0;
     for (const char* expected :
-         {"User ada@example.org added to pending user list", "user ada@example.org now ready for access",
-          "{\"status\":\"ok\"}", "hello from the cache\n", "File 'notes.txt' created successfully",
+         {"User ada@example.org added to pending user list",
+          "user ada@example.org now ready for access", "{\"status\":\"ok\"}",
+          "hello from the cache\n", "File 'notes.txt' created successfully",
           "Data staged for user ada with method local_copy", "staged by depot"}) {
       INFO(expected);
       at = output.find(expected, at);
@@ -76,8 +81,9 @@ TEST_CASE("the README walkthrough works against depot serve with the default con
     REQUIRE(key.size() >= 32);
     CHECK(log.find(key) == std::string::npos);
     // The image cache says in one line what it needs.
-    CHECK_THAT(log, Catch::Contains("\"reason\":\"config: image_cache: set KT_AUTH_EMAIL and KT_AUTH_TOKEN "
-                                    "(environment variables or services[].config) to mount it\""));
+    CHECK_THAT(log, Catch::Contains(
+                        "\"reason\":\"config: image_cache: set KT_AUTH_EMAIL and KT_AUTH_TOKEN "
+                        "(environment variables or services[].config) to mount it\""));
   }
   std::filesystem::remove_all(checkout);
 }

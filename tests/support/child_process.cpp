@@ -14,7 +14,8 @@
 
 namespace depot::testing {
 
-ChildProcess::ChildProcess(std::vector<std::string> argv, std::filesystem::path log) : log_(std::move(log)) {
+ChildProcess::ChildProcess(std::vector<std::string> argv, std::filesystem::path log)
+    : log_(std::move(log)) {
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

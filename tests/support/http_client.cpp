@@ -73,7 +73,8 @@ std::string HttpResponse::header(const std::string& name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-RawConnection::RawConnection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+RawConnection::RawConnection(uint16_t port)
+    : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
@@ -85,9 +86,13 @@ RawConnection::RawConnection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM 
   }
 }
 
-RawConnection::~RawConnection() { ::close(fd_); }
+RawConnection::~RawConnection() {
+  ::close(fd_);
+}
 
-void RawConnection::set_receive_buffer(int bytes) { ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes); }
+void RawConnection::set_receive_buffer(int bytes) {
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
 
 void RawConnection::send(const std::string& bytes) {
   size_t sent = 0;
@@ -98,7 +103,9 @@ void RawConnection::send(const std::string& bytes) {
   }
 }
 
-void RawConnection::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+void RawConnection::shutdown_write() {
+  ::shutdown(fd_, SHUT_WR);
+}
 
 std::string RawConnection::read_some(std::chrono::milliseconds timeout) {
   pollfd poll_fd{fd_, POLLIN, 0};
@@ -108,7 +115,8 @@ std::string RawConnection::read_some(std::chrono::milliseconds timeout) {
   return n > 0 ? std::string(chunk, static_cast<size_t>(n)) : "";
 }
 
-std::optional<HttpResponse> RawConnection::read_response(std::chrono::milliseconds timeout, bool head_request) {
+std::optional<HttpResponse> RawConnection::read_response(std::chrono::milliseconds timeout,
+                                                         bool head_request) {
   http_parser_settings settings;
   http_parser_settings_init(&settings);
   settings.on_header_field = on_header_field;
@@ -135,7 +143,8 @@ std::optional<HttpResponse> RawConnection::read_response(std::chrono::millisecon
       if (state.complete) return state.response;
       return std::nullopt;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::nullopt;
     pollfd poll_fd{fd_, POLLIN, 0};
     if (::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
@@ -152,7 +161,8 @@ std::optional<HttpResponse> RawConnection::read_response(std::chrono::millisecon
 bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd poll_fd{fd_, POLLIN, 0};
     if (::poll(&poll_fd, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -165,7 +175,8 @@ bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {
 HttpResponse http_request(uint16_t port, const std::string& method, const std::string& target,
                           const std::string& body, const std::string& extra_headers) {
   RawConnection connection(port);
-  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  std::string request =
+      method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
   if (!extra_headers.empty()) request += extra_headers + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT") {
     request += "Content-Length: " + std::to_string(body.size()) + "\r\n";

@@ -29,8 +29,8 @@ class RawConnection {
   void shutdown_write();
   // Reads one response (nullopt if the connection closed or `timeout` passed first).
   // `head_request`: the response to a HEAD carries no body.
-  std::optional<HttpResponse> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                                            bool head_request = false);
+  std::optional<HttpResponse> read_response(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10), bool head_request = false);
   // Reads raw bytes available within `timeout` (empty on close or timeout).
   std::string read_some(std::chrono::milliseconds timeout);
   // True if the server closes the connection within `timeout` (nothing else arriving).

@@ -3,9 +3,8 @@
 // Yielding bindings are tested inside an embedded server instead (tests/support/test_server.hpp).
 #pragma once
 
-#include <lua.hpp>
-
 #include <filesystem>
+#include <lua.hpp>
 #include <string>
 
 #include "bindings/binding.hpp"

@@ -13,7 +13,8 @@ namespace depot::testing {
 
 std::string scrape(uint16_t port) {
   HttpResponse response = http_request(port, "GET", "/metrics");
-  if (response.status != 200) throw std::runtime_error("GET /metrics: " + std::to_string(response.status));
+  if (response.status != 200)
+    throw std::runtime_error("GET /metrics: " + std::to_string(response.status));
   return response.body;
 }
 
@@ -21,7 +22,8 @@ double sample(const std::string& text, const std::string& series) {
   std::istringstream lines(text);
   std::string line;
   while (std::getline(lines, line)) {
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ') {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
       return std::stod(line.substr(series.size() + 1));
     }
   }
@@ -30,11 +32,13 @@ double sample(const std::string& text, const std::string& series) {
 
 std::string promtool_check(const std::string& text) {
   std::string promtool = find_program("promtool");
-  if (promtool.empty()) throw std::runtime_error("promtool is not installed (Debian package prometheus)");
+  if (promtool.empty())
+    throw std::runtime_error("promtool is not installed (Debian package prometheus)");
   std::filesystem::path directory = make_temp_dir("promtool");
   std::ofstream(directory / "metrics.txt") << text;
   // promtool reads the metrics on stdin.
-  ChildProcess check({"sh", "-c", "exec \"$0\" check metrics < \"$1\"", promtool, (directory / "metrics.txt").string()},
+  ChildProcess check({"sh", "-c", "exec \"$0\" check metrics < \"$1\"", promtool,
+                      (directory / "metrics.txt").string()},
                      directory / "promtool.log");
   int status = check.wait_exit();
   std::string said = check.output();

@@ -10,7 +10,8 @@ namespace depot::testing {
 
 std::filesystem::path make_temp_dir(const std::string& prefix) {
   std::random_device random;
-  auto path = std::filesystem::temp_directory_path() / (prefix + std::to_string(random()) + std::to_string(random()));
+  auto path = std::filesystem::temp_directory_path() /
+              (prefix + std::to_string(random()) + std::to_string(random()));
   std::filesystem::create_directories(path);
   return path;
 }
@@ -30,7 +31,8 @@ TestServer::TestServer(std::vector<Service> services, std::function<void(Options
   options.drain_timeout = std::chrono::seconds(5);
   for (const Service& service : services) {
     write_script(service.name, service.source);
-    options.services.push_back(ServiceSpec{service.name, service.name, service.mounts, service.config});
+    options.services.push_back(
+        ServiceSpec{service.name, service.name, service.mounts, service.config});
   }
   if (adjust) adjust(options);
   if (!std::getenv("DEPOT_TEST_LOGS")) log::set_level(log::Level::error);

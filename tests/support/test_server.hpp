@@ -22,7 +22,8 @@ class TestServer {
   };
   explicit TestServer(std::vector<Service> services, std::function<void(Options&)> adjust = {});
   // One service mounted at "/".
-  TestServer(const std::string& name, const std::string& source, std::function<void(Options&)> adjust = {})
+  TestServer(const std::string& name, const std::string& source,
+             std::function<void(Options&)> adjust = {})
       : TestServer(std::vector<Service>{Service{name, source}}, std::move(adjust)) {}
   ~TestServer();
 

@@ -14,9 +14,13 @@ TEST_CASE("file cache: the users service's tokens when no KBASE_AUTH_URL is set"
   Users users(json{{"JWT_SECRET_KEY", ""}});  // the generated key (users/secret.lua)
   REQUIRE(users.server().server().add_service({"file_cache", "file_cache", {"/files"}}).empty());
   const uint16_t port = users.port();
-  std::string ann = "Authorization: Bearer " + users.approved_user("ann@example.org")["access_token"].get<std::string>();
-  std::string ann_again = "Authorization: Bearer " + body_of(users.login("ann@example.org", "password"))["access_token"].get<std::string>();
-  std::string bob = "Authorization: Bearer " + users.approved_user("bob@example.org")["access_token"].get<std::string>();
+  std::string ann = "Authorization: Bearer " +
+                    users.approved_user("ann@example.org")["access_token"].get<std::string>();
+  std::string ann_again =
+      "Authorization: Bearer " +
+      body_of(users.login("ann@example.org", "password"))["access_token"].get<std::string>();
+  std::string bob = "Authorization: Bearer " +
+                    users.approved_user("bob@example.org")["access_token"].get<std::string>();
   const std::string body = R"({"dataset": "shared body"})";
 
   auto created = file_cache::post_cache_id(port, body, ann, "/files");
@@ -36,15 +40,18 @@ TEST_CASE("file cache: the users service's tokens when no KBASE_AUTH_URL is set"
   // token, the bare token without "Bearer", a deleted user's token (403 with the reason).
   file_cache::check_error(file_cache::post_cache_id(port, body, "X-None: 1", "/files"), 400,
                           "Missing header: Authorization");
-  auto forged = file_cache::post_cache_id(port, body, bearer(mint(access_claims("someone"), "not-the-key")), "/files");
+  auto forged = file_cache::post_cache_id(
+      port, body, bearer(mint(access_claims("someone"), "not-the-key")), "/files");
   file_cache::check_error(forged, 403, "Signature verification failed");
   std::string refresh = body_of(users.login("ann@example.org", "password"))["refresh_token"];
   file_cache::check_error(file_cache::post_cache_id(port, body, bearer(refresh), "/files"), 403,
                           "Only access tokens are allowed");
-  file_cache::check_error(file_cache::post_cache_id(port, body, "Authorization: " + refresh, "/files"), 403,
-                          "Bad Authorization header. Expected value 'Bearer <JWT>'");
+  file_cache::check_error(
+      file_cache::post_cache_id(port, body, "Authorization: " + refresh, "/files"), 403,
+      "Bad Authorization header. Expected value 'Bearer <JWT>'");
   REQUIRE(users.remove("/users/3", users.admin_header()).status == 200);  // bob
   auto gone = file_cache::post_cache_id(port, body, bob, "/files");
   CHECK(gone.status == 403);
-  CHECK_THAT(file_cache::error_of(gone), Catch::StartsWith("Not Authorized: No user found matching this API token."));
+  CHECK_THAT(file_cache::error_of(gone),
+             Catch::StartsWith("Not Authorized: No user found matching this API token."));
 }

@@ -12,7 +12,10 @@ namespace {
 const std::string kUrl = "https://errors.pydantic.dev/2.10/v/";
 
 json missing(json loc, json input = nullptr) {
-  return {{"type", "missing"}, {"loc", loc}, {"msg", "Field required"}, {"input", input},
+  return {{"type", "missing"},
+          {"loc", loc},
+          {"msg", "Field required"},
+          {"input", input},
           {"url", kUrl + "missing"}};
 }
 }  // namespace
@@ -100,8 +103,9 @@ TEST_CASE("staging api: POST /stage-data without the slash is the same route", "
   json body = {{"data", {{"local_path_on_storage", "data/file1.txt"}, {"relative_path", "a.txt"}}}};
   check_success(staging.post("/stage-data?method=local_copy&username=michele", body.dump()),
                 "Data staged for user michele with method local_copy");
-  check_success(staging.post("/create-file", R"({"filename": "n.txt", "content": "x"})"),
-                "File 'n.txt' created successfully in " + (staging.source() / "n.txt").string() + ".");
+  check_success(
+      staging.post("/create-file", R"({"filename": "n.txt", "content": "x"})"),
+      "File 'n.txt' created successfully in " + (staging.source() / "n.txt").string() + ".");
 }
 
 TEST_CASE("staging api: 422 for missing query parameters and a missing body, all at once",
@@ -119,8 +123,7 @@ TEST_CASE("staging api: 422 for missing query parameters and a missing body, all
   CHECK(detail_of(response) == json::array({missing({"body"})}));
 }
 
-TEST_CASE("staging api: 422 for malformed JSON, with or without a JSON content type",
-          "[staging]") {
+TEST_CASE("staging api: 422 for malformed JSON, with or without a JSON content type", "[staging]") {
   Staging staging;
   json expected = json::array({{{"type", "json_invalid"},
                                 {"loc", {"body", 0}},
@@ -167,17 +170,16 @@ TEST_CASE("staging api: 422 names the field of a malformed data item", "[staging
   CHECK(detail_of(response) == json::array({missing({"body", "data", "relative_path"},
                                                     {{"local_path_on_storage", "x"}})}));
   response = post(R"({"data": {"local_path_on_storage": 5, "relative_path": null}})");
-  CHECK(detail_of(response) ==
-        json::array({{{"type", "string_type"},
-                      {"loc", {"body", "data", "local_path_on_storage"}},
-                      {"msg", "Input should be a valid string"},
-                      {"input", 5},
-                      {"url", kUrl + "string_type"}},
-                     {{"type", "string_type"},
-                      {"loc", {"body", "data", "relative_path"}},
-                      {"msg", "Input should be a valid string"},
-                      {"input", nullptr},
-                      {"url", kUrl + "string_type"}}}));
+  CHECK(detail_of(response) == json::array({{{"type", "string_type"},
+                                             {"loc", {"body", "data", "local_path_on_storage"}},
+                                             {"msg", "Input should be a valid string"},
+                                             {"input", 5},
+                                             {"url", kUrl + "string_type"}},
+                                            {{"type", "string_type"},
+                                             {"loc", {"body", "data", "relative_path"}},
+                                             {"msg", "Input should be a valid string"},
+                                             {"input", nullptr},
+                                             {"url", kUrl + "string_type"}}}));
   response = post(R"({"data": "file1.txt"})");
   CHECK(detail_of(response) ==
         json::array({{{"type", "model_type"},
@@ -199,8 +201,9 @@ TEST_CASE("staging api: create-file writes under SOURCE, 422 without its fields"
   check_success(response, "File 'new.txt' created successfully in " +
                               (staging.source() / "new.txt").string() + ".");
   CHECK(read_file(staging.source() / "new.txt") == "some content");
-  check_success(staging.create_file("new.txt", "replaced"),
-                "File 'new.txt' created successfully in " + (staging.source() / "new.txt").string() + ".");
+  check_success(
+      staging.create_file("new.txt", "replaced"),
+      "File 'new.txt' created successfully in " + (staging.source() / "new.txt").string() + ".");
   CHECK(read_file(staging.source() / "new.txt") == "replaced");
   check_success(staging.create_file("data/folder/nested.txt", "n"),
                 "File 'data/folder/nested.txt' created successfully in " +
@@ -252,8 +255,9 @@ TEST_CASE("staging api: GET /logs/ is the plain-text log, newest last", "[stagin
     CHECK(line.substr(23, 3) == " - ");
   }
   auto has = [&](const std::string& text) { return logs.body.find(text) != std::string::npos; };
-  CHECK(has(" - INFO - Received request with method=local_copy, username=michele, "
-            "data=local_path_on_storage='data/file1.txt' relative_path='p/file1.txt'"));
+  CHECK(
+      has(" - INFO - Received request with method=local_copy, username=michele, "
+          "data=local_path_on_storage='data/file1.txt' relative_path='p/file1.txt'"));
   CHECK(has(" - DEBUG - Processing " + (staging.source() / "data/file1.txt").string() + " -> " +
             (staging.target() / "michele/p/file1.txt").string()));
   CHECK(has(" - INFO - Data staged successfully for user michele with method local_copy"));

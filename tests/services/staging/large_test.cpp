@@ -5,8 +5,8 @@
 #include <sodium.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 
@@ -105,7 +105,8 @@ TEST_CASE("staging large: a 1 GiB local_copy, equal bytes, progress while it run
   CHECK(record["bytes"] == kGiB);
   CHECK(record["bytes_total"] == kGiB);
   CHECK(record["bytes_done"] == kGiB);
-  auto one = json::parse(staging.get("/stage-data/records/" + record["id"].get<std::string>()).body);
+  auto one =
+      json::parse(staging.get("/stage-data/records/" + record["id"].get<std::string>()).body);
   CHECK(one["bytes_done"] == kGiB);
 }
 
@@ -113,8 +114,9 @@ TEST_CASE("staging large: a 1 GiB local_copy, equal bytes, progress while it run
 TEST_CASE("staging large: a tree over the threshold records its progress", "[staging]") {
   Staging staging(json{{"PROGRESS_THRESHOLD_BYTES", 2000}});
   for (int i = 0; i < 50; ++i) {
-    write_file(staging.source() / "many" / ("d" + std::to_string(i % 5)) / ("f" + std::to_string(i)),
-               std::string(100, 'a' + i % 26));
+    write_file(
+        staging.source() / "many" / ("d" + std::to_string(i % 5)) / ("f" + std::to_string(i)),
+        std::string(100, 'a' + i % 26));
   }
   check_success(staging.stage("local_copy", "michele", "many", "many"),
                 "Data staged for user michele with method local_copy");

@@ -65,8 +65,7 @@ TEST_CASE("staging methods: an existing target is skipped and left untouched", "
   CHECK(staging.records("?limit=1")[0]["status"] == "success");
 }
 
-TEST_CASE("staging methods: local_symlink links to the source and never changes it",
-          "[staging]") {
+TEST_CASE("staging methods: local_symlink links to the source and never changes it", "[staging]") {
   Staging staging;
   ::chmod((staging.source() / "data/file1.txt").c_str(), 0644);
   ::chmod((staging.source() / "data/folder").c_str(), 0755);
@@ -96,13 +95,15 @@ TEST_CASE("staging methods: direct_download streams the file as an attachment", 
   CHECK(stdfs::is_empty(staging.target()));  // nothing staged on the server side
 
   write_file(staging.source() / "data/r\xc3\xa9sum\xc3\xa9 1.txt", "0123456789");
-  json body = {{"data", {{"local_path_on_storage", "data/r\xc3\xa9sum\xc3\xa9 1.txt"},
-                         {"relative_path", "x"}}}};
+  json body = {
+      {"data",
+       {{"local_path_on_storage", "data/r\xc3\xa9sum\xc3\xa9 1.txt"}, {"relative_path", "x"}}}};
   auto named = staging.post("/stage-data/?method=direct_download&username=michele", body.dump(),
                             kJson + "\r\nRange: bytes=2-5");
   CHECK(named.status == 206);
   CHECK(named.body == "2345");
-  CHECK(named.header("content-disposition") == "attachment; filename*=utf-8''r%C3%A9sum%C3%A9%201.txt");
+  CHECK(named.header("content-disposition") ==
+        "attachment; filename*=utf-8''r%C3%A9sum%C3%A9%201.txt");
   auto record = staging.records("?limit=1")[0];
   CHECK(record["status"] == "success");
   CHECK(record["bytes"] == 10);
@@ -178,7 +179,8 @@ TEST_CASE("staging methods: jupyter_copy with the user's own token", "[staging]"
   auto refused = staging.stage("jupyter_copy", "alice", "data/file1.txt", "other.txt",
                                "&jupyter_token=wrong-token");
   CHECK(refused.status == 500);
-  CHECK(detail_of(refused).get<std::string>().rfind("Unexpected error: Failed to copy file: 403", 0) == 0);
+  CHECK(detail_of(refused).get<std::string>().rfind("Unexpected error: Failed to copy file: 403",
+                                                    0) == 0);
   CHECK(staging.get("/logs/").body.find("user-token-alice") == std::string::npos);
 }
 

@@ -24,8 +24,8 @@
 
 namespace depot::testing::staging {
 
-using nlohmann::json;
 using depot::testing::HttpResponse;
+using nlohmann::json;
 namespace stdfs = std::filesystem;
 
 inline const std::string kJson = "Content-Type: application/json";
@@ -61,12 +61,13 @@ class Staging {
     write_file(source() / "data/folder/file4.txt", "File 4");
     write_file(outside() / "secret.txt", "outside the roots");
     write_file(outside() / "dir/inner.txt", "also outside");
-    server_ = std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
-      options.threads = 2;
-      options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-      options.services.push_back(
-          {"jupyterhub", DEPOT_SOURCE_DIR "/tests/stubs/jupyterhub", {"/jhub"}});
-    });
+    server_ =
+        std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
+          options.threads = 2;
+          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
+          options.services.push_back(
+              {"jupyterhub", DEPOT_SOURCE_DIR "/tests/stubs/jupyterhub", {"/jhub"}});
+        });
     json settings = {{"SOURCE_STORAGE_PATH", source().string()},
                      {"TARGET_STORAGE_PATH", target().string()},
                      {"JUPYTERHUB_URL", hub_url()},
@@ -99,8 +100,10 @@ class Staging {
   HttpResponse stage(const std::string& method, const std::string& username,
                      const std::string& local_path, const std::string& relative_path,
                      const std::string& extra_query = "") {
-    json body = {{"data", {{"local_path_on_storage", local_path}, {"relative_path", relative_path}}}};
-    return post("/stage-data/?method=" + method + "&username=" + username + extra_query, body.dump());
+    json body = {
+        {"data", {{"local_path_on_storage", local_path}, {"relative_path", relative_path}}}};
+    return post("/stage-data/?method=" + method + "&username=" + username + extra_query,
+                body.dump());
   }
   HttpResponse create_file(const std::string& filename, const std::string& content) {
     return post("/create-file/", json{{"filename", filename}, {"content", content}}.dump());
@@ -111,8 +114,8 @@ class Staging {
   json hub_calls() { return json::parse(http_request(port(), "GET", "/jhub/calls").body); }
   // A file as the hub stub's contents API stores it (null when absent).
   json jupyter_file(const std::string& user, const std::string& path) {
-    auto response = http_request(port(), "GET", "/jhub/user/" + user + "/api/contents/" + path,
-                                 "", "Authorization: token admin-token");
+    auto response = http_request(port(), "GET", "/jhub/user/" + user + "/api/contents/" + path, "",
+                                 "Authorization: token admin-token");
     return response.status == 200 ? json::parse(response.body) : json();
   }
 
@@ -156,8 +159,9 @@ inline std::map<std::string, std::string> snapshot(const stdfs::path& root) {
     if (S_ISREG(status.st_mode)) {
       std::string content = read_file(it->path());
       unsigned char digest[32];
-      crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(content.data()),
-                         content.size(), nullptr, 0);
+      crypto_generichash(digest, sizeof digest,
+                         reinterpret_cast<const unsigned char*>(content.data()), content.size(),
+                         nullptr, 0);
       char hex[65];
       sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
       line << " " << hex;

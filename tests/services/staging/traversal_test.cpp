@@ -54,49 +54,129 @@ TEST_CASE("staging traversal: every escape attempt is refused and changes nothin
   const std::string source = staging.source().string();
   std::vector<Attempt> attempts = {
       // local_path_on_storage, through each method
-      {"local_copy ..", [](Staging& s) { return s.stage("local_copy", "michele", "../outside/secret.txt", "a.txt"); }},
-      {"local_copy a/../..", [](Staging& s) { return s.stage("local_copy", "michele", "data/../../outside/secret.txt", "a.txt"); }},
-      {"local_copy absolute outside", [&](Staging& s) { return s.stage("local_copy", "michele", secret, "a.txt"); }},
-      {"local_copy /etc/passwd", [](Staging& s) { return s.stage("local_copy", "michele", "/etc/passwd", "passwd"); }},
-      {"local_copy absolute with ..", [&](Staging& s) { return s.stage("local_copy", "michele", source + "/../outside/secret.txt", "a.txt"); }},
-      {"local_copy a sibling sharing the prefix", [&](Staging& s) { return s.stage("local_copy", "michele", source + "x/secret.txt", "a.txt"); }},
-      {"local_copy through a directory symlink", [](Staging& s) { return s.stage("local_copy", "michele", "data/escape/secret.txt", "a.txt"); }},
-      {"local_copy of a symlink leading out", [](Staging& s) { return s.stage("local_copy", "michele", "data/secret_link.txt", "a.txt"); }},
-      {"local_copy of a tree holding a symlink out", [](Staging& s) { return s.stage("local_copy", "michele", "data/tree", "tree"); }},
-      {"local_copy of a directory symlink out", [](Staging& s) { return s.stage("local_copy", "michele", "data/escape", "escape"); }},
-      {"local_symlink ..", [](Staging& s) { return s.stage("local_symlink", "michele", "../outside/secret.txt", "l.txt"); }},
-      {"local_symlink of a symlink leading out", [](Staging& s) { return s.stage("local_symlink", "michele", "data/secret_link.txt", "l.txt"); }},
-      {"local_symlink absolute outside", [&](Staging& s) { return s.stage("local_symlink", "michele", outside.string(), "l"); }},
-      {"direct_download ..", [](Staging& s) { return s.stage("direct_download", "michele", "../outside/secret.txt", "x"); }},
-      {"direct_download through a directory symlink", [](Staging& s) { return s.stage("direct_download", "michele", "data/escape/secret.txt", "x"); }},
-      {"direct_download absolute outside", [&](Staging& s) { return s.stage("direct_download", "michele", secret, "x"); }},
-      {"jupyter_copy of a symlink leading out", [](Staging& s) { return s.stage("jupyter_copy", "alice", "data/secret_link.txt", "s.txt"); }},
-      {"jupyter_copy ..", [](Staging& s) { return s.stage("jupyter_copy", "alice", "../outside/secret.txt", "s.txt"); }},
+      {"local_copy ..",
+       [](Staging& s) {
+         return s.stage("local_copy", "michele", "../outside/secret.txt", "a.txt");
+       }},
+      {"local_copy a/../..",
+       [](Staging& s) {
+         return s.stage("local_copy", "michele", "data/../../outside/secret.txt", "a.txt");
+       }},
+      {"local_copy absolute outside",
+       [&](Staging& s) { return s.stage("local_copy", "michele", secret, "a.txt"); }},
+      {"local_copy /etc/passwd",
+       [](Staging& s) { return s.stage("local_copy", "michele", "/etc/passwd", "passwd"); }},
+      {"local_copy absolute with ..",
+       [&](Staging& s) {
+         return s.stage("local_copy", "michele", source + "/../outside/secret.txt", "a.txt");
+       }},
+      {"local_copy a sibling sharing the prefix",
+       [&](Staging& s) {
+         return s.stage("local_copy", "michele", source + "x/secret.txt", "a.txt");
+       }},
+      {"local_copy through a directory symlink",
+       [](Staging& s) {
+         return s.stage("local_copy", "michele", "data/escape/secret.txt", "a.txt");
+       }},
+      {"local_copy of a symlink leading out",
+       [](Staging& s) {
+         return s.stage("local_copy", "michele", "data/secret_link.txt", "a.txt");
+       }},
+      {"local_copy of a tree holding a symlink out",
+       [](Staging& s) { return s.stage("local_copy", "michele", "data/tree", "tree"); }},
+      {"local_copy of a directory symlink out",
+       [](Staging& s) { return s.stage("local_copy", "michele", "data/escape", "escape"); }},
+      {"local_symlink ..",
+       [](Staging& s) {
+         return s.stage("local_symlink", "michele", "../outside/secret.txt", "l.txt");
+       }},
+      {"local_symlink of a symlink leading out",
+       [](Staging& s) {
+         return s.stage("local_symlink", "michele", "data/secret_link.txt", "l.txt");
+       }},
+      {"local_symlink absolute outside",
+       [&](Staging& s) { return s.stage("local_symlink", "michele", outside.string(), "l"); }},
+      {"direct_download ..",
+       [](Staging& s) {
+         return s.stage("direct_download", "michele", "../outside/secret.txt", "x");
+       }},
+      {"direct_download through a directory symlink",
+       [](Staging& s) {
+         return s.stage("direct_download", "michele", "data/escape/secret.txt", "x");
+       }},
+      {"direct_download absolute outside",
+       [&](Staging& s) { return s.stage("direct_download", "michele", secret, "x"); }},
+      {"jupyter_copy of a symlink leading out",
+       [](Staging& s) {
+         return s.stage("jupyter_copy", "alice", "data/secret_link.txt", "s.txt");
+       }},
+      {"jupyter_copy ..",
+       [](Staging& s) {
+         return s.stage("jupyter_copy", "alice", "../outside/secret.txt", "s.txt");
+       }},
       // relative_path
-      {"relative_path ../..", [](Staging& s) { return s.stage("local_copy", "michele", "data/file1.txt", "../../outside/new.txt"); }},
-      {"relative_path into another user's area", [](Staging& s) { return s.stage("local_copy", "michele", "data/file1.txt", "../anna/f.txt"); }},
-      {"relative_path absolute", [&](Staging& s) { return s.stage("local_copy", "michele", "data/file1.txt", (outside / "new.txt").string()); }},
-      {"relative_path through a planted symlink", [](Staging& s) { return s.stage("local_copy", "mallory", "data/file1.txt", "planted/new.txt"); }},
-      {"relative_path .. after a new part", [](Staging& s) { return s.stage("local_copy", "michele", "data/file1.txt", "new/../../../outside/x"); }},
-      {"relative_path ..", [](Staging& s) { return s.stage("local_copy", "michele", "data/file1.txt", ".."); }},
-      {"relative_path empty", [](Staging& s) { return s.stage("local_copy", "michele", "data/file1.txt", ""); }},
-      {"local_symlink relative_path ../..", [](Staging& s) { return s.stage("local_symlink", "michele", "data/file1.txt", "../../outside/link"); }},
-      {"local_symlink through a planted symlink", [](Staging& s) { return s.stage("local_symlink", "mallory", "data/file1.txt", "planted/link"); }},
-      {"jupyter_copy relative_path ..", [](Staging& s) { return s.stage("jupyter_copy", "alice", "data/file1.txt", "../../etc/x"); }},
+      {"relative_path ../..",
+       [](Staging& s) {
+         return s.stage("local_copy", "michele", "data/file1.txt", "../../outside/new.txt");
+       }},
+      {"relative_path into another user's area",
+       [](Staging& s) {
+         return s.stage("local_copy", "michele", "data/file1.txt", "../anna/f.txt");
+       }},
+      {"relative_path absolute",
+       [&](Staging& s) {
+         return s.stage("local_copy", "michele", "data/file1.txt", (outside / "new.txt").string());
+       }},
+      {"relative_path through a planted symlink",
+       [](Staging& s) {
+         return s.stage("local_copy", "mallory", "data/file1.txt", "planted/new.txt");
+       }},
+      {"relative_path .. after a new part",
+       [](Staging& s) {
+         return s.stage("local_copy", "michele", "data/file1.txt", "new/../../../outside/x");
+       }},
+      {"relative_path ..",
+       [](Staging& s) { return s.stage("local_copy", "michele", "data/file1.txt", ".."); }},
+      {"relative_path empty",
+       [](Staging& s) { return s.stage("local_copy", "michele", "data/file1.txt", ""); }},
+      {"local_symlink relative_path ../..",
+       [](Staging& s) {
+         return s.stage("local_symlink", "michele", "data/file1.txt", "../../outside/link");
+       }},
+      {"local_symlink through a planted symlink",
+       [](Staging& s) {
+         return s.stage("local_symlink", "mallory", "data/file1.txt", "planted/link");
+       }},
+      {"jupyter_copy relative_path ..",
+       [](Staging& s) {
+         return s.stage("jupyter_copy", "alice", "data/file1.txt", "../../etc/x");
+       }},
       // create-file names
       {"create-file ..", [](Staging& s) { return s.create_file("../outside/new.txt", "x"); }},
-      {"create-file absolute outside", [&](Staging& s) { return s.create_file((outside / "new.txt").string(), "x"); }},
-      {"create-file through a directory symlink", [](Staging& s) { return s.create_file("data/escape/new.txt", "x"); }},
-      {"create-file over a symlink leading out", [](Staging& s) { return s.create_file("data/secret_link.txt", "x"); }},
+      {"create-file absolute outside",
+       [&](Staging& s) { return s.create_file((outside / "new.txt").string(), "x"); }},
+      {"create-file through a directory symlink",
+       [](Staging& s) { return s.create_file("data/escape/new.txt", "x"); }},
+      {"create-file over a symlink leading out",
+       [](Staging& s) { return s.create_file("data/secret_link.txt", "x"); }},
       {"create-file empty name", [](Staging& s) { return s.create_file("", "x"); }},
       // usernames
-      {"username ../outside", [](Staging& s) { return s.stage("local_copy", "../outside", "data/file1.txt", "a.txt"); }},
-      {"username with a slash", [](Staging& s) { return s.stage("local_copy", "a/b", "data/file1.txt", "a.txt"); }},
-      {"username ..", [](Staging& s) { return s.stage("local_copy", "..", "data/file1.txt", "a.txt"); }},
-      {"username empty", [](Staging& s) { return s.stage("local_copy", "", "data/file1.txt", "a.txt"); }},
-      {"username an option", [](Staging& s) { return s.stage("local_symlink", "-rf", "data/file1.txt", "a.txt"); }},
-      {"username encoded slash", [](Staging& s) { return s.stage("local_copy", "x%2F..%2F..%2Foutside", "data/file1.txt", "a.txt"); }},
-      {"user area that is a symlink out", [](Staging& s) { return s.stage("local_copy", "eve", "data/file1.txt", "a.txt"); }},
+      {"username ../outside",
+       [](Staging& s) { return s.stage("local_copy", "../outside", "data/file1.txt", "a.txt"); }},
+      {"username with a slash",
+       [](Staging& s) { return s.stage("local_copy", "a/b", "data/file1.txt", "a.txt"); }},
+      {"username ..",
+       [](Staging& s) { return s.stage("local_copy", "..", "data/file1.txt", "a.txt"); }},
+      {"username empty",
+       [](Staging& s) { return s.stage("local_copy", "", "data/file1.txt", "a.txt"); }},
+      {"username an option",
+       [](Staging& s) { return s.stage("local_symlink", "-rf", "data/file1.txt", "a.txt"); }},
+      {"username encoded slash",
+       [](Staging& s) {
+         return s.stage("local_copy", "x%2F..%2F..%2Foutside", "data/file1.txt", "a.txt");
+       }},
+      {"user area that is a symlink out",
+       [](Staging& s) { return s.stage("local_copy", "eve", "data/file1.txt", "a.txt"); }},
   };
   REQUIRE(attempts.size() >= 20);
 

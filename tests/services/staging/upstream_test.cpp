@@ -14,9 +14,9 @@ using namespace depot::testing::staging;
 TEST_CASE("staging upstream: test_file_staging_with_read_only_permissions", "[staging]") {
   Staging staging;
   for (const char* name : {"file1.txt", "file2.txt"}) {
-    auto response = staging.stage("local_copy", "michele",
-                                  (staging.source() / "data" / name).string(),
-                                  std::string("project/") + name);
+    auto response =
+        staging.stage("local_copy", "michele", (staging.source() / "data" / name).string(),
+                      std::string("project/") + name);
     CHECK(response.status == 200);
     CHECK(nlohmann::json::parse(response.body)["status"] == "success");
     auto copy = staging.target() / "michele/project" / name;

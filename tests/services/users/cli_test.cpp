@@ -18,16 +18,19 @@ struct Outcome {
 // the caller's applies), with `input` on stdin.
 Outcome admin_users(Users& users, const std::string& arguments, const std::string& input = "") {
   auto data_dir = users.server().data_dir();
-  std::ofstream(data_dir / "admin.json")
-      << json({{"services",
-                {{{"name", "users"},
-                  {"mount", "/"},
-                  {"config", {{"ENABLE_AUTH", "true"}, {"JWT_SECRET_KEY", kSecret}, {"PASSWORD_HASH_OPS", 1},
-                              {"PASSWORD_HASH_MEM", 8192}}}}}}})
-             .dump();
+  std::ofstream(data_dir / "admin.json") << json({{"services",
+                                                   {{{"name", "users"},
+                                                     {"mount", "/"},
+                                                     {"config",
+                                                      {{"ENABLE_AUTH", "true"},
+                                                       {"JWT_SECRET_KEY", kSecret},
+                                                       {"PASSWORD_HASH_OPS", 1},
+                                                       {"PASSWORD_HASH_MEM", 8192}}}}}}})
+                                                .dump();
   std::ofstream(data_dir / "stdin.txt") << input;
-  std::string command = "cd '" + data_dir.string() + "' && '" DEPOT_BINARY "' admin --config admin.json --scripts '" +
-                        DEPOT_SOURCE_DIR "/scripts' --data-dir . users " + arguments + " <stdin.txt 2>/dev/null";
+  std::string command =
+      "cd '" + data_dir.string() + "' && '" DEPOT_BINARY "' admin --config admin.json --scripts '" +
+      DEPOT_SOURCE_DIR "/scripts' --data-dir . users " + arguments + " <stdin.txt 2>/dev/null";
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) throw std::runtime_error("popen failed");
   std::string output;

@@ -24,10 +24,12 @@ service:get("/health", function() return { status = "ok" } end, { summary = "Up?
 require("openapi").serve(service, { title = "Files", version = "1" })
 )";
 
-const json kRules = {{"GET /health", "none"}, {"GET /files/public", "none"}, {"DELETE", "admin"}, {"*", "user"}};
+const json kRules = {
+    {"GET /health", "none"}, {"GET /files/public", "none"}, {"DELETE", "admin"}, {"*", "user"}};
 
 // A users service and the staging service above at /staging, guarded by `section`.
-std::unique_ptr<Users> with_staging(Users*& users, json section, json users_config = json::object()) {
+std::unique_ptr<Users> with_staging(Users*& users, json section,
+                                    json users_config = json::object()) {
   auto server = std::make_unique<Users>(users_config);
   users = server.get();
   server->server().write_script("staging", kStaging);
@@ -41,7 +43,9 @@ std::unique_ptr<Users> with_staging(Users*& users, json section, json users_conf
 
 TEST_CASE("users policy: guards another service per method and route, with req.user", "[users]") {
   Users* users = nullptr;
-  auto owner = with_staging(users, {{"auth", "users"}, {"ENABLE_AUTH", "true"}, {"JWT_SECRET_KEY", kSecret},
+  auto owner = with_staging(users, {{"auth", "users"},
+                                    {"ENABLE_AUTH", "true"},
+                                    {"JWT_SECRET_KEY", kSecret},
                                     {"auth_rules", kRules}});
   std::string admin = users->admin_header();
   json ann = users->approved_user("ann@example.org");
@@ -55,7 +59,8 @@ TEST_CASE("users policy: guards another service per method and route, with req.u
                {{"msg", "Only access tokens are allowed"}});
   check_answer(users->get("/staging/files", bearer(mint(access_claims("gone")))), 401,
                {{"message",
-                 "Not Authorized: No user found matching this API token. Your account may have been deleted. "
+                 "Not Authorized: No user found matching this API token. Your account may have "
+                 "been deleted. "
                  "Please visit the ServiceX website to obtain a new API token."}});
   // Open routes: no token needed, and none looked at.
   check_answer(users->get("/staging/health"), 200, {{"status", "ok"}});
@@ -68,13 +73,16 @@ TEST_CASE("users policy: guards another service per method and route, with req.u
   REQUIRE(users->remove("/users/2", admin).status == 200);
   check_answer(users->get("/staging/files", ann_header), 401,
                {{"message",
-                 "Not Authorized: No user found matching this API token. Your account may have been deleted. "
+                 "Not Authorized: No user found matching this API token. Your account may have "
+                 "been deleted. "
                  "Please visit the ServiceX website to obtain a new API token."}});
 }
 
 TEST_CASE("users policy: a guarded service's API pages open without a token", "[users]") {
   Users* users = nullptr;
-  auto owner = with_staging(users, {{"auth", "users"}, {"ENABLE_AUTH", "true"}, {"JWT_SECRET_KEY", kSecret},
+  auto owner = with_staging(users, {{"auth", "users"},
+                                    {"ENABLE_AUTH", "true"},
+                                    {"JWT_SECRET_KEY", kSecret},
                                     {"auth_rules", {{"*", "admin"}}}});
   CHECK(users->get("/staging/files").status == 401);
   auto document = users->get("/staging/openapi.json");
@@ -87,9 +95,11 @@ TEST_CASE("users policy: a guarded service's API pages open without a token", "[
   CHECK(page.body.find("data-openapi=\"/staging/openapi.json\"") != std::string::npos);
 }
 
-TEST_CASE("users policy: a pending user's valid token is refused with the pending message", "[users]") {
+TEST_CASE("users policy: a pending user's valid token is refused with the pending message",
+          "[users]") {
   Users* users = nullptr;
-  auto owner = with_staging(users, {{"auth", "users"}, {"ENABLE_AUTH", "true"}, {"JWT_SECRET_KEY", kSecret}});
+  auto owner = with_staging(
+      users, {{"auth", "users"}, {"ENABLE_AUTH", "true"}, {"JWT_SECRET_KEY", kSecret}});
   json ann = users->approved_user("ann@example.org");
   // The API cannot put a user back to pending: a helper service of the test does, on the store.
   users->server().write_script("seed", R"(
@@ -99,17 +109,23 @@ TEST_CASE("users policy: a pending user's valid token is refused with the pendin
       local user = store.by_email(req.params.email)
       store.change(user.id, function(stored) stored.pending = true end)
     end))");
-  REQUIRE(users->server().server().add_service({"seed", users->server().scripts_dir() / "seed", {"/seed"}}).empty());
+  REQUIRE(users->server()
+              .server()
+              .add_service({"seed", users->server().scripts_dir() / "seed", {"/seed"}})
+              .empty());
   REQUIRE(http_request(users->port(), "POST", "/seed/pending/ann@example.org").status == 204);
   check_answer(users->get("/staging/files", bearer(ann["access_token"])), 401,
                {{"message",
-                 "Not Authorized: Your account is still pending. An administrator should approve it shortly. "
+                 "Not Authorized: Your account is still pending. An administrator should approve "
+                 "it shortly. "
                  "If not, please contact the ServiceX admins via email or Slack."}});
 }
 
-TEST_CASE("users policy: ENABLE_AUTH false lets everything through, no auth key, no policy", "[users]") {
+TEST_CASE("users policy: ENABLE_AUTH false lets everything through, no auth key, no policy",
+          "[users]") {
   Users* users = nullptr;
-  auto owner = with_staging(users, {{"auth", "users"}, {"ENABLE_AUTH", "false"}, {"auth_rules", kRules}});
+  auto owner =
+      with_staging(users, {{"auth", "users"}, {"ENABLE_AUTH", "false"}, {"auth_rules", kRules}});
   check_answer(users->get("/staging/files"), 200, {{"email", nullptr}});
   check_answer(users->remove("/staging/files"), 200, {{"email", nullptr}});
   Users* other = nullptr;
@@ -121,14 +137,19 @@ TEST_CASE("users policy: an unknown rule refuses the scripts and names the rule"
   Users users;
   users.server().write_script("staging", kStaging);
   std::string error = users.server().server().add_service(
-      {"staging", users.server().scripts_dir() / "staging", {"/staging"},
+      {"staging",
+       users.server().scripts_dir() / "staging",
+       {"/staging"},
        {{"auth", "users"}, {"auth_rules", {{"GET", "admins"}}}}});
-  CHECK(error.find("auth_rules[\"GET\"] must be \"user\", \"admin\" or \"none\"") != std::string::npos);
+  CHECK(error.find("auth_rules[\"GET\"] must be \"user\", \"admin\" or \"none\"") !=
+        std::string::npos);
 }
 
-TEST_CASE("users policy: an edited policy script serves after a reload of the running server", "[users]") {
+TEST_CASE("users policy: an edited policy script serves after a reload of the running server",
+          "[users]") {
   auto scripts = depot::testing::make_temp_dir("depot-users-scripts");
-  std::filesystem::copy(DEPOT_SOURCE_DIR "/scripts", scripts, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(DEPOT_SOURCE_DIR "/scripts", scripts,
+                        std::filesystem::copy_options::recursive);
   {
     Users users(json::object(), scripts);
     json ann = users.approved_user("ann@example.org");

@@ -17,7 +17,8 @@ const std::string kForm = "Content-Type: application/x-www-form-urlencoded";
 
 std::string hex(const std::string& bytes) {
   std::string out(bytes.size() * 2 + 1, '\0');
-  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                 bytes.size());
   out.pop_back();
   return out;
 }
@@ -42,16 +43,23 @@ class Hooks {
  public:
   explicit Hooks(json config) {
     // The sink's port is known only once the server listens: the users service comes after.
-    server_ = std::make_unique<depot::testing::TestServer>(
-        std::vector<depot::testing::TestServer::Service>{}, [](depot::Options& options) {
-          options.threads = 2;
-          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-          options.services.push_back({"sink", DEPOT_SOURCE_DIR "/tests/stubs/notify_sink", {"/sink"}});
-        });
+    server_ = std::make_unique<
+        depot::testing::
+            TestServer>(std::vector<depot::testing::TestServer::Service>{}, [](depot::Options&
+                                                                                   options) {
+      options.threads = 2;
+      options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
+      options.services.push_back({"sink", DEPOT_SOURCE_DIR "/tests/stubs/notify_sink", {"/sink"}});
+    });
     sink_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/sink/in";
-    json settings = {{"ENABLE_AUTH", "true"},  {"JWT_SECRET_KEY", kSecret},         {"JWT_ADMIN", kAdmin},
-                     {"JWT_ADMIN_PASSWORD", kAdminPassword}, {"PASSWORD_HASH_OPS", 1}, {"PASSWORD_HASH_MEM", 8192},
-                     {"SLACK_SIGNING_SECRET", kSlackSecret}, {"MAIL_BACKOFF", 0.05}};
+    json settings = {{"ENABLE_AUTH", "true"},
+                     {"JWT_SECRET_KEY", kSecret},
+                     {"JWT_ADMIN", kAdmin},
+                     {"JWT_ADMIN_PASSWORD", kAdminPassword},
+                     {"PASSWORD_HASH_OPS", 1},
+                     {"PASSWORD_HASH_MEM", 8192},
+                     {"SLACK_SIGNING_SECRET", kSlackSecret},
+                     {"MAIL_BACKOFF", 0.05}};
     for (auto& [key, value] : config.items()) {
       if (value.is_string()) {
         std::string text = value;
@@ -83,8 +91,9 @@ class Hooks {
 
   std::string admin_header() {
     for (int attempt = 0; attempt < 100; ++attempt) {
-      auto response = http_request(port(), "POST", "/login",
-                                   json{{"email", kAdmin}, {"password", kAdminPassword}}.dump(), kJson);
+      auto response =
+          http_request(port(), "POST", "/login",
+                       json{{"email", kAdmin}, {"password", kAdminPassword}}.dump(), kJson);
       if (response.status == 200) return bearer(json::parse(response.body)["access_token"]);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -92,14 +101,17 @@ class Hooks {
   }
 
   HttpResponse register_user(const std::string& email) {
-    return http_request(port(), "POST", "/registration",
-                        json{{"full_name", "T"}, {"email", email}, {"password", "p"}, {"confirm_password", "p"}}.dump(),
-                        kJson);
+    return http_request(
+        port(), "POST", "/registration",
+        json{{"full_name", "T"}, {"email", email}, {"password", "p"}, {"confirm_password", "p"}}
+            .dump(),
+        kJson);
   }
 
   // A signed interactivity callback for `action` on `email`, sent `skew` seconds off now.
-  HttpResponse interact(const std::string& action, const std::string& email, const std::string& response_name,
-                        long long skew = 0, const std::string& secret = kSlackSecret) {
+  HttpResponse interact(const std::string& action, const std::string& email,
+                        const std::string& response_name, long long skew = 0,
+                        const std::string& secret = kSlackSecret) {
     json payload = {{"response_url", sink_ + "/" + response_name},
                     {"actions", {{{"action_id", action}, {"value", email}}}},
                     {"user", {{"id", "U123"}}},
@@ -108,11 +120,13 @@ class Hooks {
     std::string timestamp = std::to_string(now_seconds() + skew);
     std::string signature = "v0=" + hex(hmac_sha256(secret, "v0:" + timestamp + ":" + body));
     return http_request(port(), "POST", "/slack", body,
-                        kForm + "\r\nX-Slack-Request-Timestamp: " + timestamp + "\r\nX-Slack-Signature: " + signature);
+                        kForm + "\r\nX-Slack-Request-Timestamp: " + timestamp +
+                            "\r\nX-Slack-Signature: " + signature);
   }
 
   static std::string slack_blocks(const std::string& email) {
-    return json::array({{{"type", "section"}, {"text", {{"type", "mrkdwn"}, {"text", "New signup from " + email}}}}})
+    return json::array({{{"type", "section"},
+                         {"text", {{"type", "mrkdwn"}, {"text", "New signup from " + email}}}}})
         .dump();
   }
 
@@ -127,11 +141,14 @@ class Hooks {
 
 TEST_CASE("users slack: Slack's published signature vector checks", "[users]") {
   const std::string body =
-      "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&"
+      "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id="
+      "G8PSS9T3V&"
       "channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&"
-      "response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&"
+      "response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%"
+      "2F96rGlfmibIGlgcZRskXaIFfN&"
       "trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
-  const std::string expected = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+  const std::string expected =
+      "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
   Hooks hooks(json::object());
   hooks.server().write_script("vector", R"(
     local slack = require "users.slack"
@@ -139,11 +156,15 @@ TEST_CASE("users slack: Slack's published signature vector checks", "[users]") {
     service:post("/check", function(req)
       return { signed = slack.signed(req:header("X-Secret"), req:header("X-Ts"), req:body(), req:header("X-Sig")) }
     end))");
-  REQUIRE(hooks.server().server().add_service({"vector", hooks.server().scripts_dir() / "vector", {"/vector"}}).empty());
+  REQUIRE(hooks.server()
+              .server()
+              .add_service({"vector", hooks.server().scripts_dir() / "vector", {"/vector"}})
+              .empty());
   auto check = [&](const std::string& signature) {
-    return json::parse(http_request(hooks.port(), "POST", "/vector/check", body,
-                                    "X-Secret: " + kSlackSecret + "\r\nX-Ts: 1531420618\r\nX-Sig: " + signature)
-                           .body)["signed"];
+    return json::parse(
+        http_request(hooks.port(), "POST", "/vector/check", body,
+                     "X-Secret: " + kSlackSecret + "\r\nX-Ts: 1531420618\r\nX-Sig: " + signature)
+            .body)["signed"];
   };
   CHECK(check(expected) == true);
   CHECK(check("v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b504") == false);
@@ -151,8 +172,9 @@ TEST_CASE("users slack: Slack's published signature vector checks", "[users]") {
   CHECK("v0=" + hex(hmac_sha256(kSlackSecret, "v0:1531420618:" + body)) == expected);
 }
 
-TEST_CASE("users slack: a pending signup posts the Approve/Reject message, a failing hook is only logged",
-          "[users]") {
+TEST_CASE(
+    "users slack: a pending signup posts the Approve/Reject message, a failing hook is only logged",
+    "[users]") {
   Hooks hooks(json{{"SIGNUP_WEBHOOK_URL", "{sink}/hook"}});
   check_answer(hooks.register_user("ann@example.org"), 200,
                {{"message", "User ann@example.org added to pending user list"}});
@@ -182,7 +204,9 @@ TEST_CASE("users slack: interactivity callbacks are verified, then approve or re
   CHECK(hooks.interact("accept_user", "ann@example.org", "future", 301).status == 403);
   CHECK(hooks.interact("accept_user", "ann@example.org", "forged", 0, "wrong").status == 401);
   CHECK(json::parse(hooks.received("old")[0]["body"].get<std::string>()) ==
-        json{{"response_type", "ephemeral"}, {"replace_original", false}, {"text", "Sorry, this request has expired."}});
+        json{{"response_type", "ephemeral"},
+             {"replace_original", false},
+             {"text", "Sorry, this request has expired."}});
   CHECK(json::parse(hooks.received("future")[0]["body"].get<std::string>())["text"] ==
         "Sorry, this request has expired.");
   CHECK(json::parse(hooks.received("forged")[0]["body"].get<std::string>())["text"] ==
@@ -190,7 +214,9 @@ TEST_CASE("users slack: interactivity callbacks are verified, then approve or re
   // Missing headers are a client error, not the original's 500.
   CHECK(http_request(hooks.port(), "POST", "/slack", "payload=%7B%7D", kForm).status == 400);
   std::string admin = hooks.admin_header();
-  CHECK(json::parse(http_request(hooks.port(), "GET", "/pending", "", admin).body)["users"].size() == 2);
+  CHECK(
+      json::parse(http_request(hooks.port(), "GET", "/pending", "", admin).body)["users"].size() ==
+      2);
 
   auto approved = hooks.interact("accept_user", "ann@example.org", "approved");
   CHECK(approved.status == 200);
@@ -201,7 +227,8 @@ TEST_CASE("users slack: interactivity callbacks are verified, then approve or re
   CHECK(update["blocks"][1]["elements"][0]["text"] == "Approved by <@U123>");
 
   CHECK(hooks.interact("reject_user", "bob@example.org", "rejected").status == 200);
-  CHECK(json::parse(hooks.received("rejected")[0]["body"].get<std::string>())["blocks"][1]["elements"][0]["text"] ==
+  CHECK(json::parse(hooks.received("rejected")[0]["body"]
+                        .get<std::string>())["blocks"][1]["elements"][0]["text"] ==
         "Rejected by <@U123>");
   CHECK(hooks.interact("accept_user", "zed@example.org", "unknown").status == 404);
   CHECK(json::parse(hooks.received("unknown")[0]["body"].get<std::string>())["text"] ==
@@ -219,15 +246,19 @@ TEST_CASE("users slack: without SLACK_SIGNING_SECRET callbacks are refused with 
         "ServiceX has no Slack app configured.");
 }
 
-TEST_CASE("users mail: approval queues the welcome mail, retried until Mailgun takes it", "[users]") {
-  Hooks hooks(json{{"MAILGUN_API_URL", "{sink}/flaky"}, {"MAILGUN_DOMAIN", "mg.example.org"}, {"MAILGUN_API_KEY", "key-1"}});
+TEST_CASE("users mail: approval queues the welcome mail, retried until Mailgun takes it",
+          "[users]") {
+  Hooks hooks(json{{"MAILGUN_API_URL", "{sink}/flaky"},
+                   {"MAILGUN_DOMAIN", "mg.example.org"},
+                   {"MAILGUN_API_KEY", "key-1"}});
   REQUIRE(hooks.register_user("ann@example.org").status == 200);
   check_answer(http_request(hooks.port(), "POST", "/accept", R"({"email": "ann@example.org"})",
                             kJson + "\r\n" + hooks.admin_header()),
                200, {{"message", "user ann@example.org now ready for access"}});
   json requests = hooks.received("flaky/mg.example.org/messages", 2);
   REQUIRE(requests.size() == 2);  // the stub failed the first
-  CHECK(requests[1]["headers"]["authorization"] == "Basic " + std::string("YXBpOmtleS0x"));  // api:key-1
+  CHECK(requests[1]["headers"]["authorization"] ==
+        "Basic " + std::string("YXBpOmtleS0x"));  // api:key-1
   std::string body = requests[1]["body"];
   CHECK(body.find("from=ServiceX%20%3Cnoreply%40mg.example.org%3E") != std::string::npos);
   CHECK(body.find("to=ann%40example.org") != std::string::npos);
@@ -235,13 +266,16 @@ TEST_CASE("users mail: approval queues the welcome mail, retried until Mailgun t
   CHECK(body.find("html=") != std::string::npos);
 
   // A Mailgun that always fails: the approval stands.
-  Hooks failing(json{{"MAILGUN_API_URL", "{sink}/fail"}, {"MAILGUN_DOMAIN", "mg.example.org"}, {"MAILGUN_API_KEY", "k"},
-                 {"MAIL_ATTEMPTS", 2}});
+  Hooks failing(json{{"MAILGUN_API_URL", "{sink}/fail"},
+                     {"MAILGUN_DOMAIN", "mg.example.org"},
+                     {"MAILGUN_API_KEY", "k"},
+                     {"MAIL_ATTEMPTS", 2}});
   REQUIRE(failing.register_user("bob@example.org").status == 200);
   CHECK(http_request(failing.port(), "POST", "/accept", R"({"email": "bob@example.org"})",
                      kJson + "\r\n" + failing.admin_header())
             .status == 200);
   CHECK(failing.received("fail/mg.example.org/messages", 2).size() == 2);
-  CHECK(http_request(failing.port(), "POST", "/login", R"({"email": "bob@example.org", "password": "p"})", kJson)
+  CHECK(http_request(failing.port(), "POST", "/login",
+                     R"({"email": "bob@example.org", "password": "p"})", kJson)
             .status == 200);
 }

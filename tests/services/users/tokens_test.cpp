@@ -71,7 +71,8 @@ TEST_CASE("users: every bad token shape is a 401 or 422 with the library's messa
   json claims = access_claims(identity);
   std::string good = mint(claims);
   std::string tampered = good.substr(0, good.find('.') + 1) +
-                         base64url(json(access_claims("someone-else")).dump()) + good.substr(good.rfind('.'));
+                         base64url(json(access_claims("someone-else")).dump()) +
+                         good.substr(good.rfind('.'));
   json future = claims;
   future["nbf"] = now + 3600;
   json expired = claims;
@@ -89,14 +90,23 @@ TEST_CASE("users: every bad token shape is a 401 or 422 with the library's messa
   };
   std::vector<Case> cases = {
       {"", 401, {{"message", "Missing Authorization Header"}}},
-      {"Authorization: Token " + good, 422, {{"msg", "Bad Authorization header. Expected value 'Bearer <JWT>'"}}},
-      {"Authorization: Bearer", 422, {{"msg", "Bad Authorization header. Expected value 'Bearer <JWT>'"}}},
-      {"Authorization: Bearer a b", 422, {{"msg", "Bad Authorization header. Expected value 'Bearer <JWT>'"}}},
+      {"Authorization: Token " + good,
+       422,
+       {{"msg", "Bad Authorization header. Expected value 'Bearer <JWT>'"}}},
+      {"Authorization: Bearer",
+       422,
+       {{"msg", "Bad Authorization header. Expected value 'Bearer <JWT>'"}}},
+      {"Authorization: Bearer a b",
+       422,
+       {{"msg", "Bad Authorization header. Expected value 'Bearer <JWT>'"}}},
       {bearer("abc"), 422, {{"msg", "Not enough segments"}}},
       {bearer("a.b"), 422, {{"msg", "Not enough segments"}}},
       {bearer("!!!.e30.sig"), 422, {{"msg", "Invalid header padding"}}},
-      {bearer(base64url("{nope") + ".e30.c2ln"), 422,
-       {{"msg", "Invalid header string: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"}}},
+      {bearer(base64url("{nope") + ".e30.c2ln"),
+       422,
+       {{"msg",
+         "Invalid header string: Expecting property name enclosed in double quotes: line 1 column "
+         "2 (char 1)"}}},
       {bearer(good.substr(0, good.rfind('.')) + ".!!"), 422, {{"msg", "Invalid crypto padding"}}},
       {bearer(tampered), 422, {{"msg", "Signature verification failed"}}},
       {bearer(alg_none), 422, {{"msg", "The specified alg value is not allowed"}}},
@@ -106,7 +116,9 @@ TEST_CASE("users: every bad token shape is a 401 or 422 with the library's messa
       {bearer(mint(bad_exp)), 422, {{"msg", "Expiration Time claim (exp) must be an integer."}}},
       {bearer(refresh_token), 422, {{"msg", "Only access tokens are allowed"}}},
       {bearer(mint(anonymous)), 422, {{"msg", "Missing claim: identity"}}},
-      {bearer(mint(json::array({1, 2}))), 422, {{"msg", "Invalid payload string: must be a json object"}}},
+      {bearer(mint(json::array({1, 2}))),
+       422,
+       {{"msg", "Invalid payload string: must be a json object"}}},
   };
   for (const std::string path : {"/users", "/pending"}) {
     for (const auto& c : cases) {
@@ -135,7 +147,8 @@ TEST_CASE("users: /token/refresh accepts only the stored refresh token", "[users
   CHECK(access["type"] == "access");
   CHECK(users.get("/users", bearer(answer["access_token"])).status == 200);
 
-  check_answer(users.post("/token/refresh", json::object()), 401, {{"msg", "Missing Authorization Header"}});
+  check_answer(users.post("/token/refresh", json::object()), 401,
+               {{"msg", "Missing Authorization Header"}});
   check_answer(users.post("/token/refresh", json::object(), bearer(first["access_token"])), 422,
                {{"msg", "Only refresh tokens are allowed"}});
   check_answer(users.post("/token/refresh", json::object(), bearer("x.y.z")), 422,
@@ -145,7 +158,8 @@ TEST_CASE("users: /token/refresh accepts only the stored refresh token", "[users
   json second = users.admin_login();
   check_answer(users.post("/token/refresh", json::object(), bearer(first["refresh_token"])), 401,
                {{"message", "Invalid or outdated refresh token"}});
-  CHECK(users.post("/token/refresh", json::object(), bearer(second["refresh_token"])).status == 200);
+  CHECK(users.post("/token/refresh", json::object(), bearer(second["refresh_token"])).status ==
+        200);
 
   // A refresh token with a foreign jti, even correctly signed.
   json foreign = verify(second["refresh_token"]);
@@ -155,7 +169,8 @@ TEST_CASE("users: /token/refresh accepts only the stored refresh token", "[users
 
   // A deleted user's refresh token: 401, not the original's 500.
   json bob = users.approved_user("bob@example.org");
-  std::string bob_id = std::to_string(body_of(users.get("/users", users.admin_header()))["users"][1]["id"].get<int>());
+  std::string bob_id = std::to_string(
+      body_of(users.get("/users", users.admin_header()))["users"][1]["id"].get<int>());
   REQUIRE(users.remove("/users/" + bob_id, users.admin_header()).status == 200);
   check_answer(users.post("/token/refresh", json::object(), bearer(bob["refresh_token"])), 401,
                {{"message", "Invalid or outdated refresh token"}});

@@ -26,9 +26,10 @@ inline const std::string kAdminPassword = "admin-password";
 inline const std::string kJson = "Content-Type: application/json";
 
 inline std::string base64url(const std::string& bytes) {
-  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                  '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
   out.resize(out.find('\0'));
   return out;
 }
@@ -36,8 +37,9 @@ inline std::string base64url(const std::string& bytes) {
 inline std::string unbase64url(const std::string& text) {
   std::string out(text.size(), '\0');
   size_t length = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(),
-                        nullptr, &length, nullptr, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                        text.size(), nullptr, &length, nullptr,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
     throw std::runtime_error("not base64url: " + text);
   }
   out.resize(length);
@@ -47,8 +49,10 @@ inline std::string unbase64url(const std::string& text) {
 inline std::string hmac_sha256(const std::string& key, const std::string& data) {
   crypto_auth_hmacsha256_state state;
   unsigned char mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256_init(&state, reinterpret_cast<const unsigned char*>(key.data()), key.size());
-  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  crypto_auth_hmacsha256_init(&state, reinterpret_cast<const unsigned char*>(key.data()),
+                              key.size());
+  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(data.data()),
+                                data.size());
   crypto_auth_hmacsha256_final(&state, mac);
   return std::string(reinterpret_cast<char*>(mac), sizeof mac);
 }
@@ -73,31 +77,39 @@ inline json verify(const std::string& token, const std::string& secret = kSecret
 }
 
 inline long long now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
 // flask-jwt-extended 3.x access-token claims for `identity`, valid from now for an hour.
 inline json access_claims(const std::string& identity) {
   long long now = now_seconds();
-  return {{"iat", now}, {"nbf", now}, {"jti", "0b3d2c4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"}, {"exp", now + 3600},
-          {"identity", identity}, {"fresh", false}, {"type", "access"}};
+  return {
+      {"iat", now},        {"nbf", now},           {"jti", "0b3d2c4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"},
+      {"exp", now + 3600}, {"identity", identity}, {"fresh", false},
+      {"type", "access"}};
 }
 
-inline std::string bearer(const std::string& token) { return "Authorization: Bearer " + token; }
+inline std::string bearer(const std::string& token) {
+  return "Authorization: Bearer " + token;
+}
 
 class Users {
  public:
   // `config`: settings merged over auth on, kSecret, kAdmin with kAdminPassword and the cheapest
   // argon2id. Returns once the admin (id 1), if any, exists.
   // `scripts_dir`: another copy of the scripts (to edit them on the running server).
-  explicit Users(json config = json::object(), std::filesystem::path scripts_dir = DEPOT_SOURCE_DIR "/scripts") {
-    server_ = std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
-      options.threads = 2;
-      options.scripts_dir = scripts_dir;
-    });
-    json settings = {{"ENABLE_AUTH", "true"},       {"JWT_SECRET_KEY", kSecret},  {"JWT_ADMIN", kAdmin},
-                     {"JWT_ADMIN_PASSWORD", kAdminPassword}, {"PASSWORD_HASH_OPS", 1}, {"PASSWORD_HASH_MEM", 8192}};
+  explicit Users(json config = json::object(),
+                 std::filesystem::path scripts_dir = DEPOT_SOURCE_DIR "/scripts") {
+    server_ =
+        std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
+          options.threads = 2;
+          options.scripts_dir = scripts_dir;
+        });
+    json settings = {{"ENABLE_AUTH", "true"},  {"JWT_SECRET_KEY", kSecret},
+                     {"JWT_ADMIN", kAdmin},    {"JWT_ADMIN_PASSWORD", kAdminPassword},
+                     {"PASSWORD_HASH_OPS", 1}, {"PASSWORD_HASH_MEM", 8192}};
     settings.update(config);
     std::string error = server_->server().add_service({"users", "users", {"/"}, settings});
     if (!error.empty()) throw std::runtime_error("users did not load: " + error);
@@ -110,7 +122,8 @@ class Users {
   TestServer& server() { return *server_; }
 
   HttpResponse post(const std::string& path, const json& body, const std::string& headers = "") {
-    return http_request(port(), "POST", path, body.dump(), kJson + (headers.empty() ? "" : "\r\n" + headers));
+    return http_request(port(), "POST", path, body.dump(),
+                        kJson + (headers.empty() ? "" : "\r\n" + headers));
   }
   HttpResponse get(const std::string& path, const std::string& headers = "") {
     return http_request(port(), "GET", path, "", headers);
@@ -135,8 +148,10 @@ class Users {
   std::string admin_header() { return bearer(admin_login()["access_token"]); }
 
   HttpResponse register_user(const std::string& email, const std::string& password = "password") {
-    return post("/registration",
-                {{"full_name", "Test User"}, {"email", email}, {"password", password}, {"confirm_password", password}});
+    return post("/registration", {{"full_name", "Test User"},
+                                  {"email", email},
+                                  {"password", password},
+                                  {"confirm_password", password}});
   }
 
   // Registers and approves `email`; returns its login answer.
@@ -152,7 +167,9 @@ class Users {
   std::unique_ptr<TestServer> server_;
 };
 
-inline json body_of(const HttpResponse& response) { return json::parse(response.body, nullptr, false); }
+inline json body_of(const HttpResponse& response) {
+  return json::parse(response.body, nullptr, false);
+}
 
 // Checks an answer's status and its whole JSON body.
 inline void check_answer(const HttpResponse& response, int status, const json& body) {
