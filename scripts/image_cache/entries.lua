@@ -24,18 +24,23 @@ M.__index = M
 
 local LAYOUT = 3 -- 1: entries only; 2: with the listing and expiry indexes; 3: query text apart
 local BATCH = 200 -- entries per page of a read-only scan: a page holds the worker well under 1 ms
--- Entries per prune step: a step's write transaction also copies and writes every B-tree page it
--- touches (on the worker's thread, at its commit), several per entry, so it takes fewer.
+-- A prune step's bounds: its write transaction runs on the worker's thread, and so does its
+-- commit, which copies and writes every B-tree page it touched (several per entry). Other
+-- requests of the worker wait for a step: it stops after PRUNE_STEP_SECONDS of deletions, so that
+-- its commit ends well within the 5 ms a request may be held up.
 local PRUNE_BATCH = 50
+local PRUNE_STEP_SECONDS = 0.001
 
 local TYPES = { pending = "api_request", image = "image", error = "api_error" }
 
 function M.new(store)
   return setmetatable({
     db = kv.open("image_cache"),
-    -- A settle need not wait for an fsync: if a crash loses it, the entry is pending again and
-    -- the next start fetches it again. Only the pending entry a POST answers for is durable.
-    settles = kv.open("image_cache", { durable = false }),
+    -- Settles and prunes need not wait for an fsync: if a crash loses a settle, the entry is
+    -- pending again and the next start fetches it again; if it loses a prune step, the next
+    -- prune removes those entries again (expired, they answer 404 meanwhile). Only the pending
+    -- entry a POST answers for is durable.
+    batched = kv.open("image_cache", { durable = false }),
     store = store,
   }, M)
 end
@@ -99,16 +104,18 @@ function M:find_or_create(query_text, make_id)
   end)
 end
 
--- Records the outcome of a fetch: an image (bytes to the store first) or an error.
+-- Records the outcome of a fetch: an image (a file first, inline bytes in the same commit as
+-- the entry) or an error.
 function M:settle(id, outcome)
-  local stored = outcome.image and self.store:put(id, outcome.image)
-  local kept = self.settles:update(function(tx)
+  local image = outcome.image
+  local file = image and self.store:put_file(id, image)
+  local kept = self.batched:update(function(tx)
     local entry = tx:get("entry:" .. id)
     if not entry then return false end -- pruned meanwhile
     tx:delete(listing_key(entry))
-    if outcome.image then
-      entry.state, entry.type, entry.mime, entry.size = "image", outcome.type, outcome.mime, #outcome.image
-      entry.stored = stored
+    if image then
+      entry.state, entry.type, entry.mime, entry.size = "image", outcome.type, outcome.mime, #image
+      entry.stored = file or self.store:put_inline(tx, id, image)
     else
       entry.state, entry.status_code, entry.msgs = "error", outcome.status_code, outcome.msgs
       entry.size = #json.encode({ status_code = outcome.status_code, msgs = outcome.msgs })
@@ -117,7 +124,7 @@ function M:settle(id, outcome)
     put_entry(tx, entry)
     return true
   end)
-  if stored and not kept then self.store:remove({ { id = id, stored = stored } }) end
+  if file and not kept then self.store:remove_files({ id }) end
 end
 
 -- How many entries a listing section ("active" or "pending") holds.
@@ -160,13 +167,18 @@ function M:each_pending_since(time, fn)
   end)
 end
 
--- Removes the expired entries (and their files), a batch at a time in expiry order, yielding
--- between batches; returns how many. Its cost follows what expired, not what lives.
+-- Removes the expired entries (and their images) in expiry order, in steps that each hold the
+-- worker for at most PRUNE_STEP_SECONDS (and PRUNE_BATCH entries), yielding between them; returns
+-- how many. Its cost follows what expired, not what lives.
 function M:prune()
-  local limit, removed = string.format("expiry:%020.6f", depot.now()), 0
-  each_page(self.db, "expiry:", limit, function(page)
-    local images = {}
-    self.db:update(function(tx)
+  local limit, removed, from = string.format("expiry:%020.6f", depot.now()), 0, "expiry:"
+  while true do
+    local page = self.db:iter({ prefix = "expiry:", from = from, to = limit, limit = PRUNE_BATCH })
+    if #page == 0 then return removed end
+    local files, done = {}, 0
+    self.batched:update(function(tx)
+      local images, deadline = {}, depot.monotonic() + PRUNE_STEP_SECONDS
+      done = 0
       for _, item in ipairs(page) do
         local entry = tx:get("entry:" .. item.value)
         if entry then
@@ -174,13 +186,16 @@ function M:prune()
           if entry.state == "image" then images[#images + 1] = entry end
         end
         tx:delete(item.key)
+        done = done + 1
+        if depot.monotonic() >= deadline then break end
       end
+      files = self.store:remove_inline(tx, images)
     end)
-    self.store:remove(images)
-    removed = removed + #page
+    self.store:remove_files(files)
+    removed = removed + done
+    from = page[done].key .. "\0"
     depot.sleep(0)
-  end, PRUNE_BATCH)
-  return removed
+  end
 end
 
 -- Brings a database written by an earlier layout up to this one: builds the listing and expiry
@@ -190,7 +205,7 @@ function M:upgrade()
   if self.db:get("meta:layout") == LAYOUT then return 0 end
   local upgraded = 0
   each_page(self.db, "entry:", nil, function(page)
-    local invalid = {}
+    local invalid, files = {}, {}
     self.db:update(function(tx)
       for _, item in ipairs(page) do
         local entry = tx:get(item.key) -- not item.value: requests may have settled it since
@@ -205,8 +220,9 @@ function M:upgrade()
           if entry.state == "image" then invalid[#invalid + 1] = entry end
         end
       end
+      files = self.store:remove_inline(tx, invalid)
     end)
-    self.store:remove(invalid)
+    self.store:remove_files(files)
     upgraded = upgraded + #page
     depot.sleep(0)
   end)
