@@ -18,6 +18,7 @@ local kv = require "kv"
 local json = require "json"
 local crypto = require "crypto"
 local depot = require "depot"
+local GroupCommit = require "image_cache.group_commit"
 
 local M = {}
 M.__index = M
@@ -32,18 +33,6 @@ local PRUNE_BATCH = 50
 local PRUNE_STEP_SECONDS = 0.001
 
 local TYPES = { pending = "api_request", image = "image", error = "api_error" }
-
-function M.new(store)
-  return setmetatable({
-    db = kv.open("image_cache"),
-    -- Settles and prunes need not wait for an fsync: if a crash loses a settle, the entry is
-    -- pending again and the next start fetches it again; if it loses a prune step, the next
-    -- prune removes those entries again (expired, they answer 404 meanwhile). Only the pending
-    -- entry a POST answers for is durable.
-    batched = kv.open("image_cache", { durable = false }),
-    store = store,
-  }, M)
-end
 
 local function query_key(query_text)
   return "query:" .. crypto.hex(crypto.sha256(assert(json.python_json(query_text))))
@@ -87,43 +76,70 @@ function M:get(id) return self.db:get("entry:" .. id) end
 -- The query text of a pending entry.
 function M:query(id) return self.db:get("text:" .. id) end
 
--- The live entry for an identical query, or a new pending one. Returns id, created.
-function M:find_or_create(query_text, make_id)
-  local index = query_key(query_text)
-  return self.db:update(function(tx)
-    local existing = tx:get(index)
-    if existing then
-      local entry = tx:get("entry:" .. existing)
-      if entry and entry.expiry > depot.now() then return existing, false end
-    end
-    local id, expiry = make_id()
-    put_entry(tx, { id = id, state = "pending", query = query_text, expiry = expiry, index = index,
-                    created = depot.now() })
-    tx:put(index, id)
-    return id, true
-  end)
+-- The live entry for an identical query (item.query_text, its query key item.index), or a new
+-- pending one (id and expiry from item.make_id()). Returns id, created.
+local function find_or_create_in(tx, item)
+  local index = item.index
+  local existing = tx:get(index)
+  if existing then
+    local entry = tx:get("entry:" .. existing)
+    if entry and entry.expiry > depot.now() then return existing, false end
+  end
+  local id, expiry = item.make_id()
+  put_entry(tx, { id = id, state = "pending", query = item.query_text, expiry = expiry, index = index,
+                  created = depot.now() })
+  tx:put(index, id)
+  return id, true
 end
 
--- Records the outcome of a fetch: an image (a file first, inline bytes in the same commit as
--- the entry) or an error.
+-- Records the outcome of a fetch (item.id, item.outcome; item.file: where put_file wrote the
+-- image, if it did): inline bytes go in the same commit as the entry. Returns false when the
+-- entry was pruned meanwhile.
+local function settle_in(store, tx, item)
+  local id, outcome = item.id, item.outcome
+  local entry = tx:get("entry:" .. id)
+  if not entry then return false end
+  tx:delete(listing_key(entry))
+  if outcome.image then
+    entry.state, entry.type, entry.mime, entry.size = "image", outcome.type, outcome.mime, #outcome.image
+    entry.stored = item.file or store:put_inline(tx, id, outcome.image)
+  else
+    entry.state, entry.status_code, entry.msgs = "error", outcome.status_code, outcome.msgs
+    entry.size = #json.encode({ status_code = outcome.status_code, msgs = outcome.msgs })
+  end
+  tx:delete("text:" .. id)
+  put_entry(tx, entry)
+  return true
+end
+
+function M.new(store)
+  local self = setmetatable({
+    db = kv.open("image_cache"),
+    -- Settles and prunes need not wait for an fsync: if a crash loses a settle, the entry is
+    -- pending again and the next start fetches it again; if it loses a prune step, the next
+    -- prune removes those entries again (expired, they answer 404 meanwhile). Only the pending
+    -- entry a POST answers for is durable.
+    batched = kv.open("image_cache", { durable = false }),
+    store = store,
+  }, M)
+  self.creations = GroupCommit.new("image_cache:creations", self.db, find_or_create_in)
+  self.settles = GroupCommit.new("image_cache:settles", self.batched,
+                                 function(tx, item) return settle_in(store, tx, item) end)
+  return self
+end
+
+-- The live entry for an identical query, or a new pending one, durable when this returns (in a
+-- group commit with the POSTs that came with it). Returns id, created.
+function M:find_or_create(query_text, make_id)
+  -- Hashed before the group's transaction, which holds every writer of the process.
+  return self.creations:run({ query_text = query_text, index = query_key(query_text), make_id = make_id })
+end
+
+-- Records the outcome of a fetch: an image (a file first, or inline bytes in the entry's commit)
+-- or an error.
 function M:settle(id, outcome)
-  local image = outcome.image
-  local file = image and self.store:put_file(id, image)
-  local kept = self.batched:update(function(tx)
-    local entry = tx:get("entry:" .. id)
-    if not entry then return false end -- pruned meanwhile
-    tx:delete(listing_key(entry))
-    if image then
-      entry.state, entry.type, entry.mime, entry.size = "image", outcome.type, outcome.mime, #image
-      entry.stored = file or self.store:put_inline(tx, id, image)
-    else
-      entry.state, entry.status_code, entry.msgs = "error", outcome.status_code, outcome.msgs
-      entry.size = #json.encode({ status_code = outcome.status_code, msgs = outcome.msgs })
-    end
-    tx:delete("text:" .. id)
-    put_entry(tx, entry)
-    return true
-  end)
+  local file = outcome.image and self.store:put_file(id, outcome.image)
+  local kept = self.settles:run({ id = id, outcome = outcome, file = file })
   if file and not kept then self.store:remove_files({ id }) end
 end
 
