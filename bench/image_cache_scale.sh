@@ -25,19 +25,25 @@ write_config() { # port
 JSON
 }
 
-# Fills the cache with `count` entries expiring `ttl` seconds from now, waits until all are
-# fetched; prints the Unix time at which the first of them expires.
+# Fills the cache with `count` entries expiring `ttl` seconds from now (over 8 connections, so
+# that a loaded machine still fills it well before they expire), waits until all are fetched;
+# prints the Unix time at which the first of them expires.
 fill() { # port count ttl run
   /usr/bin/python3 - "$@" <<'PY'
-import http.client, json, sys, time
+import http.client, json, sys, threading, time
 port, count, ttl, run = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 padding = "x" * 3700  # the issue's 3.8 KB queries
-connection = http.client.HTTPConnection("127.0.0.1", port)
 first_expiry = time.time() + ttl
-for i in range(count):
-    query = {"api_query": {"imageType": "png", "padding": padding, "stub": {"name": "%s-%d" % (run, i)}}, "ttl": ttl}
-    connection.request("POST", "/requests", json.dumps(query), {"Content-Type": "application/json"})
-    connection.getresponse().read()
+def post(first):
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    for i in range(first, count, 8):
+        query = {"api_query": {"imageType": "png", "padding": padding, "stub": {"name": "%s-%d" % (run, i)}}, "ttl": ttl}
+        connection.request("POST", "/requests", json.dumps(query), {"Content-Type": "application/json"})
+        connection.getresponse().read()
+threads = [threading.Thread(target=post, args=(first,)) for first in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+connection = http.client.HTTPConnection("127.0.0.1", port)
 while True:
     connection.request("GET", "/info")
     if json.loads(connection.getresponse().read())["pending_count"] == 0: break

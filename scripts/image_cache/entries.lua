@@ -29,8 +29,8 @@ local BATCH = 200 -- entries per page of a read-only scan: a page holds the work
 -- commit, which copies and writes every B-tree page it touched (several per entry). Other
 -- requests of the worker wait for a step: it stops after PRUNE_STEP_SECONDS of deletions, so that
 -- its commit ends well within the 5 ms a request may be held up.
-local PRUNE_BATCH = 50
-local PRUNE_STEP_SECONDS = 0.001
+local PRUNE_BATCH = 25
+local PRUNE_STEP_SECONDS = 0.0005
 
 local TYPES = { pending = "api_request", image = "image", error = "api_error" }
 
