@@ -106,7 +106,7 @@ TEST_CASE("cluster.every: a run that raises is logged, and the next interval run
   auto failing = ticker("a", data, depot::testing::kv_config(backend), true);
   std::this_thread::sleep_for(1500ms);
   json ticks = json::parse(http_request(failing->port(), "GET", "/ticks").body);
-  CHECK(ticks.size() >= 4);  // about 7 ticks of 0.2 s, each run failing
+  CHECK(ticks.size() >= 3);  // about 7 ticks of 0.2 s (fewer on a loaded machine), each failing
   failing.reset();
   std::filesystem::remove_all(data);
 }
