@@ -49,8 +49,15 @@ local function hold_until(name, until_time)
 end
 
 local function run(name, timeout, fn)
-  local renewer = jobs.every(timeout / 3, function(premature)
-    if not premature then hold_until(name, depot.now() + timeout) end
+  -- A run the engine cuts short (cpu_slice, depot.deadline) never reaches the cancel below: its
+  -- coroutine is dropped instead and collected. The renewer holds it only weakly and stops once it
+  -- is gone, so the lease runs out rather than being renewed forever, one renewer per cut run.
+  local run_coroutine = setmetatable({ (coroutine.running()) }, { __mode = "v" })
+  local renewer
+  renewer = jobs.every(timeout / 3, function(premature)
+    if premature then return end
+    if run_coroutine[1] == nil then return renewer:cancel() end
+    hold_until(name, depot.now() + timeout)
   end)
   local ok, err = pcall(fn)
   renewer:cancel()

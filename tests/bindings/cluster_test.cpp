@@ -110,3 +110,37 @@ TEST_CASE("cluster.every: a run that raises is logged, and the next interval run
   failing.reset();
   std::filesystem::remove_all(data);
 }
+
+TEST_CASE("cluster.every: a run cut at cpu_slice stops renewing its lease", "[cluster][jobs]") {
+  // The first run (at 1 s) loops until the engine cuts it at 0.2 s; the later runs return at once
+  // and end their lease (busy_until 0). An orphaned renewer of the cut run would set busy_until
+  // 0.6 s ahead every 0.2 s from then on, so that it is mostly in the future between runs.
+  const char* script = R"LUA(
+local cluster = require "cluster"
+local depot = require "depot"
+local kv = require "kv"
+local service = ...
+local runs = 0
+service:on_start(function()
+  cluster.every("looping", 1, function()
+    runs = runs + 1
+    if runs == 1 then while true do end end
+  end, { timeout = 0.6 })
+end)
+service:get("/lease", function()
+  local lease = kv.open("cluster:leases", { durable = false }):get("looping")
+  return { runs = runs, busy_for = lease and lease.busy_until - depot.now() or false }
+end)
+)LUA";
+  TestServer server({{"looping", script, {"/"}}},
+                    [](depot::Options& options) { options.limits.cpu_slice = 200ms; });
+  std::this_thread::sleep_for(2500ms);
+  for (int sample = 0; sample < 8; ++sample) {
+    json lease = json::parse(http_request(server.port(), "GET", "/lease").body);
+    INFO(lease.dump());
+    CHECK(lease["runs"].get<int>() >= 2);
+    REQUIRE(lease["busy_for"].is_number());
+    CHECK(lease["busy_for"].get<double>() < 0);
+    std::this_thread::sleep_for(150ms);
+  }
+}
