@@ -79,8 +79,11 @@ service:post("/body", function(req) return pipe(req, req) end)
 
 -- A pipe whose writer the test can watch while the pool is held (tests/support/stalled_pool.hpp).
 local held = {}
-service:post("/held", function(req)
+service:post("/held/open", function()
   held.writer = assert(fs.writer("held.bin"))
+  return { open = true }
+end)
+service:post("/held", function(req)
   for part in req:parts() do
     if part.name == "file" then held.bytes = assert(part:pipe(held.writer)) end
   end
@@ -107,7 +110,9 @@ std::string tricky_bytes(size_t size, unsigned seed) {
   std::string bytes = random_bytes(size, seed);
   std::string delimiter = "\r\n--" + kBoundary;
   for (size_t at = 0, length = 1; at + length < size; at += 997, length = length % 40 + 1) {
-    bytes.replace(at, length, delimiter.substr(0, std::min(length, delimiter.size() - 1)));
+    std::string piece = delimiter.substr(0, std::min(length, delimiter.size() - 1));
+    bytes.replace(at, piece.size(), piece);
+    bytes[at + piece.size()] = '\0';  // never the boundary's last character: no real delimiter
   }
   return bytes;
 }
@@ -274,6 +279,8 @@ TEST_CASE("part:pipe stops taking the body while the writer's write waits", "[pi
   TestServer server("app", kRoutes, [](depot::Options& options) { options.blocking_threads = 1; });
   stdfs::path fifo = server.data_dir() / "fifo";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  REQUIRE(http_request(server.port(), "POST", "/held/open").status ==
+          200);  // before the pool stops
   std::thread reader([&] { http_request(server.port(), "GET", "/fifo"); });
   int fd = open_fifo_for_writing(fifo);
   REQUIRE(fd >= 0);  // the only pool thread now sits in read()
