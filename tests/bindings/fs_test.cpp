@@ -740,7 +740,11 @@ TEST_CASE("disk work waits on the pool, never on the reactor", "[fs]") {
                         << " s in the handler); " << answered_meanwhile
                         << " /hello answered meanwhile, worst " << worst << " s");
     CHECK(result["bytes"] == 50 * 1024 * 1024);
-    CHECK(worst < 0.2);
+    // Disk work on the reactor would hold a /hello for most of the handler's time. On a loaded
+    // machine (or under ASan) the write itself is slower and one /hello may wait that much longer
+    // for a core (seen: 0.25 s of a 0.65 s handler under ASan at load 10), so the bound grows
+    // with the handler's time.
+    CHECK(worst < std::max(0.2, result["seconds"].get<double>() / 2));
     CHECK(stdfs::file_size(server.data_dir() / "slow.bin") == 50u * 1024 * 1024);
   }
 }
