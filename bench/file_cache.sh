@@ -91,21 +91,27 @@ NGINX
 mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
 # 16 sockets x ROUNDS uploads of 1 MiB of random bytes, kept alive; reports req/s and Depot's CPU
-# per MiB (utime + stime over the run, the auth stub's few lookups included).
+# per MiB (utime + stime over the run, the auth stub's few lookups included). Twice: each socket
+# to its own cache id again and again (every upload replaces a file: ext4 then writes the new one
+# back and frees the old one inside rename, in Depot's time), then each upload to a fresh id.
 upload_cpu_per_mib() { # port
-  local client=$BENCH_DIR/upload_clients.py result ticks rate
+  local client=$BENCH_DIR/upload_clients.py result ticks rate fresh label
   python3 "$client" --port "$1" --new-ids 16 --ids "$WORK_DIR/ids"
+  python3 "$client" --port "$1" --new-ids $((16 * ROUNDS)) --ids "$WORK_DIR/fresh_ids"
   python3 "$client" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" --connections 16 --rounds 1 --size 1048576 \
     >/dev/null # warm-up
-  ticks=$(cpu_ticks "$DEPOT_PID")
-  result=$(python3 "$client" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/ids" --connections 16 \
-    --rounds "$ROUNDS" --size 1048576)
-  ticks=$(($(cpu_ticks "$DEPOT_PID") - ticks))
-  python3 -c 'import json, sys; sys.exit(json.loads(sys.argv[1])["failed"] != 0)' "$result" || die "uploads failed: $result"
-  rate=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["requests_per_s"])' "$result")
-  report "16 parallel x $ROUNDS uploads of 1 MiB: $rate req/s" \
-    "($(awk -v r="$rate" -v o="$ORIGINAL_SMALL_UPLOADS_PER_SECOND" 'BEGIN { printf "%.1f", r / o }')x the original's" \
-    "$ORIGINAL_SMALL_UPLOADS_PER_SECOND), Depot CPU $(cpu_ms_per_mib "$ticks" $((16 * ROUNDS * 1048576))) ms per MiB (goal < 1)"
+  for fresh in "" --fresh; do
+    if [ -n "$fresh" ]; then label="each to a fresh cache id"; else label="replacing the files"; fi
+    ticks=$(cpu_ticks "$DEPOT_PID")
+    result=$(python3 "$client" --port "$1" --pid "$DEPOT_PID" --ids "$WORK_DIR/${fresh:+fresh_}ids" $fresh \
+      --connections 16 --rounds "$ROUNDS" --size 1048576)
+    ticks=$(($(cpu_ticks "$DEPOT_PID") - ticks))
+    python3 -c 'import json, sys; sys.exit(json.loads(sys.argv[1])["failed"] != 0)' "$result" || die "uploads failed: $result"
+    rate=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["requests_per_s"])' "$result")
+    report "16 parallel x $ROUNDS uploads of 1 MiB, $label: $rate req/s" \
+      "($(awk -v r="$rate" -v o="$ORIGINAL_SMALL_UPLOADS_PER_SECOND" 'BEGIN { printf "%.1f", r / o }')x the original's" \
+      "$ORIGINAL_SMALL_UPLOADS_PER_SECOND), Depot CPU $(cpu_ms_per_mib "$ticks" $((16 * ROUNDS * 1048576))) ms per MiB (goal < 1)"
+  done
 }
 
 main() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # Many file cache uploads at once, from one process: CONNECTIONS sockets to 127.0.0.1 each POST
 # ROUNDS multipart bodies of SIZE bytes (one after another, kept alive) to /v1/cache/<id>, all
-# sockets sending at the same time. It samples the server's VmRSS while they run and prints one
+# sockets sending at the same time: each socket to its own id again and again (each upload after
+# the first replaces a file), or with --fresh each upload to an id of its own. It samples the server's VmRSS while they run and prints one
 # JSON object: uploads, failures, seconds, MiB/s, req/s, peak VmRSS and VmHWM (kB). With
 # --new-ids N it only creates N cache ids (POST /v1/cache_id) into the --ids file.
 #
@@ -122,6 +123,9 @@ async def main():
     parser.add_argument("--rounds", type=int, default=1, help="uploads per connection")
     parser.add_argument("--size", type=int, help="bytes per uploaded file")
     parser.add_argument("--ids", required=True, help="file with one cache id per line, one per connection")
+    parser.add_argument("--fresh", action="store_true",
+                        help="each upload to a cache id of its own (--ids holds connections x rounds), "
+                             "so that none replaces a file")
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     if args.new_ids:
@@ -132,8 +136,9 @@ async def main():
 
     with open(args.ids) as ids_file:
         ids = [line.strip() for line in ids_file if line.strip()]
-    if len(ids) < args.connections:
-        sys.exit(f"upload_clients.py: {args.connections} connections need as many cache ids, got {len(ids)}")
+    needed = args.connections * (args.rounds if args.fresh else 1)
+    if len(ids) < needed:
+        sys.exit(f"upload_clients.py: {args.connections} connections need {needed} cache ids, got {len(ids)}")
     # Random bytes, so the server's BLAKE2b and the disk see what real files cost; shared by all.
     payload = os.urandom(args.size)
     loop = asyncio.get_running_loop()
@@ -142,7 +147,9 @@ async def main():
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(args.pid, peak, stop))
     started = time.monotonic()
-    clients = [client(loop, args, [ids[i]] * args.rounds, payload, results) for i in range(args.connections)]
+    def ids_of(i):
+        return ids[i * args.rounds:(i + 1) * args.rounds] if args.fresh else [ids[i]] * args.rounds
+    clients = [client(loop, args, ids_of(i), payload, results) for i in range(args.connections)]
     try:
         await asyncio.wait_for(asyncio.gather(*clients), args.timeout)
     except asyncio.TimeoutError:

@@ -95,7 +95,7 @@ BufferPool& buffer_pool() {
 
 // The worker-thread side of one writer. The pool side is `file` (thread-safe); `flushing` is the
 // one piece of memory the two share, and only the pool touches it while `in_flight`.
-class WriteStream : public std::enable_shared_from_this<WriteStream> {
+class WriteStream final : public WriterFeed, public std::enable_shared_from_this<WriteStream> {
  public:
   enum class State { open, committing, committed, aborted };
 
@@ -222,6 +222,65 @@ class WriteStream : public std::enable_shared_from_this<WriteStream> {
     }
   }
 
+  enum class Accepted { taken, busy, failed, queue_full };
+
+  // Copies `chunk` into the buffer and hands a full buffer to the pool (inline without a
+  // worker); busy, taking nothing, when it would fill the buffer while a write is in flight.
+  Accepted accept(Worker* worker, std::string_view chunk) {
+    if (!error.empty()) return Accepted::failed;
+    size_t limit = flush_bytes();
+    bool fills = buffer.size() + chunk.size() >= limit;
+    if (fills && worker != nullptr) {
+      if (in_flight) return Accepted::busy;
+      // A chunk that would overflow a part-filled buffer sends that buffer on its own, so
+      // buffers stay at `limit` instead of growing to twice that for odd chunk sizes.
+      if (!buffer.empty() && buffer.size() + chunk.size() > limit) {
+        if (!start_flush(*worker)) return Accepted::queue_full;
+        fills = chunk.size() >= limit;
+        if (fills) return Accepted::busy;
+      }
+    }
+    // The whole buffer at once: grown by appends it would be copied at each doubling.
+    if (buffer.empty() && buffer.capacity() < limit) {
+      buffer = buffer_pool().take(limit);
+    } else if (buffer.capacity() < limit) {
+      buffer.reserve(limit);
+    }
+    buffer.append(chunk);
+    bytes += chunk.size();
+    if (!fills) return Accepted::taken;
+    if (worker == nullptr) {
+      try {
+        file->append(buffer);
+      } catch (const std::exception& e) {
+        error = std::string("fs.writer: ") + e.what();
+      }
+      release_if_oversized(buffer);
+      return error.empty() ? Accepted::taken : Accepted::failed;
+    }
+    return start_flush(*worker) ? Accepted::taken : Accepted::queue_full;
+  }
+
+  // WriterFeed, for part:pipe and req:pipe. A full pool queue fails the writer: the pipe
+  // cannot hand the chunk back to a caller that would try again.
+  Take take(Worker& worker, std::string_view data) override {
+    if (state != State::open && error.empty()) error = "fs.writer: the writer is aborted";
+    switch (accept(&worker, data)) {
+      case Accepted::taken:
+        return Take::taken;
+      case Accepted::busy:
+        return Take::busy;
+      case Accepted::queue_full:
+        error = queue_full_message("fs.writer:write");
+        break;
+      case Accepted::failed:
+        break;
+    }
+    return Take::failed;
+  }
+  void wait_ready(std::function<void()> ready) override { when_idle = std::move(ready); }
+  const std::string& failure() const override { return error; }
+
   // Drops the data and removes the temporary file: on the pool when there is one (the pool's
   // mutex-ordered file waits for a write still running), inline otherwise.
   void abandon(Worker* worker) {
@@ -244,19 +303,22 @@ WriterHandle& check_handle(lua_State* L) {
   return *static_cast<WriterHandle*>(luaL_checkudata(L, 1, kWriterMetatable));
 }
 
-// The stream at argument 1, which must still take data; raises otherwise.
-WriteStream& check_open_writer(lua_State* L, const char* method) {
-  WriteStream& stream = *check_handle(L).stream;
+// Raises, naming `function`, unless `stream` still takes data.
+void check_takes_data(lua_State* L, const WriteStream& stream, const char* function) {
   if (stream.state == WriteStream::State::committing) {
-    luaL_error(L, "fs.writer:%s: the writer is being committed", method);
+    luaL_error(L, "%s: the writer is being committed", function);
   } else if (stream.state == WriteStream::State::committed) {
-    luaL_error(L, "fs.writer:%s: the writer is committed", method);
+    luaL_error(L, "%s: the writer is committed", function);
   } else if (stream.state == WriteStream::State::aborted && stream.error.empty()) {
-    luaL_error(L, "fs.writer:%s: the writer is aborted", method);
+    luaL_error(L, "%s: the writer is aborted", function);
   }
-  if (stream.when_idle) {
-    luaL_error(L, "fs.writer:%s: another task is waiting on this writer", method);
-  }
+  if (stream.when_idle) luaL_error(L, "%s: another task is waiting on this writer", function);
+}
+
+// The stream at argument 1, which must still take data; raises otherwise.
+WriteStream& check_open_writer(lua_State* L, const char* function) {
+  WriteStream& stream = *check_handle(L).stream;
+  check_takes_data(L, stream, function);
   return stream;
 }
 
@@ -276,60 +338,29 @@ Worker* writer_worker(lua_State* L, WriteStream& stream, const char* function) {
 // still the caller's string, not a second copy here: per writer at most one buffer in flight and
 // one part-filled buffer. Returns true | nil, message | false.
 int writer_take(lua_State* L) {
-  WriteStream& stream = check_open_writer(L, "write");
+  WriteStream& stream = check_open_writer(L, "fs.writer:write");
   if (lua_type(L, 2) != LUA_TSTRING) luaL_error(L, "fs.writer:write: chunk must be a string");
   Worker* worker = writer_worker(L, stream, "fs.writer:write");
-  if (!stream.error.empty()) return push_failure(L, stream.error);
   size_t size;
   const char* chunk = lua_tolstring(L, 2, &size);
-  size_t limit = flush_bytes();
-  bool fills = stream.buffer.size() + size >= limit;
-  if (fills && worker != nullptr) {
-    if (stream.in_flight) {
+  switch (stream.accept(worker, std::string_view(chunk, size))) {
+    case WriteStream::Accepted::taken:
+      return push_true(L);
+    case WriteStream::Accepted::busy:
       lua_pushboolean(L, 0);
       return 1;
-    }
-    // A chunk that would overflow a part-filled buffer sends that buffer on its own, so buffers
-    // stay at `limit` instead of growing to twice that for odd chunk sizes.
-    if (!stream.buffer.empty() && stream.buffer.size() + size > limit) {
-      if (!stream.start_flush(*worker)) {
-        return luaL_error(L, "%s", queue_full_message("fs.writer:write").c_str());
-      }
-      fills = size >= limit;
-      if (fills) {
-        lua_pushboolean(L, 0);
-        return 1;
-      }
-    }
+    case WriteStream::Accepted::failed:
+      return push_failure(L, stream.error);
+    case WriteStream::Accepted::queue_full:
+      break;
   }
-  // The whole buffer at once: grown by appends it would be copied at each doubling.
-  if (stream.buffer.empty() && stream.buffer.capacity() < limit) {
-    stream.buffer = buffer_pool().take(limit);
-  } else if (stream.buffer.capacity() < limit) {
-    stream.buffer.reserve(limit);
-  }
-  stream.buffer.append(chunk, size);
-  stream.bytes += size;
-  if (!fills) return push_true(L);
-  if (worker == nullptr) {
-    try {
-      stream.file->append(stream.buffer);
-    } catch (const std::exception& e) {
-      stream.error = std::string("fs.writer: ") + e.what();
-    }
-    WriteStream::release_if_oversized(stream.buffer);
-    return stream.error.empty() ? push_true(L) : push_failure(L, stream.error);
-  }
-  if (!stream.start_flush(*worker)) {
-    return luaL_error(L, "%s", queue_full_message("fs.writer:write").c_str());
-  }
-  return push_true(L);
+  return luaL_error(L, "%s", queue_full_message("fs.writer:write").c_str());
 }
 
 // Waits (inside a task) until no write is in flight; returns nothing. writer_take reports a
 // failure of that write.
 int writer_wait(lua_State* L) {
-  WriteStream& stream = check_open_writer(L, "write");
+  WriteStream& stream = check_open_writer(L, "fs.writer:write");
   Worker* worker = writer_worker(L, stream, "fs.writer:write");
   if (worker == nullptr || !stream.in_flight) return 0;
   Task& task = *Task::of_state(L);
@@ -360,7 +391,7 @@ int writer_bytes(lua_State* L) {
 
 // w:commit() -> bytes, hex digest | nil, message
 int writer_commit(lua_State* L) {
-  WriteStream& stream = check_open_writer(L, "commit");
+  WriteStream& stream = check_open_writer(L, "fs.writer:commit");
   Worker* worker = writer_worker(L, stream, "fs.writer:commit");
   if (!stream.error.empty()) {
     if (stream.state == WriteStream::State::open) stream.abandon(worker);
@@ -462,6 +493,13 @@ void create_writer_metatable(lua_State* L) {
   lua_call(L, 2, 1);
   lua_setfield(L, -2, "write");
   lua_pop(L, 2);
+}
+
+std::shared_ptr<WriterFeed> writer_feed(lua_State* L, int index, const char* function) {
+  auto* handle = static_cast<WriterHandle*>(luaL_testudata(L, index, kWriterMetatable));
+  if (handle == nullptr) return nullptr;
+  check_takes_data(L, *handle->stream, function);
+  return handle->stream;
 }
 
 int open_writer(lua_State* L, std::string path, disk::AtomicFileOptions options) {

@@ -20,12 +20,37 @@
 // paths to free the disk space at once instead of at the next collection.
 #pragma once
 
+#include <functional>
 #include <lua.hpp>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "bindings/fs_atomic_file.hpp"
 
 namespace depot {
+
+class Worker;
+
+// An fs writer as part:pipe and req:pipe (engine/body_pipe.cpp) feed it: bytes handed over from
+// C++, without a Lua string per chunk, through the same buffer, flushes and waits as w:write.
+class WriterFeed {
+ public:
+  enum class Take { taken, busy, failed };
+  virtual ~WriterFeed() = default;
+  // Copies `data` into the writer; or takes nothing and returns busy when that would fill the
+  // buffer while a write is in flight (wait_ready, then take again); or failed (failure() says
+  // why).
+  virtual Take take(Worker& worker, std::string_view data) = 0;
+  // Runs `ready` on the worker's thread once the write in flight is done. It must not hold the
+  // writer: the writer holds it until then.
+  virtual void wait_ready(std::function<void()> ready) = 0;
+  virtual const std::string& failure() const = 0;
+};
+
+// The fs writer at `index` if the value is one, else nullptr. Raises, naming `function`, if the
+// writer takes no more data (committed, being committed, aborted, or another task waits on it).
+std::shared_ptr<WriterFeed> writer_feed(lua_State* L, int index, const char* function);
 
 // Registers the writer's metatable in L's registry; open_fs calls it once.
 void create_writer_metatable(lua_State* L);

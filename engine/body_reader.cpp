@@ -2,13 +2,13 @@
 #include "engine/body_reader.hpp"
 
 #include "bindings/binding.hpp"
+#include "engine/body_pipe.hpp"
 #include "engine/exchange.hpp"
 #include "engine/multipart_reader.hpp"
 #include "engine/task.hpp"
 #include "engine/worker.hpp"
 
 namespace depot::body_reader {
-namespace {
 
 void notice_consumption(Worker& worker, const std::shared_ptr<Exchange>& exchange) {
   BodyReading& reading = exchange->reading();
@@ -19,6 +19,40 @@ void notice_consumption(Worker& worker, const std::shared_ptr<Exchange>& exchang
     exchange->body_consumed();
   });
 }
+
+// Feeds buffered body into the parser until it produced an event (see body_reader.hpp).
+bool fill_events(Worker& worker, const std::shared_ptr<Exchange>& exchange, std::string& error) {
+  MultipartReader& reader = *exchange->reading().multipart;
+  std::string chunk;
+  bool consumed = false;
+  while (reader.events().empty()) {
+    if (!exchange->take_chunk(chunk)) break;
+    consumed = true;
+    try {
+      reader.feed(std::move(chunk));
+    } catch (const MultipartError& e) {
+      error = e.what();
+      break;
+    }
+  }
+  if (consumed) notice_consumption(worker, exchange);
+  if (!error.empty() || !reader.events().empty()) return true;
+  if (exchange->body_state() == Exchange::BodyState::failed) {
+    error = exchange->body_error();
+    return true;
+  }
+  if (exchange->body_state() == Exchange::BodyState::complete) {
+    try {
+      reader.finish();
+    } catch (const MultipartError& e) {
+      error = e.what();
+    }
+    return true;
+  }
+  return false;
+}
+
+namespace {
 
 int push_body_failure(lua_State* L, const Exchange& exchange) {
   return push_failure(
@@ -94,39 +128,6 @@ void push_part(lua_State* L, const MultipartPart& part) {
   lua_setfield(L, -2, "headers");
 }
 
-// Feeds buffered body into the parser until it produced an event; false when it must wait.
-// Returns true with no events only at the end of the body.
-bool fill_events(Worker& worker, const std::shared_ptr<Exchange>& exchange, std::string& error) {
-  MultipartReader& reader = *exchange->reading().multipart;
-  std::string chunk;
-  bool consumed = false;
-  while (reader.events().empty()) {
-    if (!exchange->take_chunk(chunk)) break;
-    consumed = true;
-    try {
-      reader.feed(std::move(chunk));
-    } catch (const MultipartError& e) {
-      error = e.what();
-      break;
-    }
-  }
-  if (consumed) notice_consumption(worker, exchange);
-  if (!error.empty() || !reader.events().empty()) return true;
-  if (exchange->body_state() == Exchange::BodyState::failed) {
-    error = exchange->body_error();
-    return true;
-  }
-  if (exchange->body_state() == Exchange::BodyState::complete) {
-    try {
-      reader.finish();
-    } catch (const MultipartError& e) {
-      error = e.what();
-    }
-    return true;
-  }
-  return false;
-}
-
 int read_multipart(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exchange,
                    int mode) {
   std::unique_ptr<MultipartReader>& multipart = exchange->reading().multipart;
@@ -179,6 +180,8 @@ int try_read(lua_State* L, Worker& worker, const std::shared_ptr<Exchange>& exch
       return read_chunk(L, worker, exchange);
     case whole:
       return read_whole(L, worker, exchange);
+    case piping:
+      return body_pipe::resume(L, worker, exchange);
     default:
       return read_multipart(L, worker, exchange, mode);
   }

@@ -1,6 +1,7 @@
 // Request/response state shared by a connection and its handler (see exchange.hpp).
 #include "engine/exchange.hpp"
 
+#include "engine/body_pipe.hpp"
 #include "engine/multipart_reader.hpp"
 #include "engine/response_sink.hpp"
 

@@ -28,6 +28,9 @@
 namespace depot {
 
 class MultipartReader;
+namespace body_pipe {
+struct State;
+}
 class ResponseSink;
 namespace metrics {
 struct RouteSeries;
@@ -59,6 +62,7 @@ struct BodyReading {
   std::string whole;                 // req:body()'s accumulator
   bool consumption_noticed = false;  // a deferred ResponseSink::body_consumed is scheduled
   std::unique_ptr<MultipartReader> multipart;
+  std::unique_ptr<body_pipe::State> pipe;  // part:pipe or req:pipe in progress
 };
 
 class Exchange {

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "bindings/binding.hpp"
+#include "engine/body_pipe.hpp"
 #include "engine/body_reader.hpp"
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
@@ -140,6 +141,14 @@ int next_part(lua_State* L) {
 }
 int read_part(lua_State* L) {
   return read_body(L, body_reader::part_data, "part:read");
+}
+int pipe_part(lua_State* L) {
+  ExchangePtr exchange = check_exchange(L);
+  return body_pipe::pipe(L, worker_of(L), exchange, body_pipe::Source::part, "part:pipe");
+}
+int pipe_body(lua_State* L) {
+  ExchangePtr exchange = check_exchange(L);
+  return body_pipe::pipe(L, worker_of(L), exchange, body_pipe::Source::body, "req:pipe");
 }
 
 // Header names and values quoted in errors: control bytes escaped, long ones cut, so that the
@@ -402,6 +411,8 @@ void push_exchange_api(lua_State* L, const Limits& limits, Worker* worker) {
       {"body", body},
       {"next_part", next_part},
       {"read_part", read_part},
+      {"pipe_part", pipe_part},
+      {"pipe_body", pipe_body},
       {"send", send},
       {"set_header", set_header},
       {"check_response", check_response},

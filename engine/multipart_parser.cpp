@@ -10,17 +10,18 @@
 namespace depot {
 namespace {
 
-// Where `needle` (which starts with CR, as every delimiter does) first occurs in `haystack` from
-// `from`. memchr for the CR, then a compare: glibc's memchr scans 32 bytes a step, its memmem
+// Where `needle` (which starts with CR LF, as every delimiter does) first occurs in `haystack`
+// from `from`. memchr for the CR, then a compare: glibc's memchr scans 32 bytes a step, its memmem
 // about one, and this scan is the parser's whole cost on an upload (binary data has a CR every
-// 256 bytes on average).
+// 256 bytes on average). The LF is checked inline first: a memcmp call per CR cost as much as
+// the memchr.
 size_t find_delimiter(std::string_view haystack, std::string_view needle, size_t from) {
   const char* end = haystack.data() + haystack.size();
   const char* at = haystack.data() + std::min(from, haystack.size());
   while (static_cast<size_t>(end - at) >= needle.size()) {
     at = static_cast<const char*>(memchr(at, needle.front(), end - at - needle.size() + 1));
     if (at == nullptr) break;
-    if (memcmp(at + 1, needle.data() + 1, needle.size() - 1) == 0) {
+    if (at[1] == needle[1] && memcmp(at + 2, needle.data() + 2, needle.size() - 2) == 0) {
       return static_cast<size_t>(at - haystack.data());
     }
     ++at;

@@ -123,10 +123,38 @@ function Request:json(limit)
   return value
 end
 
+-- The pipe of a writer that is not an fs writer (core.pipe_* answered false): chunk by chunk
+-- through writer:write, with the results core.pipe_* gives.
+local function pipe_through_write(read, source, writer, limit)
+  local bytes = 0
+  while true do
+    local chunk, err = read(source)
+    if err then return nil, err, "request" end
+    if not chunk then return bytes end
+    if limit and bytes + #chunk > limit then return nil, "too large", "request" end
+    local ok, write_error = writer:write(chunk)
+    if not ok then return nil, write_error, "writer" end
+    bytes = bytes + #chunk
+  end
+end
+
+-- The rest of the body into `writer`: `bytes` or `nil, err, origin` (docs/lua-api.md).
+function Request:pipe(writer, options)
+  local bytes, err, origin = core.pipe_body(self._exchange, writer, options)
+  if bytes ~= false then return bytes, err, origin end
+  return pipe_through_write(self.read, self, writer, err)
+end
+
 local Part = {}
 Part.__index = Part
 -- The next chunk of this part's data, nil at the part's end.
 function Part:read() return core.read_part(self._exchange) end
+-- The rest of this part's data into `writer`, as req:pipe.
+function Part:pipe(writer, options)
+  local bytes, err, origin = core.pipe_part(self._exchange, writer, options)
+  if bytes ~= false then return bytes, err, origin end
+  return pipe_through_write(self.read, self, writer, err)
+end
 -- The whole part as a string (small form fields; files should be read chunk by chunk).
 function Part:text()
   local pieces = {}

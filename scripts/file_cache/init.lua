@@ -22,6 +22,7 @@ local store = Store.new({
   root = storage_dir,
   placeholder_seconds = settings.number("placeholder_lifetime", Store.PLACEHOLDER_SECONDS),
   file_seconds = settings.number("file_lifetime", Store.FILE_SECONDS),
+  max_upload_bytes = settings.has("max_upload_bytes") and settings.integer("max_upload_bytes") or nil,
 })
 local expiry_interval = settings.number("expiry_interval", 3600)
 

@@ -105,6 +105,8 @@ M.upload = {
     [400] = { description = "No Authorization header, no file part, an empty filename or a malformed body",
       json = error_body("An error", { "File field missing", "Filename missing" }) },
     [404] = NOT_FOUND,
+    [413] = { description = "A file over the max_upload_bytes setting (none by default)",
+      json = error_body("An error", { "File too large: the limit is 100000 bytes" }) },
   }),
 }
 

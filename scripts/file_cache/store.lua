@@ -21,7 +21,8 @@ M.PLACEHOLDER_SECONDS = 7 * 24 * 3600
 M.FILE_SECONDS = 30 * 24 * 3600
 M.NOT_FOUND = "Cache ID not found"
 
--- options: root (absolute directory of the files), placeholder_seconds, file_seconds.
+-- options: root (absolute directory of the files), placeholder_seconds, file_seconds,
+-- max_upload_bytes (nil: no limit, as the original).
 function M.new(options)
   return setmetatable({
     entries = kv.open("file_cache"),
@@ -31,6 +32,7 @@ function M.new(options)
     blobs = blob.open("file_cache", { root = options.root }),
     placeholder_seconds = options.placeholder_seconds or M.PLACEHOLDER_SECONDS,
     file_seconds = options.file_seconds or M.FILE_SECONDS,
+    max_upload_bytes = options.max_upload_bytes,
   }, M)
 end
 
@@ -82,22 +84,19 @@ local function failed(why, fields)
 end
 
 -- Streams a multipart part into the file of `cache_id` (owned by `token_id`), then records it
--- under `filename` for 30 days. A client that goes away fails the request with 400 and leaves
--- the previous file in place.
+-- under `filename` for 30 days. part:pipe moves the bytes in C++ into an fs writer (the Lua loop
+-- of writer:write for an S3 one). A client that goes away fails the request with 400, a part over
+-- max_upload_bytes with 413; both leave the previous file in place.
 function M:store(cache_id, token_id, part, filename)
   local writer = assert(self.blobs:writer(M.key(cache_id), { hash = "xxh128" }))
-  while true do
-    local chunk, err = part:read()
-    if err then
-      writer:abort()
-      depot.fail(400, "upload interrupted: " .. err)
+  local piped, err, origin = part:pipe(writer, { limit = self.max_upload_bytes })
+  if not piped then
+    writer:abort()
+    if err == "too large" and origin == "request" then
+      depot.fail(413, "File too large: the limit is " .. self.max_upload_bytes .. " bytes")
     end
-    if not chunk then break end
-    local ok, write_error = writer:write(chunk)
-    if not ok then
-      writer:abort()
-      failed("write", { cache_id = cache_id, error = write_error })
-    end
+    if origin == "request" then depot.fail(400, "upload interrupted: " .. err) end
+    failed("write", { cache_id = cache_id, error = err })
   end
   local size, digest = writer:commit()
   if not size then failed("commit", { cache_id = cache_id, error = digest }) end

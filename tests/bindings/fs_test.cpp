@@ -21,10 +21,12 @@
 #include "tests/support/digests.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/lua_fixture.hpp"
+#include "tests/support/stalled_pool.hpp"
 #include "tests/support/test_server.hpp"
 
 using depot::testing::http_request;
 using depot::testing::LuaFixture;
+using depot::testing::open_fifo_for_writing;
 using depot::testing::RawConnection;
 using depot::testing::TestServer;
 using depot::testing::xxh128_hex;
@@ -77,16 +79,6 @@ size_t temporary_files(const stdfs::path& directory, const std::string& name) {
     if (entry.path().filename().string().rfind("." + name + ".tmp.", 0) == 0) ++count;
   }
   return count;
-}
-
-// Opens a FIFO's writing end once a pool thread is reading it (ENXIO until then); -1 after 5 s.
-int open_fifo_for_writing(const stdfs::path& fifo) {
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd >= 0) return fd;
-    std::this_thread::sleep_for(10ms);
-  }
-  return -1;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {

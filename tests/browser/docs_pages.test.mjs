@@ -83,7 +83,7 @@ test('an operation opens with its parameters, body and answers', async () => {
   assert.match(await block.locator('table.parameters').textContent(), /cache_id/);
   assert.match(await block.locator('.opblock-section-request-body').textContent(), /multipart\/form-data/);
   const statuses = await block.locator('.responses-table tbody tr.response .response-col_status').allTextContents();
-  assert.deepEqual(statuses.map((status) => status.trim()).sort(), ['200', '400', '403', '404', '500']);
+  assert.deepEqual(statuses.map((status) => status.trim()).sort(), ['200', '400', '403', '404', '413', '500']);
   await page.screenshot({ path: path.join(artifactDir, 'openapi-docs.png'), fullPage: true });
 });
 

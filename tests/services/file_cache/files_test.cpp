@@ -222,6 +222,19 @@ TEST_CASE("file cache: unusual file names are sanitised, never a 500", "[file_ca
   CHECK(malformed.status == 400);
 }
 
+TEST_CASE("file cache: max_upload_bytes refuses a larger file with 413 and keeps the previous one",
+          "[file_cache]") {
+  FileCache cache(json{{"max_upload_bytes", 100000}});
+  std::string id = new_cache_id(cache.port(), kToken, "limit");
+  std::string exact(100000, 'e');
+  REQUIRE(upload(cache.port(), id, "exact.bin", exact).status == 200);
+  check_error(upload(cache.port(), id, "over.bin", std::string(100001, 'o')), 413,
+              "File too large: the limit is 100000 bytes");
+  auto response = download(cache.port(), id);
+  CHECK(response.body == exact);
+  CHECK(response.header("content-disposition").find("filename=\"exact.bin\"") != std::string::npos);
+}
+
 TEST_CASE("file cache: a placeholder has no file to download", "[file_cache]") {
   FileCache cache;
   std::string id = new_cache_id(cache.port(), kToken, "placeholder");
