@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The image cache at the sizes users bring: for 2,000 / 5,000 / 10,000 live entries, the time of
-# one GET /info and the server's RSS growth while it answers; the longest stall of a probe
-# request (GET /favicon.ico every 2 ms) while the periodic prune removes all of them; and
+# one GET /info and the server's RSS growth while it answers; the p99 and longest answer of a
+# probe request (GET /favicon.ico every 2 ms) while the periodic prune removes all of them, next to
+# the same before any expired (the machine's own noise, large on a loaded one); and
 # POST /requests throughput (wrk, 16 connections, a distinct 3.8 KB query per request) with p99
 # and server CPU per request (post_requests_load in bench/common.sh). The Kentik API is the Lua
 # stub from tests/stubs, served by the same Depot. Not run in CI.
@@ -24,22 +25,30 @@ write_config() { # port
 JSON
 }
 
-# Fills the cache with `count` entries expiring `ttl` seconds from now, waits until all are
-# fetched; prints nothing.
+# Fills the cache with `count` entries expiring `ttl` seconds from now (over 8 connections, so
+# that a loaded machine still fills it well before they expire), waits until all are fetched;
+# prints the Unix time at which the first of them expires.
 fill() { # port count ttl run
   /usr/bin/python3 - "$@" <<'PY'
-import http.client, json, sys, time
+import http.client, json, sys, threading, time
 port, count, ttl, run = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 padding = "x" * 3700  # the issue's 3.8 KB queries
+first_expiry = time.time() + ttl
+def post(first):
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    for i in range(first, count, 8):
+        query = {"api_query": {"imageType": "png", "padding": padding, "stub": {"name": "%s-%d" % (run, i)}}, "ttl": ttl}
+        connection.request("POST", "/requests", json.dumps(query), {"Content-Type": "application/json"})
+        connection.getresponse().read()
+threads = [threading.Thread(target=post, args=(first,)) for first in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
 connection = http.client.HTTPConnection("127.0.0.1", port)
-for i in range(count):
-    query = {"api_query": {"imageType": "png", "padding": padding, "stub": {"name": "%s-%d" % (run, i)}}, "ttl": ttl}
-    connection.request("POST", "/requests", json.dumps(query), {"Content-Type": "application/json"})
-    connection.getresponse().read()
 while True:
     connection.request("GET", "/info")
     if json.loads(connection.getresponse().read())["pending_count"] == 0: break
     time.sleep(0.2)
+print("%.3f" % first_expiry)
 PY
 }
 
@@ -61,39 +70,44 @@ info_once() { # port
     'BEGIN { printf "%.3f s (server CPU %.0f ms), RSS +%.1f MB", s, t * 1000 / hz, (p - b) / 1024 }'
 }
 
-# Probes GET /favicon.ico every 2 ms for `seconds`; prints the longest answer time in ms.
-longest_stall() { # port seconds
+# Probes GET /favicon.ico every 2 ms for `seconds`; prints its p99 and longest answer times before
+# `since` (Unix time: normal latency on this machine now) and from then on (during the prunes).
+longest_stall() { # port seconds since
   /usr/bin/python3 - "$@" <<'PY'
 import http.client, sys, time
-port, seconds = int(sys.argv[1]), float(sys.argv[2])
+port, seconds, since = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 connection = http.client.HTTPConnection("127.0.0.1", port)
-end, worst = time.monotonic() + seconds, 0.0
+end, before, during = time.monotonic() + seconds, [], []
 while time.monotonic() < end:
     start = time.monotonic()
     connection.request("GET", "/favicon.ico")
     connection.getresponse().read()
-    worst = max(worst, time.monotonic() - start)
+    (before if time.time() < since else during).append(time.monotonic() - start)
     time.sleep(0.002)
-print("%.1f" % (worst * 1000))
+def figures(times):
+    if not times: return "no probes"
+    times.sort()
+    return "p99 %.1f ms, longest %.1f ms" % (times[int(len(times) * 0.99)] * 1000, times[-1] * 1000)
+print("%s during the prunes (normal: %s)" % (figures(during), figures(before)))
 PY
 }
 
 main() {
   require_depot_tools
   begin_run
-  local port size
+  local port size first_expiry
   report "image cache at scale: /info, prune stalls, POST throughput"
   report_environment
   for size in $SIZES; do
     port=$(free_port)
     write_config "$port"
     start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$port" warn
-    fill "$port" "$size" 40 "fill$size"
+    first_expiry=$(fill "$port" "$size" 40 "fill$size")
     report "$size entries: GET /info $(info_once "$port"); again $(info_once "$port")"
     # Every entry expires 40 s after it was posted; the 1 s prune then removes them all.
     local stall
-    stall=$(longest_stall "$port" 45)
-    report "$size entries: longest probe answer while they expire and are pruned: $stall ms (now $(curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["active_count"])') left)"
+    stall=$(longest_stall "$port" 45 "$first_expiry")
+    report "$size entries: probe answers while they expire and are pruned: $stall (now $(curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["active_count"])') left)"
     stop_depot
     rm -rf "$WORK_DIR/data"
   done

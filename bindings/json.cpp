@@ -13,6 +13,10 @@
 // (json).
 #include <locale.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -63,6 +67,33 @@ double to_double(std::string_view token) {
   static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", nullptr);
   std::string terminated(token);
   return strtod_l(terminated.c_str(), nullptr, c_locale);
+}
+
+// The end of the run of printable ASCII (' '..'~') other than `quote` and '\\' that starts at
+// `from`: what the parser and both string writers copy as it is. 16 bytes a step where SSE2 is:
+// strings were most of the image cache's POST (it parses its 3.8 KB query four times).
+size_t plain_run_end(std::string_view text, size_t from, char quote) {
+  size_t i = from;
+#ifdef __SSE2__
+  const __m128i quotes = _mm_set1_epi8(quote);
+  const __m128i backslashes = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(' ');
+  const __m128i tilde = _mm_set1_epi8('~');
+  for (; i + 16 <= text.size(); i += 16) {
+    __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+    // Signed bytes: those >= 0x80 are negative, so below ' ' too.
+    __m128i special = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(chunk, quotes), _mm_cmpeq_epi8(chunk, backslashes)),
+        _mm_or_si128(_mm_cmplt_epi8(chunk, space), _mm_cmpgt_epi8(chunk, tilde)));
+    int mask = _mm_movemask_epi8(special);
+    if (mask != 0) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+  }
+#endif
+  while (i < text.size() && text[i] >= ' ' && text[i] <= '~' && text[i] != quote &&
+         text[i] != '\\') {
+    ++i;
+  }
+  return i;
 }
 
 // Length of the well-formed UTF-8 sequence at the start of `bytes`, 0 if there is none.
@@ -207,10 +238,7 @@ class Parser {
     size_t start = position_++;
     std::string value;
     for (;;) {
-      size_t run = position_;  // copy plain ASCII runs in one go
-      while (run < text_.size() && text_[run] >= 0x20 && text_[run] != '"' && text_[run] != '\\') {
-        ++run;
-      }
+      size_t run = plain_run_end(text_, position_, '"');  // copied in one go
       value.append(text_, position_, run - position_);
       position_ = run;
       if (position_ >= text_.size()) fail_at(start, "Unterminated string");
@@ -406,11 +434,7 @@ void append_float_repr(std::string& out, double value) {
 void append_json_string(std::string& out, std::string_view value) {
   out += '"';
   for (size_t i = 0; i < value.size();) {
-    size_t run = i;  // printable ASCII that needs no escape, copied in one go
-    while (run < value.size() && value[run] >= 0x20 && value[run] < 0x7F && value[run] != '"' &&
-           value[run] != '\\') {
-      ++run;
-    }
+    size_t run = plain_run_end(value, i, '"');  // needs no escape: copied in one go
     out.append(value, i, run - i);
     i = run;
     if (i == value.size()) break;
@@ -439,11 +463,7 @@ void append_string_repr(std::string& out, std::string_view value) {
   char quote = single && !double_ ? '"' : '\'';
   out += quote;
   for (size_t i = 0; i < value.size();) {
-    size_t run = i;  // printable ASCII that needs no escape, copied in one go
-    while (run < value.size() && value[run] >= 0x20 && value[run] < 0x7F && value[run] != quote &&
-           value[run] != '\\') {
-      ++run;
-    }
+    size_t run = plain_run_end(value, i, quote);  // needs no escape: copied in one go
     out.append(value, i, run - i);
     i = run;
     if (i == value.size()) break;

@@ -18,27 +18,21 @@ local kv = require "kv"
 local json = require "json"
 local crypto = require "crypto"
 local depot = require "depot"
+local GroupCommit = require "image_cache.group_commit"
 
 local M = {}
 M.__index = M
 
 local LAYOUT = 3 -- 1: entries only; 2: with the listing and expiry indexes; 3: query text apart
 local BATCH = 200 -- entries per page of a read-only scan: a page holds the worker well under 1 ms
--- Entries per prune step: a step's write transaction also copies and writes every B-tree page it
--- touches (on the worker's thread, at its commit), several per entry, so it takes fewer.
-local PRUNE_BATCH = 50
+-- A prune step's bounds: its write transaction runs on the worker's thread, and so does its
+-- commit, which copies and writes every B-tree page it touched (several per entry). Other
+-- requests of the worker wait for a step: it stops after PRUNE_STEP_SECONDS of deletions, so that
+-- its commit ends well within the 5 ms a request may be held up.
+local PRUNE_BATCH = 25
+local PRUNE_STEP_SECONDS = 0.0005
 
 local TYPES = { pending = "api_request", image = "image", error = "api_error" }
-
-function M.new(store)
-  return setmetatable({
-    db = kv.open("image_cache"),
-    -- A settle need not wait for an fsync: if a crash loses it, the entry is pending again and
-    -- the next start fetches it again. Only the pending entry a POST answers for is durable.
-    settles = kv.open("image_cache", { durable = false }),
-    store = store,
-  }, M)
-end
 
 local function query_key(query_text)
   return "query:" .. crypto.hex(crypto.sha256(assert(json.python_json(query_text))))
@@ -82,42 +76,71 @@ function M:get(id) return self.db:get("entry:" .. id) end
 -- The query text of a pending entry.
 function M:query(id) return self.db:get("text:" .. id) end
 
--- The live entry for an identical query, or a new pending one. Returns id, created.
-function M:find_or_create(query_text, make_id)
-  local index = query_key(query_text)
-  return self.db:update(function(tx)
-    local existing = tx:get(index)
-    if existing then
-      local entry = tx:get("entry:" .. existing)
-      if entry and entry.expiry > depot.now() then return existing, false end
-    end
-    local id, expiry = make_id()
-    put_entry(tx, { id = id, state = "pending", query = query_text, expiry = expiry, index = index,
-                    created = depot.now() })
-    tx:put(index, id)
-    return id, true
-  end)
+-- The live entry for an identical query (item.query_text, its query key item.index), or a new
+-- pending one (id and expiry from item.make_id()). Returns id, created.
+local function find_or_create_in(tx, item)
+  local index = item.index
+  local existing = tx:get(index)
+  if existing then
+    local entry = tx:get("entry:" .. existing)
+    if entry and entry.expiry > depot.now() then return existing, false end
+  end
+  local id, expiry = item.make_id()
+  put_entry(tx, { id = id, state = "pending", query = item.query_text, expiry = expiry, index = index,
+                  created = depot.now() })
+  tx:put(index, id)
+  return id, true
 end
 
--- Records the outcome of a fetch: an image (bytes to the store first) or an error.
+-- Records the outcome of a fetch (item.id, item.outcome; item.file: where put_file wrote the
+-- image, if it did): inline bytes go in the same commit as the entry. Returns false when the
+-- entry was pruned meanwhile.
+local function settle_in(store, tx, item)
+  local id, outcome = item.id, item.outcome
+  local entry = tx:get("entry:" .. id)
+  if not entry then return false end
+  tx:delete(listing_key(entry))
+  if outcome.image then
+    entry.state, entry.type, entry.mime, entry.size = "image", outcome.type, outcome.mime, #outcome.image
+    entry.stored = item.file or store:put_inline(tx, id, outcome.image)
+  else
+    entry.state, entry.status_code, entry.msgs = "error", outcome.status_code, outcome.msgs
+    entry.size = #json.encode({ status_code = outcome.status_code, msgs = outcome.msgs })
+  end
+  tx:delete("text:" .. id)
+  put_entry(tx, entry)
+  return true
+end
+
+function M.new(store)
+  local self = setmetatable({
+    db = kv.open("image_cache"),
+    -- Settles and prunes need not wait for an fsync: if a crash loses a settle, the entry is
+    -- pending again and the next start fetches it again; if it loses a prune step, the next
+    -- prune removes those entries again (expired, they answer 404 meanwhile). Only the pending
+    -- entry a POST answers for is durable.
+    batched = kv.open("image_cache", { durable = false }),
+    store = store,
+  }, M)
+  self.creations = GroupCommit.new("image_cache:creations", self.db, find_or_create_in)
+  self.settles = GroupCommit.new("image_cache:settles", self.batched,
+                                 function(tx, item) return settle_in(store, tx, item) end)
+  return self
+end
+
+-- The live entry for an identical query, or a new pending one, durable when this returns (in a
+-- group commit with the POSTs that came with it). Returns id, created.
+function M:find_or_create(query_text, make_id)
+  -- Hashed before the group's transaction, which holds every writer of the process.
+  return self.creations:run({ query_text = query_text, index = query_key(query_text), make_id = make_id })
+end
+
+-- Records the outcome of a fetch: an image (a file first, or inline bytes in the entry's commit)
+-- or an error.
 function M:settle(id, outcome)
-  local stored = outcome.image and self.store:put(id, outcome.image)
-  local kept = self.settles:update(function(tx)
-    local entry = tx:get("entry:" .. id)
-    if not entry then return false end -- pruned meanwhile
-    tx:delete(listing_key(entry))
-    if outcome.image then
-      entry.state, entry.type, entry.mime, entry.size = "image", outcome.type, outcome.mime, #outcome.image
-      entry.stored = stored
-    else
-      entry.state, entry.status_code, entry.msgs = "error", outcome.status_code, outcome.msgs
-      entry.size = #json.encode({ status_code = outcome.status_code, msgs = outcome.msgs })
-    end
-    tx:delete("text:" .. id)
-    put_entry(tx, entry)
-    return true
-  end)
-  if stored and not kept then self.store:remove({ { id = id, stored = stored } }) end
+  local file = outcome.image and self.store:put_file(id, outcome.image)
+  local kept = self.settles:run({ id = id, outcome = outcome, file = file })
+  if file and not kept then self.store:remove_files({ id }) end
 end
 
 -- How many entries a listing section ("active" or "pending") holds.
@@ -160,13 +183,19 @@ function M:each_pending_since(time, fn)
   end)
 end
 
--- Removes the expired entries (and their files), a batch at a time in expiry order, yielding
--- between batches; returns how many. Its cost follows what expired, not what lives.
+-- Removes the expired entries (and their images) in expiry order, in steps that each hold the
+-- worker for at most PRUNE_STEP_SECONDS (and PRUNE_BATCH entries), pausing between them for as
+-- long as a step took; returns how many. Its cost follows what expired, not what lives.
 function M:prune()
-  local limit, removed = string.format("expiry:%020.6f", depot.now()), 0
-  each_page(self.db, "expiry:", limit, function(page)
-    local images = {}
-    self.db:update(function(tx)
+  local limit, removed, from = string.format("expiry:%020.6f", depot.now()), 0, "expiry:"
+  while true do
+    local started = depot.monotonic()
+    local page = self.db:iter({ prefix = "expiry:", from = from, to = limit, limit = PRUNE_BATCH })
+    if #page == 0 then return removed end
+    local files, done = {}, 0
+    self.batched:update(function(tx)
+      local images, deadline = {}, depot.monotonic() + PRUNE_STEP_SECONDS
+      done = 0
       for _, item in ipairs(page) do
         local entry = tx:get("entry:" .. item.value)
         if entry then
@@ -174,13 +203,19 @@ function M:prune()
           if entry.state == "image" then images[#images + 1] = entry end
         end
         tx:delete(item.key)
+        done = done + 1
+        if depot.monotonic() >= deadline then break end
       end
+      files = self.store:remove_inline(tx, images)
     end)
-    self.store:remove(images)
-    removed = removed + #page
-    depot.sleep(0)
-  end, PRUNE_BATCH)
-  return removed
+    self.store:remove_files(files)
+    removed = removed + done
+    from = page[done].key .. "\0"
+    -- As long as the step took: a worker kept busy without a pause loses its turn on a loaded
+    -- machine's CPUs, and the requests it holds wait tens of milliseconds. At most 10 ms: a
+    -- longer step waited (deleting files on S3) rather than held the worker.
+    depot.sleep(math.min(depot.monotonic() - started, 0.01))
+  end
 end
 
 -- Brings a database written by an earlier layout up to this one: builds the listing and expiry
@@ -190,7 +225,7 @@ function M:upgrade()
   if self.db:get("meta:layout") == LAYOUT then return 0 end
   local upgraded = 0
   each_page(self.db, "entry:", nil, function(page)
-    local invalid = {}
+    local invalid, files = {}, {}
     self.db:update(function(tx)
       for _, item in ipairs(page) do
         local entry = tx:get(item.key) -- not item.value: requests may have settled it since
@@ -205,8 +240,9 @@ function M:upgrade()
           if entry.state == "image" then invalid[#invalid + 1] = entry end
         end
       end
+      files = self.store:remove_inline(tx, invalid)
     end)
-    self.store:remove(invalid)
+    self.store:remove_files(files)
     upgraded = upgraded + #page
     depot.sleep(0)
   end)

@@ -2,14 +2,13 @@
 -- `inline_limit` bytes is a value in kv ("image_cache_bytes" database), a larger one an object of
 -- the blob store "image_cache" named by its id (a file under the cache directory, or an S3 object
 -- when the server's blobs are on S3; "file" in the entry either way). The entry records where
--- (`put`'s answer, its `stored` field; an entry without one, written by an earlier version, is a
--- file).
+-- (its `stored` field; an entry without one, written by an earlier version, is a file).
 --
 -- Why inline: a file per small image cost more than the rest of its fetch together (an ext4
 -- inode allocated and freed per image); a kv value is a few pages of a commit that happens anyway.
--- Durability: `put` writes inline bytes with a batched kv handle, before the entry's settle that
--- names them (batched too, in a later commit of the same environment); an entry whose settle a
--- crash lost is pending again and fetched again at the next start, which rewrites its bytes.
+-- Write order: a file is written before the kv transaction that names it (a file cannot be
+-- written inside one); inline bytes are written in that very transaction (put_inline), and
+-- deleted in the one that deletes their entry (remove_inline), so entry and bytes commit together.
 local blob = require "blob"
 local kv = require "kv"
 
@@ -17,27 +16,32 @@ local M = {}
 M.__index = M
 
 M.INLINE_LIMIT = 64 * 1024
+local INLINE_DATABASE = "image_cache_bytes"
 
 -- options: inline_limit (bytes; 0 keeps every image in a file).
 function M.new(directory, options)
   return setmetatable({
     blobs = blob.open("image_cache", { root = directory }),
-    inline = kv.open("image_cache_bytes", { durable = false }),
+    inline = kv.open(INLINE_DATABASE, { durable = false }),
     inline_limit = (options and options.inline_limit) or M.INLINE_LIMIT,
   }, M)
 end
 
--- Stores the bytes of image `id`; returns where ("kv" or "file"), for the entry to keep.
-function M:put(id, bytes)
-  if #bytes <= self.inline_limit then
-    self.inline:put(id, bytes)
-    return "kv"
-  end
+-- Writes image `id` as a file when it is too large to be inline; returns "file" then, else nil
+-- (put_inline it in the entry's transaction).
+function M:put_file(id, bytes)
+  if #bytes <= self.inline_limit then return nil end
   assert(self.blobs:put(id, bytes))
   return "file"
 end
 
--- Sends image `id` stored at `stored` (put's answer) as the answer to `req`.
+-- Writes image `id` inline through kv transaction `tx`; returns "kv".
+function M:put_inline(tx, id, bytes)
+  tx:db(INLINE_DATABASE):put(id, bytes)
+  return "kv"
+end
+
+-- Sends image `id` stored at `stored` (its entry's field) as the answer to `req`.
 function M:send(req, res, id, stored, content_type)
   if stored == "kv" then
     local bytes = self.inline:get(id)
@@ -48,15 +52,19 @@ function M:send(req, res, id, stored, content_type)
   return self.blobs:serve(req, res, id, { content_type = content_type })
 end
 
--- Removes the images of `items` (a list of {id, stored}): the inline ones in one kv update.
-function M:remove(items)
-  local files = {}
-  self.inline:update(function(tx)
-    for _, item in ipairs(items) do
-      if item.stored == "kv" then tx:delete(item.id) else files[#files + 1] = item.id end
-    end
-  end)
-  for _, id in ipairs(files) do self.blobs:delete(id) end
+-- Deletes the inline images of `items` (a list of {id, stored}) through kv transaction `tx`;
+-- returns the ids of the others, for remove_files once `tx` committed.
+function M:remove_inline(tx, items)
+  local files, inline = {}, tx:db(INLINE_DATABASE)
+  for _, item in ipairs(items) do
+    if item.stored == "kv" then inline:delete(item.id) else files[#files + 1] = item.id end
+  end
+  return files
+end
+
+-- Deletes the image files of `ids`.
+function M:remove_files(ids)
+  for _, id in ipairs(ids) do self.blobs:delete(id) end
 end
 
 return M
