@@ -18,6 +18,7 @@ int open_fs(lua_State* L);
 int open_http_client(lua_State* L);
 int open_metrics(lua_State* L);
 int open_blob_driver(lua_State* L);
+int open_buffer(lua_State* L);
 int open_spec_server(lua_State* L);
 int open_spec_client(lua_State* L);
 
@@ -33,6 +34,7 @@ const Module kModules[] = {
     {"crypto", open_crypto},    {"log", open_log},         {"json", open_json},
     {"jobs", open_jobs},        {"kv", open_kv},           {"fs", open_fs},
     {"http", open_http_client}, {"metrics", open_metrics}, {"blob_driver", open_blob_driver},
+    {"buffer", open_buffer},
 };
 
 // Only in the Lua state of `depot test` (open_spec_bindings): what specs need and route scripts

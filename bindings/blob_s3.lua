@@ -7,7 +7,8 @@
 -- objects in one PUT; larger ones go as a multipart upload completed only by commit() and aborted
 -- on any failure. An upload its process did not live to complete or abort (kill -9) stays an
 -- invisible incomplete upload until abort_stale_uploads (or a bucket lifecycle rule) removes it.
--- Memory per writer: one part being filled plus the one in flight, at most 2 × PART_BYTES.
+-- Memory per writer: one PART_BYTES `buffer` (C++ memory), which http sends from without a copy;
+-- the writer's task waits while a part is in flight, so the part being filled is that one.
 --
 -- Downloads are relayed with the client's Range and conditional headers passed through to S3
 -- (http's stream mode: ~256 KiB buffered, paced by the client), or answered with a redirect to a
@@ -15,9 +16,11 @@
 --
 -- Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY at each signature, the region
 -- from AWS_REGION (default us-east-1); none of them is logged or put in an answer.
+local buffer = require "buffer"
 local crypto = require "crypto"
 local driver = require "blob_driver"
 local http = require "http"
+local log = require "log"
 local signature = require "aws_signature"
 
 local M = {}
@@ -136,7 +139,7 @@ Writer.__index = Writer
 
 function M:writer(key, opts)
   return setmetatable({
-    store = self, key = key, parts = {}, size = 0, buffered = {}, buffered_bytes = 0,
+    store = self, key = key, parts = {}, size = 0, part = buffer.new(M.PART_BYTES),
     hash = opts and opts.hash == "xxh128" and crypto.xxh128_stream() or nil,
     state = "open",
   }, Writer)
@@ -147,14 +150,9 @@ function Writer:fail(message)
   return nil, message
 end
 
--- The parts so far as one string, and the buffer emptied.
-function Writer:take()
-  local data = table.concat(self.buffered)
-  self.buffered, self.buffered_bytes = {}, 0
-  return data
-end
-
-function Writer:send_part(data)
+-- Sends the full part buffer as the next part (starting the multipart upload first), then empties
+-- it. http sends from the buffer itself: the part exists once, and only once, in memory.
+function Writer:send_part()
   local store = self.store
   if not self.upload_id then
     local response, err = store:request("POST", self.key, { query = { uploads = "" }, body = "",
@@ -166,25 +164,31 @@ function Writer:send_part(data)
     self.upload_id = xml_text(self.upload_id)
   end
   local number = #self.parts + 1
-  local response, err = store:request("PUT", self.key, { body = data, what = "write",
+  local response, err = store:request("PUT", self.key, { body = self.part, what = "write",
     query = { partNumber = tostring(number), uploadId = self.upload_id } })
   if not response then return nil, err end
   if response.status ~= 200 then return nil, s3_error("write", response) end
   self.parts[number] = response.headers.etag
+  self.part:clear()
   return true
 end
 
--- w:write(chunk) → true | nil, message (the upload is aborted then).
+-- w:write(chunk) → true | nil, message (the upload is aborted then). Every part but the last is
+-- exactly PART_BYTES: a chunk that fills the buffer is split, without making its pieces.
 function Writer:write(chunk)
   if self.state ~= "open" then error("blob writer: write after commit or abort", 2) end
   if type(chunk) ~= "string" then error("blob writer: chunk must be a string", 2) end
   self.size = self.size + #chunk
   if self.hash then self.hash:update(chunk) end
-  self.buffered[#self.buffered + 1] = chunk
-  self.buffered_bytes = self.buffered_bytes + #chunk
-  if self.buffered_bytes < M.PART_BYTES then return true end
-  local ok, err = self:send_part(self:take())
-  if not ok then return self:fail(err) end
+  local from = 1
+  while #chunk - from + 1 >= M.PART_BYTES - #self.part do
+    local upto = from + M.PART_BYTES - #self.part - 1
+    self.part:append(chunk, from, upto)
+    from = upto + 1
+    local ok, err = self:send_part()
+    if not ok then return self:fail(err) end
+  end
+  self.part:append(chunk, from)
   return true
 end
 
@@ -193,14 +197,14 @@ function Writer:bytes() return self.size end
 -- w:commit() → size, hex_digest | nil, message. The object appears now, whole, or not at all.
 function Writer:commit()
   if self.state ~= "open" then error("blob writer: commit after commit or abort", 2) end
-  local store, data = self.store, self:take()
+  local store = self.store
   if not self.upload_id then
-    local response, err = store:request("PUT", self.key, { body = data, what = "commit" })
+    local response, err = store:request("PUT", self.key, { body = self.part, what = "commit" })
     if not response then return self:fail(err) end
     if response.status ~= 200 then return self:fail(s3_error("commit", response)) end
   else
-    if #data > 0 then
-      local ok, err = self:send_part(data)
+    if #self.part > 0 then
+      local ok, err = self:send_part()
       if not ok then return self:fail(err) end
     end
     local parts = { "<CompleteMultipartUpload>" }
@@ -219,6 +223,7 @@ function Writer:commit()
     end
   end
   self.state = "committed"
+  self.part:clear()
   return self.size, self.hash and self.hash:hexfinal() or nil
 end
 
@@ -227,7 +232,7 @@ function Writer:abort()
   if self.state == "committed" then return false end
   if self.state == "aborted" then return true end
   self.state = "aborted"
-  self.buffered, self.buffered_bytes = {}, 0
+  self.part:clear()
   if self.upload_id then
     self.store:request("DELETE", self.key, { query = { uploadId = self.upload_id }, what = "abort" })
   end
@@ -314,12 +319,26 @@ function M:list(prefix, after, limit)
   return entries
 end
 
+-- Endpoints (origin and bucket) that answered ListMultipartUploads with 501 (s3rver): not asked
+-- again by this Lua state, so the periodic jobs that call abort_stale_uploads warn once, not at
+-- every run.
+local without_upload_listing = {}
+
 -- Aborts the incomplete multipart uploads of this store started before `before` (a process that
--- died mid-upload); returns how many.
+-- died mid-upload); returns how many (0 where S3 cannot list them).
 function M:abort_stale_uploads(before)
+  local endpoint = self.origin .. self.base_path
+  if without_upload_listing[endpoint] then return 0 end
   local response, err = self:request("GET", nil, { what = "abort_stale_uploads",
     query = { uploads = "", prefix = self.key_prefix } })
   if not response then return nil, err end
+  if response.status == 501 then
+    without_upload_listing[endpoint] = true
+    log.warn("blob: this S3 does not implement ListMultipartUploads: incomplete uploads of dead "
+      .. "processes are not aborted (use a bucket lifecycle rule AbortIncompleteMultipartUpload)",
+      { error = s3_error("abort_stale_uploads", response) })
+    return 0
+  end
   if response.status ~= 200 then return nil, s3_error("abort_stale_uploads", response) end
   local aborted = 0
   for upload in response.body:gmatch("<Upload>(.-)</Upload>") do

@@ -29,6 +29,7 @@
 #include <string>
 
 #include "bindings/binding.hpp"
+#include "bindings/buffer.hpp"
 #include "bindings/http_client_multi.hpp"
 #include "bindings/http_client_request.hpp"
 #include "bindings/http_client_stream.hpp"
@@ -69,6 +70,17 @@ std::chrono::milliseconds check_seconds(lua_State* L, int index, const char* fun
   if (seconds > 1e7) luaL_error(L, "%s: %s must be at most 1e7 seconds", function, argument);
   return std::chrono::milliseconds(
       std::max<int64_t>(1, static_cast<int64_t>(std::ceil(seconds * 1000))));
+}
+
+// A body: a string (copied once, as curl sends while Lua may collect it) or a buffer (shared).
+std::shared_ptr<const std::string> check_body(lua_State* L, int index, const char* function,
+                                              const char* argument) {
+  if (auto bytes = buffer_bytes(L, index)) return bytes;
+  if (lua_type(L, index) != LUA_TSTRING)
+    luaL_error(L, "%s: %s must be a string or a buffer", function, argument);
+  size_t size;
+  const char* data = lua_tolstring(L, index, &size);
+  return std::make_shared<const std::string>(data, size);
 }
 
 void check_headers(lua_State* L, int index, const char* function, HttpClientOptions& options) {
@@ -132,7 +144,7 @@ void check_options(lua_State* L, int index, const char* function, HttpClientOpti
     if (name == "headers") {
       check_headers(L, value, function, options);
     } else if (name == "body") {
-      options.body = check_string(L, value, function, "opts.body");
+      options.body = check_body(L, value, function, "opts.body");
       options.has_body = true;
       string_body = true;
     } else if (name == "body_file") {
@@ -298,7 +310,7 @@ int http_post(lua_State* L) {
   if (!lua_isnoneornil(L, 2)) {
     if (!options.body_file.empty())
       luaL_error(L, "%s: body and opts.body_file exclude each other", function);
-    options.body = check_string(L, 2, function, "body");
+    options.body = check_body(L, 2, function, "body");
   }
   settle_body(options);
   return perform(L, task, std::move(options));

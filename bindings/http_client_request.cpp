@@ -185,9 +185,11 @@ void HttpClientRequest::configure(CURL* easy) {
       curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, &HttpClientRequest::on_seek);
       curl_easy_setopt(easy, CURLOPT_SEEKDATA, this);
     } else {
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                       static_cast<curl_off_t>(options_.body.size()));
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, options_.body.data());
+      // POSTFIELDS sends from the caller's memory, which options_.body keeps alive meanwhile.
+      static const std::string kNoBody;
+      const std::string& body = options_.body ? *options_.body : kNoBody;
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.data());
     }
     if (method != "POST") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method.c_str());
   } else if (method != "GET") {

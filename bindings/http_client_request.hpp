@@ -35,7 +35,8 @@ struct HttpClientOptions {
   bool has_content_type = false;          // the caller set Content-Type
   bool has_expect = false;                // the caller set Expect
   bool has_body = false;
-  std::string body;
+  // Shared, not copied, when it is a `buffer` (bindings/buffer.hpp); null: no body or body_file.
+  std::shared_ptr<const std::string> body;
   std::string body_file;                     // absolute path, or "" (then `body`, if has_body)
   std::string output_file;                   // absolute path, or ""
   std::chrono::milliseconds timeout{30000};  // per attempt

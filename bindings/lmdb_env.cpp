@@ -73,10 +73,23 @@ MDB_dbi LmdbEnv::database(const std::string& name) {
   return dbi;
 }
 
+MDB_txn* LmdbEnv::begin(unsigned flags, std::shared_lock<std::shared_mutex>& shared) {
+  for (;;) {
+    MDB_txn* txn = nullptr;
+    int code = mdb_txn_begin(env_, nullptr, flags, &txn);
+    if (code != MDB_MAP_RESIZED) {
+      check(code, "mdb_txn_begin");
+      return txn;
+    }
+    shared.unlock();
+    adopt_map_size();
+    shared.lock();
+  }
+}
+
 void LmdbEnv::read(const std::function<void(MDB_txn*)>& work) {
   std::shared_lock<std::shared_mutex> shared(resize_mutex_);
-  MDB_txn* txn = nullptr;
-  check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn), "mdb_txn_begin");
+  MDB_txn* txn = begin(MDB_RDONLY, shared);
   try {
     work(txn);
   } catch (...) {
@@ -91,8 +104,7 @@ void LmdbEnv::write(const std::function<void(MDB_txn*)>& work) {
     int code = MDB_SUCCESS;
     {
       std::shared_lock<std::shared_mutex> shared(resize_mutex_);
-      MDB_txn* txn = nullptr;
-      check(mdb_txn_begin(env_, nullptr, 0, &txn), "mdb_txn_begin");
+      MDB_txn* txn = begin(0, shared);
       try {
         work(txn);
         code = mdb_txn_commit(txn);
@@ -120,6 +132,15 @@ void LmdbEnv::grow() {
   size_t bigger = info.me_mapsize * 2;
   check(mdb_env_set_mapsize(env_, bigger), "mdb_env_set_mapsize");
   log::info("kv map grown", {{"bytes", bigger}});
+}
+
+void LmdbEnv::adopt_map_size() {
+  std::unique_lock<std::shared_mutex> exclusive(resize_mutex_);
+  // 0: the size the other process recorded in the environment (a no-op if adopted meanwhile).
+  check(mdb_env_set_mapsize(env_, 0), "mdb_env_set_mapsize");
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  log::info("kv map grown by another process, adopted", {{"bytes", info.me_mapsize}});
 }
 
 void LmdbEnv::sync_async(std::function<void()> done) {

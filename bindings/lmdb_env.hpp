@@ -1,7 +1,8 @@
 // LMDB environments for the kv module: one per data directory per process, shared by every Lua
 // state (all workers, all script generations). RAII transactions; the map grows by itself when
-// full; durable commits are synced by a group-commit thread so that many concurrent durable
-// writers share one fsync and no reactor thread ever waits on the disk.
+// full, and a map another process on the same files grew is adopted (MDB_MAP_RESIZED); durable
+// commits are synced by a group-commit thread so that many concurrent durable writers share one
+// fsync and no reactor thread ever waits on the disk.
 //
 // Never keep a transaction open across a yield: it pins pages and (for writes) blocks every other
 // writer in the process. The kv module makes that impossible (see kv.cpp).
@@ -54,6 +55,10 @@ class LmdbEnv {
 
  private:
   explicit LmdbEnv(const std::filesystem::path& directory, size_t map_size);
+  // mdb_txn_begin under `shared` (a shared lock of resize_mutex_), adopting the map size first
+  // when another process sharing the file grew the map past this one's (MDB_MAP_RESIZED).
+  MDB_txn* begin(unsigned flags, std::shared_lock<std::shared_mutex>& shared);
+  void adopt_map_size();
   void grow();
   void run_syncer();
 

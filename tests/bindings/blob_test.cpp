@@ -234,10 +234,13 @@ TEST_CASE("blob on S3: a server killed with -9 mid-upload leaves no visible obje
   CHECK(s3.keys("killed/").empty());
   auto server = blob_server(s3.storage("killed"));
   CHECK(http_request(server->port(), "GET", "/objects/killed").status == 404);
-  // Its incomplete multipart upload is what abort_stale_uploads finds (s3rver cannot list them).
+  // Its incomplete multipart upload is what abort_stale_uploads finds. s3rver cannot list them
+  // (501): that is logged once as a warning (tests/services/scale_out checks the logs), and the
+  // call finds nothing to abort.
   auto aborted = http_request(server->port(), "POST", "/abort-stale");
   if (s3.is_s3rver()) {
-    CHECK(aborted.status == 500);
+    CHECK(json::parse(aborted.body) == json({{"aborted", 0}}));
+    CHECK(json::parse(http_request(server->port(), "POST", "/abort-stale").body)["aborted"] == 0);
   } else {
     CHECK(json::parse(aborted.body) == json({{"aborted", 1}}));
     CHECK(json::parse(http_request(server->port(), "POST", "/abort-stale").body)["aborted"] == 0);

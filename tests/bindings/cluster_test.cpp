@@ -20,10 +20,17 @@ local cluster = require "cluster"
 local depot = require "depot"
 local kv = require "kv"
 local service = ...
-local who = require("config").of(service).string("who")
+local settings = require("config").of(service)
+local who, fail = settings.string("who"), settings.boolean("fail", false)
 local ticks = kv.open("ticks")
 service:on_start(function()
-  cluster.every("tick", 0.2, function() ticks:put(string.format("%.6f", depot.now()), who) end)
+  cluster.every("tick", 0.2, function()
+    ticks:put(string.format("%.6f", depot.now()), who)
+    if fail then
+      depot.sleep(0.01) -- the error comes after a wait, as an S3 or kv failure would
+      error("this run fails")
+    end
+  end)
 end)
 service:get("/ticks", function()
   local all = {}
@@ -38,9 +45,9 @@ double wall_seconds() {
 }
 
 std::unique_ptr<TestServer> ticker(const std::string& who, const std::filesystem::path& data,
-                                   const json& config) {
+                                   const json& config, bool fail = false) {
   return std::make_unique<TestServer>(
-      std::vector<TestServer::Service>{{"ticker", kTicker, {"/"}, {{"who", who}}}},
+      std::vector<TestServer::Service>{{"ticker", kTicker, {"/"}, {{"who", who}, {"fail", fail}}}},
       [&](depot::Options& options) {
         options.data_dir = data;
         options.config = config;
@@ -88,5 +95,18 @@ TEST_CASE(
   for (size_t i = 1; i < ticks.size(); ++i)
     CHECK(ticks[i][0].get<double>() - ticks[i - 1][0].get<double>() > 0.1);
   b.reset();
+  std::filesystem::remove_all(data);
+}
+
+TEST_CASE("cluster.every: a run that raises is logged, and the next interval runs all the same",
+          "[cluster][jobs]") {
+  std::string backend = GENERATE(from_range(depot::testing::kv_backends()));
+  INFO("kv on " << backend);
+  auto data = depot::testing::make_temp_dir("depot-cluster-errors-");
+  auto failing = ticker("a", data, depot::testing::kv_config(backend), true);
+  std::this_thread::sleep_for(1500ms);
+  json ticks = json::parse(http_request(failing->port(), "GET", "/ticks").body);
+  CHECK(ticks.size() >= 3);  // about 7 ticks of 0.2 s (fewer on a loaded machine), each failing
+  failing.reset();
   std::filesystem::remove_all(data);
 }

@@ -1,11 +1,13 @@
 // kv from Lua on every backend (LMDB, and PostgreSQL where it is installed: kv_backends.hpp) —
 // values, iteration, atomic updates that cannot span a yield or nest, durable and batched writes,
-// sharing between states; and LMDB's own: map growth, a server stopped while its durable writes
-// wait for the disk.
+// sharing between states; and LMDB's own: map growth (in this process, and by another process on
+// the same files), a server stopped while its durable writes wait for the disk.
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <future>
 
 #include "bindings/lmdb_env.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/kv_backends.hpp"
 #include "tests/support/lua_fixture.hpp"
@@ -124,6 +126,41 @@ TEST_CASE("the map grows by itself when full", "[kv]") {
     for i = 1, 200 do db:put("key" .. i, value) end   -- 20 MB into a 1 MiB map
     assert(#db:get("key200") == 100000)
   )LUA") == "");
+}
+
+TEST_CASE("a map another process grew is adopted (MDB_MAP_RESIZED), its writes seen", "[kv]") {
+  nlohmann::json config{{"kv", {{"map_size", 1 << 20}}}};
+  LuaFixture lua(config);
+  CHECK(lua.run(R"(require("kv").open("big"):put("mine", "before"))") == "");
+  // Another process on the same files: `depot admin` writes 20 MB, growing the 1 MiB map.
+  auto work = depot::testing::make_temp_dir("depot-kv-resized-");
+  std::filesystem::create_directories(work / "scripts/filler");
+  std::ofstream(work / "scripts/filler/init.lua") << R"LUA(
+local service = ...
+service:command("fill", function()
+  local db = require("kv").open("big", { durable = false })
+  local value = string.rep("v", 100000)
+  for i = 1, 200 do db:put("key" .. i, value) end
+  require("kv").sync()
+end)
+)LUA";
+  config["services"] = {{{"name", "filler"}, {"mount", "/"}}};
+  std::ofstream(work / "config.json") << config.dump();
+  depot::testing::ChildProcess filler(
+      {DEPOT_BINARY, "admin", "--config", (work / "config.json").string(), "--scripts",
+       (work / "scripts").string(), "--data-dir", lua.data_dir().string(), "fill"},
+      work / "filler.log");
+  int status = filler.wait_exit();
+  INFO(filler.output());
+  REQUIRE(status == 0);
+  CHECK(lua.run(R"LUA(
+    local db = require("kv").open("big")
+    assert(db:get("mine") == "before")
+    assert(#db:get("key200") == 100000, "the other process's write")
+    db:put("after", "written")
+    assert(db:count() == 202)
+  )LUA") == "");
+  std::filesystem::remove_all(work);
 }
 
 TEST_CASE("durable writes from request handlers wait for the disk without blocking the worker",
