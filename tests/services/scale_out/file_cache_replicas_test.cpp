@@ -127,9 +127,9 @@ TEST_CASE("the file cache's expiry runs once per interval across three replicas"
   REQUIRE(runs.size() >= 2);
   CHECK(runs.size() <= (runs.back() - runs.front()) / 0.5 + 2);
   // A run logs when it ends: the starts are 0.5 s apart, and on a loaded machine one run may
-  // take much longer than the next, bringing two ends close once. Without the lease two in three
-  // ends would be close together.
-  int close_ends = 0;
+  // take much longer than the next, bringing two ends close (seen twice in 7 runs under ASan at
+  // load 13). Without the lease two in three ends would be close together.
+  size_t close_ends = 0;
   for (size_t i = 1; i < runs.size(); ++i) close_ends += runs[i] - runs[i - 1] < 0.25 ? 1 : 0;
-  CHECK(close_ends <= 1);
+  CHECK(close_ends <= std::max<size_t>(1, runs.size() / 3));
 }
