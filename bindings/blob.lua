@@ -86,7 +86,8 @@ function Store:exists(key)
   return info ~= nil
 end
 
--- store:list([prefix [, {after = key, limit = 1000}]]) → { {key = k}, ... } | nil, err
+-- store:list([prefix [, {after = key | cursor = c, limit = 1000}]]) → { {key =, size =, mtime =},
+-- ... }, next_cursor | nil, err
 function Store:list(prefix, options)
   prefix = prefix or ""
   if type(prefix) ~= "string" then error("store:list: prefix must be a string", 2) end
@@ -97,7 +98,10 @@ function Store:list(prefix, options)
   end
   local after = options and options.after
   if after ~= nil and type(after) ~= "string" then error("store:list: options.after must be a string", 2) end
-  return self.backend:list(prefix, after, limit)
+  local cursor = options and options.cursor
+  if cursor ~= nil and type(cursor) ~= "string" then error("store:list: options.cursor must be a string", 2) end
+  if after and cursor then error("store:list: options.after and options.cursor exclude each other", 2) end
+  return self.backend:list(prefix, after, limit, cursor)
 end
 
 -- store:abort_stale_uploads(before) → count | nil, err

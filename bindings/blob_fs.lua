@@ -75,29 +75,38 @@ local function may_follow(prefix_segments, after_segments)
   return true
 end
 
--- One page of keys starting with `prefix`, after `after` (nil: from the first), at most `limit`.
-function M:list(prefix, after, limit)
-  local keys = {}
+-- One page of the keys starting with `prefix` (each with its size and mtime, from the stat the walk
+-- makes anyway), after `after` (nil: from the first), at most `limit`; and the cursor of the next
+-- page (the last key of a full page: the walk goes on after it), or nil. A directory that cannot
+-- be read fails the page (nil, err): a listing with a hole in it would look like a store without
+-- those keys.
+function M:list(prefix, after, limit, cursor)
+  after = cursor or after
+  local entries = {}
   local after_segments = after and segments(after)
   local function walk(directory_key)
-    local names = fs.list(directory_key == "" and self.root or self:path(directory_key)) or {}
+    local names, err = fs.list(directory_key == "" and self.root or self:path(directory_key))
+    if not names then return nil, err end
     for _, name in ipairs(names) do
-      if #keys >= limit then return end
+      if #entries >= limit then return true end
       local key = directory_key == "" and name or directory_key .. "/" .. name
       local key_segments = segments(key)
       local comparable = key:sub(1, #prefix) == prefix or prefix:sub(1, #key + 1) == key .. "/"
       if comparable and (not after_segments or may_follow(key_segments, after_segments)) then
         local info = fs.stat(self:path(key))
         if info and info.type == "directory" then
-          walk(key)
+          local walked, problem = walk(key)
+          if not walked then return nil, problem end
         elseif info and info.type == "file" and key:sub(1, #prefix) == prefix and key ~= after then
-          keys[#keys + 1] = { key = key }
+          entries[#entries + 1] = { key = key, size = info.size, mtime = info.mtime }
         end
       end
     end
+    return true
   end
-  walk("")
-  return keys
+  local walked, err = walk("")
+  if not walked then return nil, err end
+  return entries, #entries == limit and entries[#entries].key or nil
 end
 
 -- Nothing to do on files: a writer's temporary file is removed when the writer is collected or at

@@ -301,22 +301,33 @@ function M:stat(key)
            mtime = parse_time(response.headers["last-modified"]) }
 end
 
--- One page of { {key =, size =, mtime =}, ... } in key order.
-function M:list(prefix, after, limit)
+-- One page of { {key =, size =, mtime =}, ... } in key order, and the continuation token of the
+-- next page (nil when S3 says the listing is complete: no request for an empty last page).
+function M:list(prefix, after, limit, cursor)
   local query = { ["list-type"] = "2", prefix = self.key_prefix .. prefix,
                   ["max-keys"] = tostring(limit) }
-  if after then query["start-after"] = self.key_prefix .. after end
+  if cursor then
+    query["continuation-token"] = cursor
+  elseif after then
+    query["start-after"] = self.key_prefix .. after
+  end
   local response, err = self:request("GET", nil, { query = query, what = "list" })
   if not response then return nil, err end
   if response.status ~= 200 then return nil, s3_error("list", response) end
+  local body = response.body
   local entries, skip = {}, #self.key_prefix
-  for contents in response.body:gmatch("<Contents>(.-)</Contents>") do
+  for contents in body:gmatch("<Contents>(.-)</Contents>") do
     local key = xml_text(contents:match("<Key>(.-)</Key>") or "")
     entries[#entries + 1] = { key = key:sub(skip + 1),
       size = tonumber(contents:match("<Size>(%d+)</Size>")) or 0,
       mtime = parse_time(contents:match("<LastModified>(.-)</LastModified>")) }
   end
-  return entries
+  if body:match("<IsTruncated>%s*(%a+)%s*</IsTruncated>") ~= "true" then return entries end
+  local token = body:match("<NextContinuationToken>(.-)</NextContinuationToken>")
+  if not token or token == "" then
+    return nil, "blob.list: S3 answered a truncated listing without a NextContinuationToken"
+  end
+  return entries, xml_text(token)
 end
 
 -- Endpoints (origin and bucket) that answered ListMultipartUploads with 501 (s3rver): not asked

@@ -25,6 +25,9 @@ local store = Store.new({
   max_upload_bytes = settings.has("max_upload_bytes") and settings.integer("max_upload_bytes") or nil,
 })
 local expiry_interval = settings.number("expiry_interval", 3600)
+-- 1..1000: a blob listing's page holds at most 1000 keys (S3's own limit).
+local expiry_page_size = math.min(1000, math.max(1, settings.integer("expiry_page_size",
+  expiry.PAGE_SIZE)))
 
 -- The original's error shapes: {"status": "error", "error": ...}; nothing but the status for an
 -- unknown path; nothing about internals for anything unexpected. Client errors the engine finds
@@ -108,7 +111,9 @@ end, api.delete)
 
 -- Once per interval across all replicas sharing the kv store, not once per replica.
 service:on_start(function()
-  cluster.every(service.name .. ":expiry", expiry_interval, function() expiry.run(store, "periodic") end)
+  cluster.every(service.name .. ":expiry", expiry_interval, function()
+    expiry.run(store, "periodic", expiry_page_size)
+  end)
 end)
 
 -- depot admin expire-all: safe while the server runs on the same data dir (LMDB serializes the
@@ -116,7 +121,7 @@ end)
 -- original's `admin expire_all` printed.
 service:command("expire-all", function()
   print("Checking the expiration of all stored objects..")
-  local total, removed = expiry.run(store, "admin")
+  local total, removed = expiry.run(store, "admin", expiry_page_size)
   print(string.format("... Finished running. Total objects: %d. Removed %d objects", total, removed))
 end)
 

@@ -41,11 +41,20 @@ function M.valid_id(cache_id)
   return #cache_id == 128 and cache_id:find("^[0-9a-f]+$") ~= nil
 end
 
--- The blob key of a cache id's bytes; the keys of one prefix (two hex digits) start with
--- M.prefix_key(prefix).
-function M.prefix_key(prefix) return prefix .. "/" end
+-- The blob key of a cache id's bytes.
+function M.key(cache_id) return cache_id:sub(1, 2) .. "/" .. cache_id end
 
-function M.key(cache_id) return M.prefix_key(cache_id:sub(1, 2)) .. cache_id end
+-- The cache id whose bytes the blob key `key` holds, and whether it is the temporary file of one
+-- of its uploads (a writer's ".<cache id>.tmp.<random>" next to its target, on files); nil for a
+-- key outside that layout.
+function M.owner_of(key)
+  local directory, name = key:match("^(%x%x)/([^/]+)$")
+  if not directory then return nil end
+  local uploading = name:match("^%.(%x+)%.tmp%.")
+  local cache_id = uploading or name
+  if not M.valid_id(cache_id) or cache_id:sub(1, 2) ~= directory then return nil end
+  return cache_id, uploading ~= nil
+end
 
 local function expiration_in(seconds) return tostring(math.floor(depot.now() + seconds)) end
 

@@ -1,8 +1,11 @@
 // s3rver for tests (see s3_server.hpp).
 #include "tests/support/s3_server.hpp"
 
+#include <sys/time.h>
+
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <regex>
 #include <stdexcept>
 #include <thread>
@@ -69,6 +72,18 @@ std::vector<std::string> S3Server::keys(const std::string& prefix) const {
   auto listing = http_request(port_, "GET", "/depot?list-type=2&max-keys=1000&prefix=" + prefix);
   if (listing.status != 200) throw std::runtime_error("s3rver listing failed: " + listing.body);
   return matches(listing.body, "<Key>([^<]*)</Key>");
+}
+
+void S3Server::put_aged(const std::string& key, const std::string& body, int age_seconds) const {
+  if (!is_s3rver()) throw std::runtime_error("S3Server::put_aged: s3rver only");
+  auto stored = http_request(port_, "PUT", "/depot/" + key, body);
+  if (stored.status != 200) throw std::runtime_error("s3rver PUT failed: " + stored.body);
+  // s3rver's file of object "a/b" is <directory>/<bucket>/a/b._S3rver_object.
+  std::filesystem::path file = directory_ / "objects" / "depot" / (key + "._S3rver_object");
+  struct timeval times[2] = {};
+  times[0].tv_sec = times[1].tv_sec = time(nullptr) - age_seconds;
+  if (utimes(file.c_str(), times) != 0)
+    throw std::runtime_error("S3Server::put_aged: cannot set the times of " + file.string());
 }
 
 S3Server* s3_for_services() {

@@ -39,6 +39,10 @@ class S3Server {
   nlohmann::json storage(const std::string& prefix = "test") const;
   // The keys of the objects under `prefix` (visible, complete objects only), in key order.
   std::vector<std::string> keys(const std::string& prefix = "") const;
+  // Stores `body` under `key` (unsigned, as keys() lists), last modified `age_seconds` ago: s3rver
+  // takes an object's Last-Modified from its file, whose times this sets. s3rver only (throws on
+  // another server): what a crash long ago left behind, without waiting for it to grow old.
+  void put_aged(const std::string& key, const std::string& body, int age_seconds) const;
 
  private:
   std::filesystem::path directory_;

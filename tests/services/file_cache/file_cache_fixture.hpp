@@ -20,6 +20,7 @@
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/s3_server.hpp"
+#include "tests/support/stub_server.hpp"
 #include "tests/support/test_server.hpp"
 
 namespace depot::testing::file_cache {
@@ -35,23 +36,20 @@ inline const std::string kMultipart = "Content-Type: multipart/form-data; bounda
 class FileCache {
  public:
   // `config`: settings merged over {"KBASE_AUTH_URL": <the stub's URL>}; `data_dir`: a data dir
-  // to use instead of a fresh one (to inspect it, or share it with `depot admin`).
-  explicit FileCache(json config = json::object(), std::filesystem::path data_dir = {}) {
-    server_ =
-        std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
-          options.threads = 2;
-          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-          if (!data_dir.empty()) options.data_dir = data_dir;
-          if (S3Server* s3 = s3_for_services()) options.config["storage"] = s3->storage();
-          options.services.push_back(
-              {"kbase_auth", DEPOT_SOURCE_DIR "/tests/stubs/kbase_auth", {"/auth"}});
-        });
-    auth_url_ = "http://127.0.0.1:" + std::to_string(port()) + "/auth";
+  // to use instead of a fresh one (to inspect it, or share it with `depot admin`); `storage`: the
+  // server config's "storage" section (null: s3_for_services()'s, or files).
+  explicit FileCache(json config = json::object(), std::filesystem::path data_dir = {},
+                     json storage = nullptr) {
+    if (S3Server* s3 = s3_for_services(); storage.is_null() && s3) storage = s3->storage();
+    server_ = serve_stubs({{"kbase_auth", "/auth"}}, [&](Options& options) {
+      if (!data_dir.empty()) options.data_dir = data_dir;
+      if (!storage.is_null()) options.config["storage"] = storage;
+    });
+    auth_url_ = url_on(*server_, "/auth");
     json settings = {{"KBASE_AUTH_URL", auth_url_}};
     settings.update(config);
-    std::string error = server_->server().add_service(
-        {"file_cache", "file_cache", {"/", "/cache", "/services/cache"}, settings});
-    if (!error.empty()) throw std::runtime_error("file_cache did not load: " + error);
+    add_service(*server_,
+                {"file_cache", "file_cache", {"/", "/cache", "/services/cache"}, settings});
   }
 
   uint16_t port() const { return server_->port(); }

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "tests/support/http_client.hpp"
+#include "tests/support/stub_server.hpp"
 #include "tests/support/test_server.hpp"
 
 namespace depot::testing::staging {
@@ -61,20 +62,13 @@ class Staging {
     write_file(source() / "data/folder/file4.txt", "File 4");
     write_file(outside() / "secret.txt", "outside the roots");
     write_file(outside() / "dir/inner.txt", "also outside");
-    server_ =
-        std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
-          options.threads = 2;
-          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-          options.services.push_back(
-              {"jupyterhub", DEPOT_SOURCE_DIR "/tests/stubs/jupyterhub", {"/jhub"}});
-        });
+    server_ = serve_stubs({{"jupyterhub", "/jhub"}});
     json settings = {{"SOURCE_STORAGE_PATH", source().string()},
                      {"TARGET_STORAGE_PATH", target().string()},
                      {"JUPYTERHUB_URL", hub_url()},
                      {"JUPYTERHUB_API_TOKEN", "admin-token"}};
     settings.update(config);
-    std::string error = server_->server().add_service({"staging", "staging", {mount}, settings});
-    if (!error.empty()) throw std::runtime_error("staging did not load: " + error);
+    add_service(*server_, {"staging", "staging", {mount}, settings});
   }
   ~Staging() {
     std::error_code ignored;
@@ -86,7 +80,7 @@ class Staging {
   stdfs::path source() const { return root_ / "source"; }
   stdfs::path target() const { return root_ / "target"; }
   stdfs::path outside() const { return root_ / "outside"; }
-  std::string hub_url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/jhub"; }
+  std::string hub_url() const { return url_on(*server_, "/jhub"); }
   TestServer& server() { return *server_; }
 
   HttpResponse get(const std::string& path, const std::string& headers = "") {

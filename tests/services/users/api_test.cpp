@@ -13,7 +13,6 @@ namespace {
 
 const json kRestricted = {
     {"message", "Not Authorized: This resource is restricted to administrators."}};
-const std::string kForm = "Content-Type: application/x-www-form-urlencoded";
 
 }  // namespace
 

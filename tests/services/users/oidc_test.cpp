@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "tests/services/users/users_fixture.hpp"
+#include "tests/support/stub_server.hpp"
 
 using namespace depot::testing::users;
 using depot::testing::http_request;
@@ -13,44 +14,21 @@ using depot::testing::HttpResponse;
 
 namespace {
 
-const std::string kForm = "Content-Type: application/x-www-form-urlencoded";
 const std::string kIdentityEmail = "alice@example.org";
 
 // The users service at `mount` with the stub provider at /idp on the same server.
 class WebSignIn {
  public:
   explicit WebSignIn(json config = json::object(), const std::string& mount = "/") : mount_(mount) {
-    server_ = std::make_unique<
-        depot::testing::
-            TestServer>(std::vector<depot::testing::TestServer::Service>{}, [](depot::Options&
-                                                                                   options) {
-      options.threads = 2;
-      options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-      options.services.push_back({"idp", DEPOT_SOURCE_DIR "/tests/stubs/oidc", {"/idp"}});
-      options.services.push_back({"sink", DEPOT_SOURCE_DIR "/tests/stubs/notify_sink", {"/sink"}});
-    });
-    json settings = {{"ENABLE_AUTH", "true"},
-                     {"JWT_SECRET_KEY", kSecret},
-                     {"JWT_ADMIN", kAdmin},
-                     {"JWT_ADMIN_PASSWORD", kAdminPassword},
-                     {"PASSWORD_HASH_OPS", 1},
-                     {"PASSWORD_HASH_MEM", 8192},
-                     {"OIDC_ISSUER", "http://127.0.0.1:" + std::to_string(port()) + "/idp"},
+    server_ = depot::testing::serve_stubs({{"oidc", "/idp"}, {"notify_sink", "/sink"}});
+    json settings = test_settings();
+    settings.update({{"OIDC_ISSUER", depot::testing::url_on(*server_, "/idp")},
                      {"OIDC_CLIENT_ID", "depot-test-client"},
                      {"OIDC_CLIENT_SECRET", "depot-test-secret"},
                      {"SECRET_KEY", "web-session-secret"},
-                     {"CODE_GEN_IMAGE", "sslhep/servicex_code_gen_func_adl_xaod:develop"}};
-    settings.update(config);
-    // null removes a default; "{sink}" is the notify sink's URL.
-    for (auto& [key, value] : config.items()) {
-      if (value.is_null()) settings.erase(key);
-      if (value.is_string() && value.get<std::string>().rfind("{sink}", 0) == 0) {
-        settings[key] = "http://127.0.0.1:" + std::to_string(port()) + "/sink/in" +
-                        value.get<std::string>().substr(6);
-      }
-    }
-    std::string error = server_->server().add_service({"users", "users", {mount}, settings});
-    if (!error.empty()) throw std::runtime_error("users did not load: " + error);
+                     {"CODE_GEN_IMAGE", "sslhep/servicex_code_gen_func_adl_xaod:develop"}});
+    settings = with_config(settings, config, depot::testing::url_on(*server_, "/sink/in"));
+    depot::testing::add_service(*server_, {"users", "users", {mount}, settings});
     // The start hook makes JWT_ADMIN's account; tests expect it to be there.
     json login = {{"email", settings["JWT_ADMIN"]}, {"password", kAdminPassword}};
     for (int attempt = 0; attempt < 100; ++attempt) {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "tests/services/users/users_fixture.hpp"
+#include "tests/support/stub_server.hpp"
 
 using namespace depot::testing::users;
 using depot::testing::http_request;
@@ -13,7 +14,6 @@ using depot::testing::HttpResponse;
 namespace {
 
 const std::string kSlackSecret = "8f742231b10e8888abcd99yyyzzz85a5";
-const std::string kForm = "Content-Type: application/x-www-form-urlencoded";
 
 std::string hex(const std::string& bytes) {
   std::string out(bytes.size() * 2 + 1, '\0');
@@ -43,35 +43,12 @@ class Hooks {
  public:
   explicit Hooks(json config) {
     // The sink's port is known only once the server listens: the users service comes after.
-    server_ = std::make_unique<
-        depot::testing::
-            TestServer>(std::vector<depot::testing::TestServer::Service>{}, [](depot::Options&
-                                                                                   options) {
-      options.threads = 2;
-      options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-      options.services.push_back({"sink", DEPOT_SOURCE_DIR "/tests/stubs/notify_sink", {"/sink"}});
-    });
-    sink_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/sink/in";
-    json settings = {{"ENABLE_AUTH", "true"},
-                     {"JWT_SECRET_KEY", kSecret},
-                     {"JWT_ADMIN", kAdmin},
-                     {"JWT_ADMIN_PASSWORD", kAdminPassword},
-                     {"PASSWORD_HASH_OPS", 1},
-                     {"PASSWORD_HASH_MEM", 8192},
-                     {"SLACK_SIGNING_SECRET", kSlackSecret},
-                     {"MAIL_BACKOFF", 0.05}};
-    for (auto& [key, value] : config.items()) {
-      if (value.is_string()) {
-        std::string text = value;
-        auto at = text.find("{sink}");
-        if (at != std::string::npos) text.replace(at, 6, sink_);
-        settings[key] = text;
-      } else {
-        settings[key] = value;
-      }
-    }
-    std::string error = server_->server().add_service({"users", "users", {"/"}, settings});
-    if (!error.empty()) throw std::runtime_error("users did not load: " + error);
+    server_ = depot::testing::serve_stubs({{"notify_sink", "/sink"}});
+    sink_ = depot::testing::url_on(*server_, "/sink/in");
+    json settings = test_settings();
+    settings.update({{"SLACK_SIGNING_SECRET", kSlackSecret}, {"MAIL_BACKOFF", 0.05}});
+    settings = with_config(settings, config, sink_);
+    depot::testing::add_service(*server_, {"users", "users", {"/"}, settings});
     admin_header();  // the start hook has made the admin (id 1)
   }
 

@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "tests/services/users/users_fixture.hpp"
+#include "tests/support/stub_server.hpp"
 
 using namespace depot::testing::users;
 using depot::testing::http_request;
@@ -29,19 +30,14 @@ const std::string kMinioAccess = "miniouser";
 class DockerHub {
  public:
   DockerHub()
-      : server_(std::vector<TestServer::Service>{}, [](depot::Options& options) {
-          options.threads = 1;
-          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-          options.services.push_back({"hub",
-                                      DEPOT_SOURCE_DIR "/tests/stubs/docker_hub",
-                                      {"/"},
-                                      {{"images", {kDefaultImage, "ssl-hep/func_adl:latest"}}}});
-        }) {}
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
-  int lookups() { return body_of(http_request(server_.port(), "GET", "/lookups"))["count"]; }
+      : server_(depot::testing::serve_stubs(
+            {{"docker_hub", "/", {{"images", {kDefaultImage, "ssl-hep/func_adl:latest"}}}}},
+            [](depot::Options& options) { options.threads = 1; })) {}
+  std::string url() const { return depot::testing::url_on(*server_, ""); }
+  int lookups() { return body_of(http_request(server_->port(), "GET", "/lookups"))["count"]; }
 
  private:
-  TestServer server_;
+  std::unique_ptr<TestServer> server_;
 };
 
 // The users service with the transformation settings of the original's test configuration.

@@ -24,6 +24,7 @@ inline const std::string kSecret = "test-secret-key";
 inline const std::string kAdmin = "admin@example.com";
 inline const std::string kAdminPassword = "admin-password";
 inline const std::string kJson = "Content-Type: application/json";
+inline const std::string kForm = "Content-Type: application/x-www-form-urlencoded";
 
 inline std::string base64url(const std::string& bytes) {
   std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
@@ -95,6 +96,32 @@ inline std::string bearer(const std::string& token) {
   return "Authorization: Bearer " + token;
 }
 
+// The users service's settings in the tests: auth on, kSecret, kAdmin with kAdminPassword and the
+// cheapest argon2id.
+inline json test_settings() {
+  return {{"ENABLE_AUTH", "true"},  {"JWT_SECRET_KEY", kSecret},
+          {"JWT_ADMIN", kAdmin},    {"JWT_ADMIN_PASSWORD", kAdminPassword},
+          {"PASSWORD_HASH_OPS", 1}, {"PASSWORD_HASH_MEM", 8192}};
+}
+
+// `settings` with a test's `config` over them: null removes a setting, and "{sink}" in a string
+// stands for `sink_url` (a stub on the same server, whose port a test cannot know beforehand).
+inline json with_config(json settings, const json& config, const std::string& sink_url) {
+  for (const auto& [key, value] : config.items()) {
+    if (value.is_null()) {
+      settings.erase(key);
+    } else if (value.is_string()) {
+      std::string text = value;
+      auto at = text.find("{sink}");
+      if (at != std::string::npos) text.replace(at, 6, sink_url);
+      settings[key] = text;
+    } else {
+      settings[key] = value;
+    }
+  }
+  return settings;
+}
+
 class Users {
  public:
   // `config`: settings merged over auth on, kSecret, kAdmin with kAdminPassword and the cheapest
@@ -107,9 +134,7 @@ class Users {
           options.threads = 2;
           options.scripts_dir = scripts_dir;
         });
-    json settings = {{"ENABLE_AUTH", "true"},  {"JWT_SECRET_KEY", kSecret},
-                     {"JWT_ADMIN", kAdmin},    {"JWT_ADMIN_PASSWORD", kAdminPassword},
-                     {"PASSWORD_HASH_OPS", 1}, {"PASSWORD_HASH_MEM", 8192}};
+    json settings = test_settings();
     settings.update(config);
     std::string error = server_->server().add_service({"users", "users", {"/"}, settings});
     if (!error.empty()) throw std::runtime_error("users did not load: " + error);
