@@ -30,12 +30,7 @@ class WebSignIn {
     settings = with_config(settings, config, depot::testing::url_on(*server_, "/sink/in"));
     depot::testing::add_service(*server_, {"users", "users", {mount}, settings});
     // The start hook makes JWT_ADMIN's account; tests expect it to be there.
-    json login = {{"email", settings["JWT_ADMIN"]}, {"password", kAdminPassword}};
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      if (http_request(port(), "POST", path("/login"), login.dump(), kJson).status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    throw std::runtime_error("the admin never could log in");
+    admin_login_when_ready(port(), path("/login"), settings["JWT_ADMIN"].get<std::string>());
   }
 
   uint16_t port() const { return server_->port(); }

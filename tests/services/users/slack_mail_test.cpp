@@ -66,16 +66,7 @@ class Hooks {
     return requests;
   }
 
-  std::string admin_header() {
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      auto response =
-          http_request(port(), "POST", "/login",
-                       json{{"email", kAdmin}, {"password", kAdminPassword}}.dump(), kJson);
-      if (response.status == 200) return bearer(json::parse(response.body)["access_token"]);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    throw std::runtime_error("the admin never could log in");
-  }
+  std::string admin_header() { return bearer(admin_login_when_ready(port())["access_token"]); }
 
   HttpResponse register_user(const std::string& email) {
     return http_request(
