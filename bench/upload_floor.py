@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 # The kernel's share of an upload on this machine, as the floor for Depot's CPU per MiB
 # (bench/file_cache.sh): 16 loopback sockets each send ROUNDS bodies of 1 MiB (from another
-# process); this one only recv()s them into a 256 KiB buffer, write()s each body to a temporary
-# file and renames it into place: over the previous file (as the file cache's uploads to the same
-# cache ids do), or with --fresh to a new name. Prints its own CPU (getrusage) per MiB. No HTTP,
-# no parsing, no hash: what is left is what any server pays the kernel. With --splice the bytes
-# never reach user space: splice() moves them socket -> pipe (1 MiB) -> file, the zero-copy route;
-# --mmap then maps each finished file and scans it for a multipart boundary and copies it once
-# (what a boundary search and a hash over the page cache would touch). Not run in CI.
+# process); this one only recv()s them into a buffer of RECV_BYTES (default 256 KiB), write()s
+# each body to a temporary file and renames it into place: over the previous file (as the file
+# cache's uploads to the same cache ids do), or with --fresh to a new name. Prints its own CPU
+# (getrusage) per MiB. No HTTP, no parsing, no hash: what is left is what any server pays the
+# kernel. With --splice the bytes never reach user space: splice() moves them socket -> pipe
+# (1 MiB) -> file, the zero-copy route; --mmap then maps each finished file, scans it for a
+# multipart boundary and copies it once (what a boundary search and a hash over the page cache
+# would touch). Not run in CI.
 import fcntl
 import mmap
 import multiprocessing
@@ -95,7 +96,7 @@ def main():
     for index in range(CONNECTIONS) if splice else ():
         pipes[index] = os.pipe()
         fcntl.fcntl(pipes[index][1], F_SETPIPE_SZ, SIZE)
-    buffer = bytearray(256 * 1024)
+    buffer = bytearray(int(os.environ.get("RECV_BYTES", 256 * 1024)))
     view = memoryview(buffer)
     before = resource.getrusage(resource.RUSAGE_SELF)
     open_connections = CONNECTIONS
