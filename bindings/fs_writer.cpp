@@ -261,17 +261,9 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
   Accepted accept(Worker* worker, std::string_view chunk) {
     if (!error.empty()) return Accepted::failed;
     size_t limit = flush_bytes();
-    bool fills = pending.size() + chunk.size() >= limit;
-    if (fills && worker != nullptr) {
-      if (in_flight) return Accepted::busy;
-      // A chunk that would overflow a part-filled batch sends that batch on its own, so
-      // buffers stay at `limit` instead of growing to twice that for odd chunk sizes.
-      if (pending.size() > 0 && pending.size() + chunk.size() > limit) {
-        if (!start_flush(*worker)) return Accepted::queue_full;
-        fills = chunk.size() >= limit;
-        if (fills) return Accepted::busy;
-      }
-    }
+    bool fills = false;
+    Accepted room = make_room(worker, chunk.size(), limit, fills);
+    if (room != Accepted::taken) return room;
     std::string& buffer = pending.copied;
     // The whole buffer at once: grown by appends it would be copied at each doubling.
     if (buffer.empty() && buffer.capacity() < limit) {
@@ -287,6 +279,22 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
       return error.empty() ? Accepted::taken : Accepted::failed;
     }
     return start_flush(*worker) ? Accepted::taken : Accepted::queue_full;
+  }
+
+  // Whether `size` more bytes fill the pending batch (`fills`). A chunk that would overflow a
+  // part-filled batch first sends that batch on its own, so batches stay at `limit` instead of
+  // growing to twice that for odd chunk sizes. busy, nothing to take yet, while a write is in
+  // flight; taken when the chunk may be taken.
+  Accepted make_room(Worker* worker, size_t size, size_t limit, bool& fills) {
+    fills = pending.size() + size >= limit;
+    if (!fills || worker == nullptr) return Accepted::taken;
+    if (in_flight) return Accepted::busy;
+    if (pending.size() > 0 && pending.size() + size > limit) {
+      if (!start_flush(*worker)) return Accepted::queue_full;
+      fills = size >= limit;
+      if (fills) return Accepted::busy;
+    }
+    return Accepted::taken;
   }
 
   // Writes `pending` on this thread (a writer used outside a task: nothing is in flight).
@@ -305,8 +313,9 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
   Accepted accept_slice(Worker& worker, std::string_view data,
                         std::shared_ptr<const std::string> owner) {
     if (!error.empty()) return Accepted::failed;
-    bool fills = pending.size() + data.size() >= flush_bytes();
-    if (fills && in_flight) return Accepted::busy;
+    bool fills = false;
+    Accepted room = make_room(&worker, data.size(), flush_bytes(), fills);
+    if (room != Accepted::taken) return room;
     if (!pending.copied.empty()) {  // bytes w:write copied in go first: they came first
       auto copied = std::make_shared<const std::string>(std::move(pending.copied));
       pending.copied = std::string();
