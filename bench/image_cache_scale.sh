@@ -2,10 +2,12 @@
 # The image cache at the sizes users bring: for 2,000 / 5,000 / 10,000 live entries, the time of
 # one GET /info and the server's RSS growth while it answers; the p99 and longest answer of a
 # probe request (GET /favicon.ico every 2 ms) while the periodic prune removes all of them, next to
-# the same before any expired (the machine's own noise, large on a loaded one); and
-# POST /requests throughput (wrk, 16 connections, a distinct 3.8 KB query per request) with p99
-# and server CPU per request (post_requests_load in bench/common.sh). The Kentik API is the Lua
-# stub from tests/stubs, served by the same Depot. Not run in CI.
+# the same before any expired (the machine's own noise, large on a loaded one), with the prune's
+# own share told apart: each prune step logs its span at debug level, and the probes that overlap
+# a step are counted apart from those that do not; and POST /requests throughput (wrk, 16
+# connections, a distinct 3.8 KB query per request) with p99, server CPU per request and peak RSS
+# (post_requests_load in bench/common.sh). The Kentik API is the Lua stub from tests/stubs, served
+# by the same Depot. Not run in CI.
 #
 # Environment: SIZES ("2000 5000 10000"), DEPOT_BINARY (build/depot).
 set -euo pipefail
@@ -25,9 +27,9 @@ write_config() { # port
 JSON
 }
 
-# Fills the cache with `count` entries expiring `ttl` seconds from now (over 8 connections, so
-# that a loaded machine still fills it well before they expire), waits until all are fetched;
-# prints the Unix time at which the first of them expires.
+# Fills the cache with `count` entries expiring `ttl` seconds after each was posted (over 8
+# connections, so that a loaded machine still fills it well before they expire), waits until all
+# are fetched; prints the Unix times at which the first and the last of them expire.
 fill() { # port count ttl run
   /usr/bin/python3 - "$@" <<'PY'
 import http.client, json, sys, threading, time
@@ -43,12 +45,13 @@ def post(first):
 threads = [threading.Thread(target=post, args=(first,)) for first in range(8)]
 for thread in threads: thread.start()
 for thread in threads: thread.join()
+last_expiry = time.time() + ttl
 connection = http.client.HTTPConnection("127.0.0.1", port)
 while True:
     connection.request("GET", "/info")
     if json.loads(connection.getresponse().read())["pending_count"] == 0: break
     time.sleep(0.2)
-print("%.3f" % first_expiry)
+print("%.3f %.3f" % (first_expiry, last_expiry))
 PY
 }
 
@@ -70,44 +73,68 @@ info_once() { # port
     'BEGIN { printf "%.3f s (server CPU %.0f ms), RSS +%.1f MB", s, t * 1000 / hz, (p - b) / 1024 }'
 }
 
-# Probes GET /favicon.ico every 2 ms for `seconds`; prints its p99 and longest answer times before
-# `since` (Unix time: normal latency on this machine now) and from then on (during the prunes).
-longest_stall() { # port seconds since
+# Probes GET /favicon.ico every 2 ms until Unix time `until`; prints its p99 and longest answer
+# times before `since` (normal latency on this machine now) and from then on (during the prunes),
+# and the prune steps the server logged at debug level in `log`: how long each held its worker,
+# and the longest probe answer that overlapped a step against the longest of the others: a stall
+# the prune caused overlaps one of its steps, the machine's noise falls anywhere.
+longest_stall() { # port until since log
   /usr/bin/python3 - "$@" <<'PY'
-import http.client, sys, time
-port, seconds, since = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+import bisect, http.client, json, sys, time
+port, until, since, log = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 connection = http.client.HTTPConnection("127.0.0.1", port)
-end, before, during = time.monotonic() + seconds, [], []
-while time.monotonic() < end:
-    start = time.monotonic()
+before, during = [], []  # (wall-clock start, seconds)
+while time.time() < until:
+    start, started = time.time(), time.monotonic()
     connection.request("GET", "/favicon.ico")
     connection.getresponse().read()
-    (before if time.time() < since else during).append(time.monotonic() - start)
+    (before if start < since else during).append((start, time.monotonic() - started))
     time.sleep(0.002)
+steps = []
+with open(log) as lines:
+    for line in lines:
+        if '"image cache prune step"' in line:
+            step = json.loads(line)
+            steps.append((float(step["started"]), float(step["seconds"])))
+steps.sort()
+starts = [start for start, _ in steps]
+def overlaps(probe):  # steps run one after another, so only the last one begun can overlap
+    i = bisect.bisect_right(starts, probe[0] + probe[1]) - 1
+    return i >= 0 and starts[i] + steps[i][1] > probe[0]
 def figures(times):
     if not times: return "no probes"
-    times.sort()
+    times = sorted(times)
     return "p99 %.1f ms, longest %.1f ms" % (times[int(len(times) * 0.99)] * 1000, times[-1] * 1000)
-print("%s during the prunes (normal: %s)" % (figures(during), figures(before)))
+inside = [seconds for start, seconds in during if overlaps((start, seconds))]
+outside = [seconds for start, seconds in during if not overlaps((start, seconds))]
+held = sorted(seconds for _, seconds in steps)
+print("probe %s during the prunes (normal: %s); %d probes overlapped one of %d prune steps: %s, "
+      "the %d others: %s; a step held its worker p50 %.2f ms, p99 %.2f ms, longest %.2f ms" % (
+      figures([seconds for _, seconds in during]), figures([seconds for _, seconds in before]),
+      len(inside), len(steps), figures(inside), len(outside), figures(outside),
+      held[len(held) // 2] * 1000 if held else 0, held[int(len(held) * 0.99)] * 1000 if held else 0,
+      held[-1] * 1000 if held else 0))
 PY
 }
 
 main() {
   require_depot_tools
   begin_run
-  local port size first_expiry
+  local port size ttl first_expiry last_expiry
   report "image cache at scale: /info, prune stalls, POST throughput"
   report_environment
   for size in $SIZES; do
     port=$(free_port)
     write_config "$port"
-    start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$port" warn
-    first_expiry=$(fill "$port" "$size" 40 "fill$size")
+    start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$port" debug
+    # Long enough that a loaded machine fills the cache before the first entry expires.
+    ttl=$((40 + size / 250))
+    read -r first_expiry last_expiry < <(fill "$port" "$size" "$ttl" "fill$size")
     report "$size entries: GET /info $(info_once "$port"); again $(info_once "$port")"
-    # Every entry expires 40 s after it was posted; the 1 s prune then removes them all.
+    # Every entry expires `ttl` after it was posted; the 1 s prune then removes them all.
     local stall
-    stall=$(longest_stall "$port" 45 "$first_expiry")
-    report "$size entries: probe answers while they expire and are pruned: $stall (now $(curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["active_count"])') left)"
+    stall=$(longest_stall "$port" "$(awk -v t="$last_expiry" 'BEGIN { print t + 3 }')" "$first_expiry" "$WORK_DIR/depot.log")
+    report "$size entries: $stall (now $(curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["active_count"])') left)"
     stop_depot
     rm -rf "$WORK_DIR/data"
   done
