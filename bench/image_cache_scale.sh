@@ -58,17 +58,15 @@ PY
 # Prints the seconds, the server's CPU (load-independent, 10 ms ticks) and the peak RSS growth for
 # one GET /info, sampling RSS every 5 ms.
 info_once() { # port
-  local before peak sampler seconds ticks
+  local before peak seconds ticks
   before=$(memory_kb "$DEPOT_PID" VmRSS)
-  ( peak=0; while :; do v=$(memory_kb "$DEPOT_PID" VmRSS); [ "$v" -gt "$peak" ] && { peak=$v; echo "$peak" >"$WORK_DIR/peak"; }; sleep 0.005; done ) &
-  sampler=$!
+  start_rss_sampler "$DEPOT_PID"
   sleep 0.05
   ticks=$(cpu_ticks "$DEPOT_PID")
   seconds=$(curl -sS -o "$WORK_DIR/info.json" -w '%{time_total}' "http://127.0.0.1:$1/info")
   ticks=$(($(cpu_ticks "$DEPOT_PID") - ticks))
   sleep 0.05
-  kill "$sampler"; wait "$sampler" 2>/dev/null || true
-  peak=$(cat "$WORK_DIR/peak")
+  peak=$(stop_rss_sampler)
   awk -v s="$seconds" -v t="$ticks" -v hz="$CLOCK_TICKS_PER_SECOND" -v b="$before" -v p="$peak" \
     'BEGIN { printf "%.3f s (server CPU %.0f ms), RSS +%.1f MB", s, t * 1000 / hz, (p - b) / 1024 }'
 }
@@ -133,7 +131,7 @@ main() {
     report "$size entries: GET /info $(info_once "$port"); again $(info_once "$port")"
     # Every entry expires `ttl` after it was posted; the 1 s prune then removes them all.
     local stall
-    stall=$(longest_stall "$port" "$(awk -v t="$last_expiry" 'BEGIN { print t + 3 }')" "$first_expiry" "$WORK_DIR/depot.log")
+    stall=$(longest_stall "$port" "$(awk -v t="$last_expiry" 'BEGIN { printf "%.3f", t + 3 }')" "$first_expiry" "$WORK_DIR/depot.log")
     report "$size entries: $stall (now $(curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["active_count"])') left)"
     stop_depot
     rm -rf "$WORK_DIR/data"

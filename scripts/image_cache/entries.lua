@@ -47,10 +47,12 @@ local function listing_key(entry)
   return (entry.state == "pending" and "pending:" or "active:") .. entry.id
 end
 
--- %.17g reads back as the same double, so /info renders exactly what the entry holds.
+-- The expiry as a hexadecimal float ("%a"): it reads back as the same double, so /info renders
+-- exactly what the entry holds, and tonumber reads it several times faster than decimal digits
+-- (what layout 3 wrote, "%.17g", reads the same). The size as `..` writes an integer, "%d".
 local function listing_value(entry)
   local size = entry.size or #(entry.query or "")
-  local expiry = entry.expiry and string.format("%.17g", entry.expiry) or ""
+  local expiry = entry.expiry and string.format("%a", entry.expiry) or ""
   return (TYPES[entry.state] or "invalid") .. "|" .. size .. "|" .. expiry
 end
 
@@ -168,7 +170,8 @@ function M:each_listed(section, row, page_end)
   local find, sub = string.find, string.sub
   local id_from = #section + 2
   each_page(self.db, section .. ":", nil, function(page)
-    for _, item in ipairs(page) do
+    for i = 1, #page do
+      local item = page[i]
       local value = item.value
       local size_at = find(value, "|", 1, true) + 1
       local expiry_at = find(value, "|", size_at, true) + 1

@@ -1,76 +1,79 @@
 -- The /info listing in the original's format, including Python's datetime.isoformat() and
 -- str(timedelta) renderings of expirations.
 --
--- Why it is written the way it is: route scripts run interpreted (the JIT is off), and what costs
--- there is making strings (each concatenation and substring is interned, and collected later)
--- and calling C (os.date, string.format, patterns). So a row is not a string of its own: its
--- pieces, most of them constants or entries of the digit tables below, go into the page's list,
--- which becomes one string per page; os.date runs once per distinct day, string.format and
--- patterns never per row.
+-- Why it is written the way it is: route scripts run interpreted (the JIT is off), every bytecode
+-- through the engine's count hook, and what costs is bytecodes, making strings (each
+-- concatenation and substring is interned, and collected later) and calling C (os.date,
+-- string.format, patterns). So a row is not a string of its own: its pieces, constants and cached
+-- strings, go into the page's list, which becomes one string per page; os.date and string.format
+-- run once per distinct second of a listing, patterns never per row.
 local M = {}
 
 local floor = math.floor
 
--- The fields of a time as Python pads them: "0".."23" (timedelta's hours), "00".."59", "000".."999".
-local HOURS, TWO_DIGITS, THREE_DIGITS = {}, {}, {}
-for i = 0, 23 do HOURS[i] = string.format("%d", i) end
-for i = 0, 59 do TWO_DIGITS[i] = string.format("%02d", i) end
+-- "000".."999": a fraction's digits as Python pads them, without string.format.
+local THREE_DIGITS = {}
 for i = 0, 999 do THREE_DIGITS[i] = string.format("%03d", i) end
 
--- The pieces of "H:MM:SS[.ffffff]" for `whole` seconds (0..86399) and `micros` (0..999999), the
--- fraction written only when not zero (as Python does), at parts[n + 1 ...]; returns the new n.
-local function add_clock(parts, n, hours, whole, micros)
-  local minutes = floor(whole / 60)
-  parts[n + 1] = hours[floor(minutes / 60)]
-  parts[n + 2] = ":"
-  parts[n + 3] = TWO_DIGITS[minutes % 60]
-  parts[n + 4] = ":"
-  parts[n + 5] = TWO_DIGITS[whole % 60]
-  if micros == 0 then return n + 5 end
-  local millis = floor(micros / 1000)
-  parts[n + 6] = "."
-  parts[n + 7] = THREE_DIGITS[millis]
-  parts[n + 8] = THREE_DIGITS[micros - millis * 1000]
-  return n + 8
-end
+-- How many whole seconds a listing's caches hold before they start afresh: one listing is many
+-- entries sharing few seconds (expiries are posting times plus a common ttl), and the bound keeps
+-- one over a wide spread of expiries small.
+local CACHED_SECONDS = 1024
 
--- datetime.fromtimestamp(seconds, timezone.utc).isoformat(), "2021-05-14T06:30:21.284400+00:00",
--- as pieces at parts[n + 1 ...]; returns the new n. `dates` caches "YYYY-MM-DDT" by day.
-local function add_iso_utc(parts, n, seconds, dates)
-  local whole = floor(seconds)
-  local micros = floor((seconds - whole) * 1e6 + 0.5)
-  if micros == 1000000 then whole, micros = whole + 1, 0 end
-  local day = floor(whole / 86400)
-  local date = dates[day]
-  if not date then
-    date = os.date("!%Y-%m-%dT", day * 86400)
-    dates[day] = date
-  end
-  parts[n + 1] = date
-  n = add_clock(parts, n + 1, TWO_DIGITS, whole - day * 86400, micros)
-  parts[n + 1] = "+00:00"
-  return n + 1
-end
-
--- str(datetime.timedelta(seconds=...)), "0:05:21.284400", "-1 day, 23:54:38.715600", as pieces at
+-- Python's ".%06d" of `micros` (an integer 0..999999), written only when not zero, as pieces at
 -- parts[n + 1 ...]; returns the new n.
-local function add_timedelta(parts, n, seconds)
-  local micros_total = floor(seconds * 1e6 + 0.5)
-  local days = floor(micros_total / 86400e6)
-  local rest = micros_total - days * 86400e6
-  local whole = floor(rest / 1e6)
-  if days ~= 0 then
-    -- Rare (a ttl over a day, or an expired entry): string.format as Python's "%d day%s, ".
-    parts[n + 1] = string.format("%d day%s, ", days, (days == 1 or days == -1) and "" or "s")
-    n = n + 1
-  end
-  return add_clock(parts, n, HOURS, whole, rest - whole * 1e6)
+local function add_fraction(parts, n, micros)
+  if micros == 0 then return n end
+  local millis = floor(micros / 1000)
+  parts[n + 1] = "."
+  parts[n + 2] = THREE_DIGITS[millis]
+  parts[n + 3] = THREE_DIGITS[micros - millis * 1000]
+  return n + 3
 end
 
-local function rendered(add, ...)
-  local parts = {}
-  add(parts, 0, ...)
-  return table.concat(parts)
+-- str(datetime.timedelta(days=days, seconds=whole)) for whole in 0..86399: "0:05:21",
+-- "-1 day, 23:54:38".
+local function timedelta_clock(days, whole)
+  local text = string.format("%d:%02d:%02d", floor(whole / 3600), floor(whole / 60) % 60, whole % 60)
+  if days ~= 0 then text = string.format("%d day%s, %s", days, math.abs(days) == 1 and "" or "s", text) end
+  return text
+end
+
+-- A listing's expirations as the original wrote them, "<isoformat> (remaining: <timedelta>)":
+-- datetime.fromtimestamp(expiry, timezone.utc).isoformat() and str(timedelta(seconds=expiry -
+-- now)). Returns add(parts, n, expiry), which puts the pieces at parts[n + 1 ...] and returns the
+-- new n. The whole-second parts are made once per distinct second (os.date, string.format) and
+-- cached; per entry it is arithmetic and table lookups.
+local function expirations(now)
+  local iso_of, timedelta_of, cached = {}, {}, 0
+  return function(parts, n, expiry)
+    if cached >= CACHED_SECONDS then iso_of, timedelta_of, cached = {}, {}, 0 end
+    local whole = floor(expiry)
+    local micros = floor((expiry - whole) * 1e6 + 0.5)
+    if micros == 1000000 then whole, micros = whole + 1, 0 end
+    local text = iso_of[whole]
+    if not text then
+      text = os.date("!%Y-%m-%dT%H:%M:%S", whole)
+      iso_of[whole], cached = text, cached + 1
+    end
+    parts[n + 1] = text
+    n = add_fraction(parts, n + 1, micros)
+    parts[n + 1] = "+00:00 (remaining: "
+    local micros_total = floor((expiry - now) * 1e6 + 0.5)
+    local days = floor(micros_total / 86400e6)
+    local rest = micros_total - days * 86400e6
+    whole = floor(rest / 1e6)
+    local seconds = days * 86400 + whole
+    text = timedelta_of[seconds]
+    if not text then
+      text = timedelta_clock(days, whole)
+      timedelta_of[seconds], cached = text, cached + 1
+    end
+    parts[n + 2] = text
+    n = add_fraction(parts, n + 2, rest - whole * 1e6)
+    parts[n + 1] = ")"
+    return n + 1
+  end
 end
 
 -- Streams the listing as the original's JSON ({"active_count", "active_entries",
@@ -87,7 +90,7 @@ function M.stream(entries, res, now)
     connected = connected and res:write(text) ~= nil
     return connected
   end
-  local dates = {}
+  local add_expiration = expirations(now)
   -- The page being rendered: its pieces (parts[1..n]), and its ids (ids[1..count]) with the index
   -- of each in `parts`. Reused from page to page.
   local parts, n, ids, id_at, count = {}, 0, {}, {}, 0
@@ -97,24 +100,22 @@ function M.stream(entries, res, now)
   -- escapes them if one does.
   local function add_row(id, kind, size, expiry)
     parts[n + 1] = opening
-    n = n + 1
+    local at = n + 1
     if expiry then
-      n = add_iso_utc(parts, n, expiry, dates)
-      parts[n + 1] = " (remaining: "
-      n = add_timedelta(parts, n + 1, expiry - now)
-      parts[n + 1] = ')","id":"'
+      at = add_expiration(parts, at, expiry)
+      parts[at + 1] = '","id":"'
     else
-      parts[n + 1] = '<invalid>","id":"'
+      parts[at + 1] = '<invalid>","id":"'
     end
     count = count + 1
-    ids[count], id_at[count] = id, n + 2
-    parts[n + 2] = id
-    parts[n + 3] = '","size":'
-    parts[n + 4] = size
-    parts[n + 5] = ',"type":"'
-    parts[n + 6] = kind
-    parts[n + 7] = '"}'
-    n = n + 7
+    ids[count], id_at[count] = id, at + 2
+    parts[at + 2] = id
+    parts[at + 3] = '","size":'
+    parts[at + 4] = size
+    parts[at + 5] = ',"type":"'
+    parts[at + 6] = kind
+    parts[at + 7] = '"}'
+    n = at + 7
     opening = ',{"expiration":"'
   end
   local function end_page()
@@ -139,6 +140,9 @@ function M.stream(entries, res, now)
   write("]}")
 end
 
-function M.timedelta(seconds) return rendered(add_timedelta, seconds) end
-function M.iso_utc(seconds) return rendered(add_iso_utc, seconds, {}) end
+-- One expiration as a listing renders it (for tests).
+function M.expiration(expiry, now)
+  local parts = {}
+  return table.concat(parts, "", 1, expirations(now)(parts, 0, expiry))
+end
 return M
