@@ -255,7 +255,8 @@ LUA
     "$ORIGINAL_POST_REQUESTS_PER_SECOND), p99 $(awk '/ 99%/ {print $2}' "$WORK_DIR/wrk.txt"), server CPU" \
     "$(awk -v t=$((ticks_after - ticks_before)) -v n="$requests" -v hz="$CLOCK_TICKS_PER_SECOND" 'BEGIN { printf "%.3f ms", t / hz * 1000 / n }')" \
     "per request (its fetch and the stub included), Depot's RSS $((rss_before / 1024)) MB before, peak" \
-    "$((rss_peak / 1024)) MB (the original's: 63 MB); errors: $(awk '/Non-2xx|Socket errors/' "$WORK_DIR/wrk.txt" | tr -s ' ' | tr '\n' ' ')"
+    "$((rss_peak / 1024)) MB (the original's: 63 MB), after: $(($(memory_kb "$DEPOT_PID" RssAnon) / 1024)) MB" \
+    "anonymous + $(($(memory_kb "$DEPOT_PID" RssFile) / 1024)) MB file pages (LMDB's map); errors: $(awk '/Non-2xx|Socket errors/' "$WORK_DIR/wrk.txt" | tr -s ' ' | tr '\n' ' ')"
 }
 
 # --- S3 (blob_s3.sh, scale_out.sh) ---

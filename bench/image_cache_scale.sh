@@ -73,8 +73,9 @@ info_once() { # port
 
 # Probes GET /favicon.ico every 2 ms until Unix time `until`; prints its p99 and longest answer
 # times before `since` (normal latency on this machine now) and from then on (during the prunes),
-# and the prune steps the server logged at debug level in `log`: how long each held its worker,
-# and the longest probe answer that overlapped a step against the longest of the others: a stall
+# and the prune steps the server logged at debug level in `log`: how long each held its worker
+# (wall clock, and the process's CPU time meanwhile: on a loaded machine the difference is time
+# spent waiting for a CPU), and the longest probe answer that overlapped a step against the longest of the others: a stall
 # the prune caused overlaps one of its steps, the machine's noise falls anywhere.
 longest_stall() { # port until since log
   /usr/bin/python3 - "$@" <<'PY'
@@ -93,7 +94,7 @@ with open(log) as lines:
     for line in lines:
         if '"image cache prune step"' in line:
             step = json.loads(line)
-            steps.append((float(step["started"]), float(step["seconds"])))
+            steps.append((float(step["started"]), float(step["seconds"]), float(step["cpu_seconds"])))
 steps.sort()
 starts = [start for start, _ in steps]
 def overlaps(probe):  # steps run one after another, so only the last one begun can overlap
@@ -105,13 +106,16 @@ def figures(times):
     return "p99 %.1f ms, longest %.1f ms" % (times[int(len(times) * 0.99)] * 1000, times[-1] * 1000)
 inside = [seconds for start, seconds in during if overlaps((start, seconds))]
 outside = [seconds for start, seconds in during if not overlaps((start, seconds))]
-held = sorted(seconds for _, seconds in steps)
+def spread(values):
+    if not values: return "none"
+    values = sorted(values)
+    return "p50 %.2f ms, p99 %.2f ms, longest %.2f ms" % (
+        values[len(values) // 2] * 1000, values[int(len(values) * 0.99)] * 1000, values[-1] * 1000)
 print("probe %s during the prunes (normal: %s); %d probes overlapped one of %d prune steps: %s, "
-      "the %d others: %s; a step held its worker p50 %.2f ms, p99 %.2f ms, longest %.2f ms" % (
+      "the %d others: %s; a step held its worker %s (wall), the process's CPU over a step %s" % (
       figures([seconds for _, seconds in during]), figures([seconds for _, seconds in before]),
       len(inside), len(steps), figures(inside), len(outside), figures(outside),
-      held[len(held) // 2] * 1000 if held else 0, held[int(len(held) * 0.99)] * 1000 if held else 0,
-      held[-1] * 1000 if held else 0))
+      spread([step[1] for step in steps]), spread([step[2] for step in steps])))
 PY
 }
 
