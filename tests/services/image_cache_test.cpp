@@ -5,6 +5,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <thread>
@@ -331,6 +332,52 @@ TEST_CASE("image cache: /info streams the listing in the original's byte format"
   CHECK(types == std::set<std::string>{"image", "api_error"});
   CHECK(std::is_sorted(ids.begin(), ids.end()));
   CHECK(http_request(cache.port(), "GET", "/image/" + pending).status == 200);
+}
+
+TEST_CASE("image cache: /info pages through the listing index and escapes the ids that need it",
+          "[image_cache]") {
+  ImageCache cache;
+  auto seed_script = depot::testing::make_temp_dir("depot-image-cache-") / "seed.lua";
+  // Listing rows written straight into the index: 450 plain ids (three pages), ids that only
+  // json.encode writes right, an expiry in layout 3's decimal spelling next to the same one in
+  // hexadecimal, and a row without an expiry.
+  std::ofstream(seed_script) << R"LUA(
+    local kv = require "kv"
+    local service = ...
+    service:post("/write", function()
+      local expiry = 1620973821.2844
+      kv.open("image_cache"):update(function(tx)
+        for i = 1, 450 do tx:put(string.format("active:%03d", i), "image|" .. i .. "|" .. string.format("%a", expiry + i)) end
+        for i, id in ipairs({ '200"quote', "200\\back", "200\1control", "200é" }) do
+          tx:put("active:" .. id, "image|" .. i .. "|" .. string.format("%a", expiry))
+        end
+        tx:put("active:decimal", "api_error|7|" .. string.format("%.17g", expiry))
+        tx:put("active:hexadecimal", "api_error|7|" .. string.format("%a", expiry))
+        tx:put("active:none", "api_request|0|")
+      end)
+      return { written = true }
+    end)
+  )LUA";
+  REQUIRE(cache.server->server().add_service({"seed", seed_script, {"/seed"}}).empty());
+  REQUIRE(http_request(cache.port(), "POST", "/seed/write").status == 200);
+  auto info = http_request(cache.port(), "GET", "/info");
+  REQUIRE(info.status == 200);
+  auto listing = json::parse(info.body);
+  CHECK(info.body == listing.dump());  // json.encode's escapes and key order, compact
+  CHECK(listing["active_count"] == 457);
+  REQUIRE(listing["active_entries"].size() == 457);
+  std::map<std::string, json> rows;
+  for (const auto& row : listing["active_entries"]) rows[row["id"].get<std::string>()] = row;
+  CHECK(rows.size() == 457);
+  for (const char* id : {"200\"quote", "200\\back", "200\1control", "200é"})
+    CHECK(rows.count(id) == 1);
+  CHECK(rows["001"]["size"] == 1);
+  CHECK(rows["450"]["type"] == "image");
+  CHECK(rows["decimal"]["expiration"] == rows["hexadecimal"]["expiration"]);
+  CHECK(rows["decimal"]["expiration"].get<std::string>().rfind(
+            "2021-05-14T06:30:21.284400+00:00 (remaining: -", 0) == 0);
+  CHECK(rows["none"]["expiration"] == "<invalid>");
+  CHECK(rows["none"]["type"] == "api_request");
 }
 
 TEST_CASE(
