@@ -96,7 +96,7 @@ with open(log) as lines:
             step = json.loads(line)
             steps.append((float(step["started"]), float(step["seconds"]), float(step["cpu_seconds"])))
 steps.sort()
-starts = [start for start, _ in steps]
+starts = [step[0] for step in steps]
 def overlaps(probe):  # steps run one after another, so only the last one begun can overlap
     i = bisect.bisect_right(starts, probe[0] + probe[1]) - 1
     return i >= 0 and starts[i] + steps[i][1] > probe[0]
