@@ -141,10 +141,7 @@ void Connection::on_ready(Readiness readiness) {
 }
 
 void Connection::read_input() {
-  if (!can_parse() || !pending_.empty()) {
-    input_while_busy_ = true;  // level-triggered: we will be asked again, once reading resumes
-    return;
-  }
+  if (!can_parse() || !pending_.empty()) return;  // level-triggered: we will be asked again
   ssize_t n = ::recv(fd_.get(), worker_.read_buffer(), worker_.read_buffer_size(), 0);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) close();
@@ -716,12 +713,6 @@ void Connection::update_interest() {
   if (write_blocked_) {
     wanted = Interest::write;
   } else if (!peer_eof_ && pending_.empty() && can_parse()) {
-    wanted = Interest::read;
-    input_while_busy_ = false;
-  } else if (interest_ == Interest::read && !peer_eof_ && !input_while_busy_) {
-    // Lazily: a connection whose request is being handled keeps reading until input it cannot
-    // parse yet arrives (a pipelining client, a body past its high water). A client that waits
-    // for its answer sends none, and saves the two epoll_ctl of dropping and restoring it.
     wanted = Interest::read;
   }
   if (wanted != interest_) {

@@ -145,8 +145,6 @@ class Connection final : public EventSource, public ResponseSink {
 
   OutputQueue output_;
   Interest interest_ = Interest::read;
-  // Input arrived that could not be parsed yet (see update_interest).
-  bool input_while_busy_ = false;
   bool write_blocked_ = false;
   bool close_after_flush_ = false;
   bool peer_eof_ = false;
