@@ -171,6 +171,28 @@ memory_kb() { # pid field
 
 seconds_now() { date +%s.%N; }
 
+# Samples `pid`'s VmRSS every 5 ms into $WORK_DIR/rss_peak (kB, the highest seen) until
+# stop_rss_sampler; VmHWM would also count whatever the server did before.
+start_rss_sampler() { # pid
+  memory_kb "$1" VmRSS >"$WORK_DIR/rss_peak"
+  (
+    peak=$(cat "$WORK_DIR/rss_peak")
+    while :; do
+      v=$(memory_kb "$1" VmRSS)
+      [ "$v" -gt "$peak" ] && { peak=$v; echo "$peak" >"$WORK_DIR/rss_peak"; }
+      sleep 0.005
+    done
+  ) >/dev/null &
+  RSS_SAMPLER_PID=$!
+}
+
+# Stops the sampler; prints the peak VmRSS it saw, in kB.
+stop_rss_sampler() {
+  kill "$RSS_SAMPLER_PID"
+  wait "$RSS_SAMPLER_PID" 2>/dev/null || true
+  cat "$WORK_DIR/rss_peak"
+}
+
 # Depot CPU milliseconds per MiB received, from clock ticks over a run.
 cpu_ms_per_mib() { # ticks bytes
   awk -v t="$1" -v hz="$CLOCK_TICKS_PER_SECOND" -v b="$2" 'BEGIN { printf "%.2f", t * 1000 / hz / (b / 1048576) }'
@@ -200,9 +222,10 @@ ORIGINAL_POST_REQUESTS_PER_SECOND=360
 # the stub name, and `label` so that two runs against one server never share a query), then
 # waits until every fetch it caused is settled. Reports req/s, p99, the ratio to the original and
 # Depot's CPU per request from the first request until the last fetch settled (fetches and the
-# same-server Kentik stub included, so a backlog of fetches cannot flatter the figure).
+# same-server Kentik stub included, so a backlog of fetches cannot flatter the figure), and
+# Depot's peak RSS over the same span.
 post_requests_load() { # port seconds label
-  local port=$1 seconds=$2 label=$3 ticks_before ticks_after requests rate pending_before
+  local port=$1 seconds=$2 label=$3 ticks_before ticks_after requests rate pending_before rss_before rss_peak
   pending_count() { curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pending_count"])'; }
   pending_before=$(pending_count)
   cat >"$WORK_DIR/post.lua" <<'LUA'
@@ -220,18 +243,23 @@ request = function()
   return wrk.format("POST", "/requests", { ["Content-Type"] = "application/json" }, body)
 end
 LUA
+  rss_before=$(memory_kb "$DEPOT_PID" VmRSS)
+  start_rss_sampler "$DEPOT_PID"
   ticks_before=$(cpu_ticks "$DEPOT_PID")
   wrk -t2 -c16 -d"${seconds}s" --latency -s "$WORK_DIR/post.lua" "http://127.0.0.1:$port/requests" -- "$label" \
     >"$WORK_DIR/wrk.txt"
   while [ "$(pending_count)" -gt "$pending_before" ]; do sleep 0.1; done
   ticks_after=$(cpu_ticks "$DEPOT_PID")
+  rss_peak=$(stop_rss_sampler)
   requests=$(awk '/requests in/ {print $1}' "$WORK_DIR/wrk.txt")
   rate=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK_DIR/wrk.txt")
   report "POST /requests, 16 connections, distinct 3.8 KB queries: $rate req/s" \
     "($(awk -v r="$rate" -v o="$ORIGINAL_POST_REQUESTS_PER_SECOND" 'BEGIN { printf "%.1f", r / o }')x the original's" \
     "$ORIGINAL_POST_REQUESTS_PER_SECOND), p99 $(awk '/ 99%/ {print $2}' "$WORK_DIR/wrk.txt"), server CPU" \
     "$(awk -v t=$((ticks_after - ticks_before)) -v n="$requests" -v hz="$CLOCK_TICKS_PER_SECOND" 'BEGIN { printf "%.3f ms", t / hz * 1000 / n }')" \
-    "per request (its fetch and the stub included); errors: $(awk '/Non-2xx|Socket errors/' "$WORK_DIR/wrk.txt" | tr -s ' ' | tr '\n' ' ')"
+    "per request (its fetch and the stub included), Depot's RSS $((rss_before / 1024)) MB before, peak" \
+    "$((rss_peak / 1024)) MB (the original's: 63 MB), after: $(($(memory_kb "$DEPOT_PID" RssAnon) / 1024)) MB" \
+    "anonymous + $(($(memory_kb "$DEPOT_PID" RssFile) / 1024)) MB file pages (LMDB's map); errors: $(awk '/Non-2xx|Socket errors/' "$WORK_DIR/wrk.txt" | tr -s ' ' | tr '\n' ' ')"
 }
 
 # --- S3 (blob_s3.sh, scale_out.sh) ---

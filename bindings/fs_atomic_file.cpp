@@ -133,16 +133,24 @@ void AtomicFile::check_open() const {
 }
 
 void AtomicFile::append(std::string_view data) {
+  append(std::vector<std::string_view>{data});
+}
+
+void AtomicFile::append(const std::vector<std::string_view>& pieces) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_open();
-  if (digest_) digest_->update(data);
+  size_t size = 0;
+  for (std::string_view piece : pieces) {
+    if (digest_) digest_->update(piece);
+    size += piece.size();
+  }
   try {
-    write_all(fd_.get(), data.data(), data.size(), path_);
+    write_all(fd_.get(), pieces, path_);
   } catch (const FsError&) {
     abort_locked();
     throw;
   }
-  bytes_ += data.size();
+  bytes_ += size;
 }
 
 AtomicFile::Result AtomicFile::commit() {

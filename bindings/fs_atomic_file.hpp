@@ -26,6 +26,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bindings/fs_operations.hpp"
 
@@ -56,6 +57,8 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   void append(std::string_view data);
+  // Appends `pieces` one after another (one writev: no copy to join them first).
+  void append(const std::vector<std::string_view>& pieces);
   // Renames the temporary file over the target (fsyncs as configured). On failure the temporary
   // file is removed and the target left as it was.
   Result commit();

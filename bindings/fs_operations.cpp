@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -166,14 +167,30 @@ FsError::FsError(const std::string& path, const std::string& reason)
     : std::runtime_error(path + ": " + reason) {}
 
 void write_all(int fd, const char* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    ssize_t written = ::write(fd, data, size);
+  write_all(fd, std::vector<std::string_view>{std::string_view(data, size)}, path);
+}
+
+void write_all(int fd, const std::vector<std::string_view>& pieces, const std::string& path) {
+  std::vector<iovec> left;
+  left.reserve(pieces.size());
+  for (std::string_view piece : pieces) {
+    if (!piece.empty()) left.push_back({const_cast<char*>(piece.data()), piece.size()});
+  }
+  size_t first = 0;
+  while (first < left.size()) {
+    int count = static_cast<int>(std::min<size_t>(left.size() - first, IOV_MAX));
+    ssize_t written = ::writev(fd, left.data() + first, count);
     if (written < 0) {
       if (errno == EINTR) continue;
       throw FsError(path, errno);
     }
-    data += written;
-    size -= static_cast<size_t>(written);
+    // A short write ends inside some piece: skip the whole ones, trim the one it ends in.
+    auto done = static_cast<size_t>(written);
+    while (first < left.size() && done >= left[first].iov_len) done -= left[first++].iov_len;
+    if (done > 0) {
+      left[first].iov_base = static_cast<char*>(left[first].iov_base) + done;
+      left[first].iov_len -= done;
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/unique_fd.hpp"
@@ -27,6 +28,8 @@ class FsError : public std::runtime_error {
 
 // Writes all of `data` to `fd` (retrying short writes and EINTR); `path` names it in errors.
 void write_all(int fd, const char* data, size_t size, const std::string& path);
+// The same for `pieces` one after another, in as few writev calls as IOV_MAX allows.
+void write_all(int fd, const std::vector<std::string_view>& pieces, const std::string& path);
 
 // At most `max_bytes` bytes of the file (reads until end of file; works on pipes). A longer file
 // throws "<path>: larger than <max_bytes> bytes".

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "bindings/binding.hpp"
@@ -93,6 +94,31 @@ BufferPool& buffer_pool() {
   return pool;
 }
 
+// What one write to the file holds: body chunk slices a pipe handed over (kept, not copied),
+// then the bytes w:write copied in, in that order.
+struct Batch {
+  struct Slice {
+    std::shared_ptr<const std::string> owner;  // the body chunk `data` lies in
+    std::string_view data;
+  };
+  std::vector<Slice> slices;
+  size_t slice_bytes = 0;
+  std::string copied;
+
+  size_t size() const { return slice_bytes + copied.size(); }
+  std::vector<std::string_view> pieces() const {
+    std::vector<std::string_view> pieces;
+    pieces.reserve(slices.size() + 1);
+    for (const Slice& slice : slices) pieces.push_back(slice.data);
+    pieces.push_back(copied);
+    return pieces;
+  }
+  void drop_slices() {
+    slices.clear();
+    slice_bytes = 0;
+  }
+};
+
 // The worker-thread side of one writer. The pool side is `file` (thread-safe); `flushing` is the
 // one piece of memory the two share, and only the pool touches it while `in_flight`.
 class WriteStream final : public WriterFeed, public std::enable_shared_from_this<WriteStream> {
@@ -103,14 +129,14 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
     open_writers.fetch_add(1, std::memory_order_relaxed);
   }
   ~WriteStream() {
-    buffer_pool().give(buffer);
-    buffer_pool().give(flushing);
+    buffer_pool().give(pending.copied);
+    buffer_pool().give(flushing.copied);
     leave_budget();
   }
 
   std::shared_ptr<disk::AtomicFile> file;
-  std::string buffer;    // accepted, not yet handed to the pool
-  std::string flushing;  // being written by the pool
+  Batch pending;   // accepted, not yet handed to the pool
+  Batch flushing;  // being written by the pool
   bool in_flight = false;
   std::function<void()> when_idle;  // runs on the worker once the in-flight write is done
   std::string error;                // the first failure; every later call returns it
@@ -127,40 +153,45 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
     if (open_writers.fetch_sub(1, std::memory_order_relaxed) == 1) buffer_pool().shrink_to_idle();
   }
 
-  // Hands `buffer` to the pool as one write. False (buffer kept) when the queue is full.
-  bool start_flush(Worker& worker) {
-    flushing.swap(buffer);
-    buffer.clear();
+  // Makes `pending` the batch in flight; the emptied one (its buffer's memory kept) takes the
+  // next bytes.
+  void begin_flight() {
+    std::swap(pending, flushing);
+    pending.copied.clear();
     in_flight = true;
+  }
+  void cancel_flight() {
+    in_flight = false;
+    std::swap(pending, flushing);
+  }
+
+  // Hands `pending` to the pool as one write. False (nothing handed over) when the queue is full.
+  bool start_flush(Worker& worker) {
+    begin_flight();
     std::shared_ptr<WriteStream> self = shared_from_this();
     bool queued = offload(worker, [self]() -> std::function<void()> {
       std::string failure;
       try {
-        self->file->append(self->flushing);
+        self->file->append(self->flushing.pieces());
       } catch (const std::exception& e) {
         failure = e.what();
       }
       return [self, failure] { self->on_flushed(failure); };
     });
-    if (!queued) {
-      in_flight = false;
-      buffer.swap(flushing);
-    }
+    if (!queued) cancel_flight();
     return queued;
   }
 
   // Hands the rest to the pool with the commit; resumes task `waiting` with its results.
   bool start_commit(Worker& worker, TaskHandle waiting) {
-    flushing.swap(buffer);
-    buffer.clear();
-    in_flight = true;
+    begin_flight();
     std::shared_ptr<WriteStream> self = shared_from_this();
     Worker* home = &worker;
     bool queued = offload(worker, [self, waiting, home]() -> std::function<void()> {
       disk::AtomicFile::Result result;
       std::string failure;
       try {
-        self->file->append(self->flushing);
+        self->file->append(self->flushing.pieces());
         result = self->file->commit();
       } catch (const std::exception& e) {
         failure = e.what();
@@ -170,17 +201,16 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
         waiting.resume_here(self->commit_pusher(result));
       };
     });
-    if (!queued) {
-      in_flight = false;
-      buffer.swap(flushing);
-    }
+    if (!queued) cancel_flight();
     return queued;
   }
 
-  // Worker thread, after a background write.
+  // Worker thread, after a background write. The slices' chunks are freed here, on the thread
+  // that allocated them.
   void on_flushed(const std::string& failure) {
     in_flight = false;
-    release_if_oversized(flushing);
+    flushing.drop_slices();
+    release_if_oversized(flushing.copied);
     if (!failure.empty() && error.empty()) error = "fs.writer: " + failure;
     if (when_idle) {
       std::function<void()> next = std::move(when_idle);
@@ -191,8 +221,10 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
 
   void on_committed(Worker* worker, const std::string& failure) {
     in_flight = false;
-    buffer_pool().give(buffer);
-    buffer_pool().give(flushing);
+    pending.drop_slices();
+    flushing.drop_slices();
+    buffer_pool().give(pending.copied);
+    buffer_pool().give(flushing.copied);
     leave_budget();
     state = failure.empty() ? State::committed : State::aborted;
     if (!failure.empty() && error.empty()) error = "fs.writer: " + failure;
@@ -224,22 +256,15 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
 
   enum class Accepted { taken, busy, failed, queue_full };
 
-  // Copies `chunk` into the buffer and hands a full buffer to the pool (inline without a
-  // worker); busy, taking nothing, when it would fill the buffer while a write is in flight.
+  // Copies `chunk` into the buffer and hands a full batch to the pool (inline without a
+  // worker); busy, taking nothing, when it would fill the batch while a write is in flight.
   Accepted accept(Worker* worker, std::string_view chunk) {
     if (!error.empty()) return Accepted::failed;
     size_t limit = flush_bytes();
-    bool fills = buffer.size() + chunk.size() >= limit;
-    if (fills && worker != nullptr) {
-      if (in_flight) return Accepted::busy;
-      // A chunk that would overflow a part-filled buffer sends that buffer on its own, so
-      // buffers stay at `limit` instead of growing to twice that for odd chunk sizes.
-      if (!buffer.empty() && buffer.size() + chunk.size() > limit) {
-        if (!start_flush(*worker)) return Accepted::queue_full;
-        fills = chunk.size() >= limit;
-        if (fills) return Accepted::busy;
-      }
-    }
+    bool fills = false;
+    Accepted room = make_room(worker, chunk.size(), limit, fills);
+    if (room != Accepted::taken) return room;
+    std::string& buffer = pending.copied;
     // The whole buffer at once: grown by appends it would be copied at each doubling.
     if (buffer.empty() && buffer.capacity() < limit) {
       buffer = buffer_pool().take(limit);
@@ -250,22 +275,66 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
     bytes += chunk.size();
     if (!fills) return Accepted::taken;
     if (worker == nullptr) {
-      try {
-        file->append(buffer);
-      } catch (const std::exception& e) {
-        error = std::string("fs.writer: ") + e.what();
-      }
-      release_if_oversized(buffer);
+      write_pending_inline();
       return error.empty() ? Accepted::taken : Accepted::failed;
     }
     return start_flush(*worker) ? Accepted::taken : Accepted::queue_full;
   }
 
+  // Whether `size` more bytes fill the pending batch (`fills`). A chunk that would overflow a
+  // part-filled batch first sends that batch on its own, so batches stay at `limit` instead of
+  // growing to twice that for odd chunk sizes. busy, nothing to take yet, while a write is in
+  // flight; taken when the chunk may be taken.
+  Accepted make_room(Worker* worker, size_t size, size_t limit, bool& fills) {
+    fills = pending.size() + size >= limit;
+    if (!fills || worker == nullptr) return Accepted::taken;
+    if (in_flight) return Accepted::busy;
+    if (pending.size() > 0 && pending.size() + size > limit) {
+      if (!start_flush(*worker)) return Accepted::queue_full;
+      fills = size >= limit;
+      if (fills) return Accepted::busy;
+    }
+    return Accepted::taken;
+  }
+
+  // Writes `pending` on this thread (a writer used outside a task: nothing is in flight).
+  void write_pending_inline() {
+    try {
+      file->append(pending.pieces());
+    } catch (const std::exception& e) {
+      error = std::string("fs.writer: ") + e.what();
+    }
+    pending.drop_slices();
+    release_if_oversized(pending.copied);
+  }
+
+  // Keeps `data` as a slice of `owner` (no copy) and hands a full batch to the pool; busy,
+  // taking nothing, when it would fill the batch while a write is in flight.
+  Accepted accept_slice(Worker& worker, std::string_view data,
+                        std::shared_ptr<const std::string> owner) {
+    if (!error.empty()) return Accepted::failed;
+    bool fills = false;
+    Accepted room = make_room(&worker, data.size(), flush_bytes(), fills);
+    if (room != Accepted::taken) return room;
+    if (!pending.copied.empty()) {  // bytes w:write copied in go first: they came first
+      auto copied = std::make_shared<const std::string>(std::move(pending.copied));
+      pending.copied = std::string();
+      pending.slices.push_back({copied, *copied});
+      pending.slice_bytes += copied->size();
+    }
+    pending.slices.push_back({std::move(owner), data});
+    pending.slice_bytes += data.size();
+    bytes += data.size();
+    if (!fills) return Accepted::taken;
+    return start_flush(worker) ? Accepted::taken : Accepted::queue_full;
+  }
+
   // WriterFeed, for part:pipe and req:pipe. A full pool queue fails the writer: the pipe
   // cannot hand the chunk back to a caller that would try again.
-  Take take(Worker& worker, std::string_view data) override {
+  Take take(Worker& worker, std::string_view data,
+            std::shared_ptr<const std::string> owner) override {
     if (state != State::open && error.empty()) error = "fs.writer: the writer is aborted";
-    switch (accept(&worker, data)) {
+    switch (accept_slice(worker, data, std::move(owner))) {
       case Accepted::taken:
         return Take::taken;
       case Accepted::busy:
@@ -284,7 +353,8 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
   // Drops the data and removes the temporary file: on the pool when there is one (the pool's
   // mutex-ordered file waits for a write still running), inline otherwise.
   void abandon(Worker* worker) {
-    buffer_pool().give(buffer);
+    pending.drop_slices();
+    buffer_pool().give(pending.copied);
     leave_budget();
     state = State::aborted;
     std::shared_ptr<disk::AtomicFile> target = file;
@@ -402,7 +472,7 @@ int writer_commit(lua_State* L) {
     disk::AtomicFile::Result result;
     std::string failure;
     try {
-      stream.file->append(stream.buffer);
+      stream.file->append(stream.pending.pieces());
       result = stream.file->commit();
     } catch (const std::exception& e) {
       failure = e.what();
@@ -439,7 +509,8 @@ int writer_abort(lua_State* L) {
     return 1;
   }
   stream.state = WriteStream::State::aborted;
-  buffer_pool().give(stream.buffer);
+  stream.pending.drop_slices();
+  buffer_pool().give(stream.pending.copied);
   stream.leave_budget();
   std::shared_ptr<disk::AtomicFile> file = stream.file;
   return run_blocking(L, "fs.writer:abort", [file]() -> Task::Pusher {

@@ -2,17 +2,18 @@
 // body arrives and lands them in a disk::AtomicFile (temporary file, incremental hash, rename on
 // commit) without the reactor ever waiting on the disk.
 //
-// How it spends round trips and memory: w:write(chunk) appends to a memory buffer; once the
-// buffer is full it is handed to the thread pool as one write and the call returns at once. A
-// buffer holds the writer's share of 16 MiB split among all writers open in the process, between
-// 64 KiB and 1 MiB: a lone upload makes one pool round trip per MiB, 500 concurrent uploads hold
-// 64 KiB each. When a chunk would fill the buffer while the previous write is still running, the
-// task waits for that write before it copies the chunk (w:write is a Lua loop around a C half, so
-// the chunk stays the caller's string meanwhile). Per writer that is one buffer in flight and one
-// part-filled buffer; the request body waiting in the connection keeps the pool busy. A failed
-// background write is reported by the next call (write or commit). Closed writers' buffers are
-// kept for the next writers (up to the 16 MiB while any writer is open, 2 MiB once none is), so
-// a stream of uploads does not pay a page fault per 4 KiB of fresh buffer.
+// How it spends round trips and memory: w:write(chunk) appends to a memory buffer (a pipe's body
+// chunks are kept as they are instead, see WriterFeed); once the buffer is full it is handed to
+// the thread pool as one write and the call returns at once. A buffer holds the writer's share of
+// 16 MiB split among all writers open in the process, between 64 KiB and 1 MiB: a lone upload makes
+// one pool round trip per MiB, 500 concurrent uploads hold 64 KiB each. When a chunk would fill the
+// buffer while the previous write is still running, the task waits for that write before it copies
+// the chunk (w:write is a Lua loop around a C half, so the chunk stays the caller's string
+// meanwhile). Per writer that is one buffer in flight and one part-filled buffer; the request body
+// waiting in the connection keeps the pool busy. A failed background write is reported by the next
+// call (write or commit). Closed writers' buffers are kept for the next writers (up to the 16 MiB
+// while any writer is open, 2 MiB once none is), so a stream of uploads does not pay a page fault
+// per 4 KiB of fresh buffer.
 //
 // Lifetime: a writer that is neither committed nor aborted when the garbage collector takes it is
 // aborted then (its temporary file removed on the pool), so a client that disconnects mid-upload
@@ -32,16 +33,19 @@ namespace depot {
 
 class Worker;
 
-// An fs writer as part:pipe and req:pipe (engine/body_pipe.cpp) feed it: bytes handed over from
-// C++, without a Lua string per chunk, through the same buffer, flushes and waits as w:write.
+// An fs writer as part:pipe and req:pipe (engine/body_pipe.cpp) feed it: body chunks handed over
+// from C++, without a Lua string per chunk and without copying them: the writer keeps each chunk
+// (shared) until the pool has written it, so a batch is written with one writev from the chunks
+// themselves. Same flushes and waits as w:write.
 class WriterFeed {
  public:
   enum class Take { taken, busy, failed };
   virtual ~WriterFeed() = default;
-  // Copies `data` into the writer; or takes nothing and returns busy when that would fill the
-  // buffer while a write is in flight (wait_ready, then take again); or failed (failure() says
-  // why).
-  virtual Take take(Worker& worker, std::string_view data) = 0;
+  // Takes `data`, which lies in `owner`, keeping `owner` until it is written; or takes nothing
+  // and returns busy when that would fill the batch while a write is in flight (wait_ready, then
+  // take again); or failed (failure() says why).
+  virtual Take take(Worker& worker, std::string_view data,
+                    std::shared_ptr<const std::string> owner) = 0;
   // Runs `ready` on the worker's thread once the write in flight is done. It must not hold the
   // writer: the writer holds it until then.
   virtual void wait_ready(std::function<void()> ready) = 0;

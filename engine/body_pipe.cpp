@@ -19,10 +19,10 @@ using ExchangePtr = std::shared_ptr<Exchange>;
 
 enum class Next { data, end, wait, failed };
 
-// The part's next data (a view into the reader's front event, valid until consume_next), its
-// end, or the body's failure in `error`.
+// The part's next data (a view into the reader's front event, valid until consume_next, and the
+// chunk it lies in), its end, or the body's failure in `error`.
 Next next_part_data(Worker& worker, const ExchangePtr& exchange, std::string_view& data,
-                    std::string& error) {
+                    std::shared_ptr<const std::string>& owner, std::string& error) {
   MultipartReader& reader = *exchange->reading().multipart;
   if (reader.events().empty() && !body_reader::fill_events(worker, exchange, error)) {
     return Next::wait;
@@ -37,13 +37,16 @@ Next next_part_data(Worker& worker, const ExchangePtr& exchange, std::string_vie
     return Next::end;
   }
   data = event.data;
+  owner = event.owner;
   return Next::data;
 }
 
 Next next_body_data(Worker& worker, const ExchangePtr& exchange, State& pipe,
-                    std::string_view& data, std::string& error) {
-  if (pipe.pending.empty()) {
-    if (!exchange->take_chunk(pipe.pending)) {
+                    std::string_view& data, std::shared_ptr<const std::string>& owner,
+                    std::string& error) {
+  if (!pipe.pending) {
+    std::string chunk;
+    if (!exchange->take_chunk(chunk)) {
       switch (exchange->body_state()) {
         case Exchange::BodyState::complete:
           return Next::end;
@@ -54,9 +57,11 @@ Next next_body_data(Worker& worker, const ExchangePtr& exchange, State& pipe,
           return Next::wait;
       }
     }
+    pipe.pending = std::make_shared<const std::string>(std::move(chunk));
     body_reader::notice_consumption(worker, exchange);
   }
-  data = pipe.pending;
+  data = *pipe.pending;
+  owner = pipe.pending;
   return Next::data;
 }
 
@@ -64,7 +69,7 @@ void consume_next(const ExchangePtr& exchange, State& pipe) {
   if (pipe.source == Source::part) {
     exchange->reading().multipart->events().pop_front();
   } else {
-    pipe.pending.clear();
+    pipe.pending.reset();
   }
 }
 
@@ -114,8 +119,10 @@ int step(lua_State* L, Worker& worker, const ExchangePtr& exchange) {
   std::string error;
   for (;;) {
     std::string_view data;
-    Next next = pipe.source == Source::part ? next_part_data(worker, exchange, data, error)
-                                            : next_body_data(worker, exchange, pipe, data, error);
+    std::shared_ptr<const std::string> owner;
+    Next next = pipe.source == Source::part
+                    ? next_part_data(worker, exchange, data, owner, error)
+                    : next_body_data(worker, exchange, pipe, data, owner, error);
     switch (next) {
       case Next::end:
         return finish(L, exchange, "", nullptr);
@@ -129,7 +136,7 @@ int step(lua_State* L, Worker& worker, const ExchangePtr& exchange) {
         break;
     }
     if (data.size() > pipe.limit - pipe.bytes) return finish(L, exchange, "too large", "request");
-    switch (pipe.writer->take(worker, data)) {
+    switch (pipe.writer->take(worker, data, std::move(owner))) {
       case WriterFeed::Take::taken:
         pipe.bytes += data.size();
         consume_next(exchange, pipe);

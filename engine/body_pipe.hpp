@@ -1,10 +1,10 @@
 // part:pipe(writer) and req:pipe(writer): the rest of a multipart part, or of the request body,
-// moved into an fs writer by C++ with no Lua string per chunk (the bytes are copied once, from
-// the body chunk into the writer's buffer). The task yields while no body has arrived and while
-// the writer's write is in flight; only then does the pipe take the next body chunk, so an upload
-// holds what w:write would (the connection's buffered body, one part-filled and one flushing
-// writer buffer) and a slow disk stops the socket being read. Writers that are not fs writers
-// (the blob module's S3 writer) are piped by the prelude through writer:write.
+// moved into an fs writer by C++ with no Lua string per chunk and no copy: the writer keeps the
+// body chunks and writes them from there (the pool's writev). The task yields while no body has
+// arrived and while the writer's write is in flight; only then does the pipe take the next body
+// chunk, so an upload holds what w:write would (the connection's buffered body, one part-filled
+// and one flushing batch of chunks) and a slow disk stops the socket being read. Writers that are
+// not fs writers (the blob module's S3 writer) are piped by the prelude through writer:write.
 #pragma once
 
 #include <cstdint>
@@ -28,9 +28,9 @@ struct State {
   Source source;
   std::shared_ptr<WriterFeed> writer;
   uint64_t limit = std::numeric_limits<uint64_t>::max();
-  uint64_t bytes = 0;   // taken by the writer so far
-  std::string pending;  // Source::body: a body chunk the writer has not taken yet
-  uint64_t task = 0;    // the task that pipes
+  uint64_t bytes = 0;                          // taken by the writer so far
+  std::shared_ptr<const std::string> pending;  // Source::body: a chunk the writer has not taken
+  uint64_t task = 0;                           // the task that pipes
 };
 
 // core.pipe_part / core.pipe_body (exchange, writer [, {limit = n}]): `false, limit` when

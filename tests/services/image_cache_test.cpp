@@ -5,6 +5,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <thread>
@@ -89,10 +90,36 @@ TEST_CASE("image cache: ids hash Python's str() of the query", "[image_cache]") 
     assert(ids.expiry_text(1620973821) == "1620973821.0")
     assert(json.member_text('{"api_query": 1, "api_query": {"b": [1, "}"]}}', "api_query") == '{"b": [1, "}"]}')
     assert(ids.expiry("abc_1620973821.5") == 1620973821.5 and ids.expiry("abc") == nil)
+  )LUA") == "");
+}
+
+TEST_CASE("image cache: /info expirations are Python's isoformat() and str(timedelta)",
+          "[image_cache]") {
+  depot::testing::LuaFixture lua;
+  // {expiry, now, what Python 3 prints for datetime.fromtimestamp(expiry, timezone.utc)
+  // .isoformat() and timedelta(seconds=expiry - now)}, the same doubles on both sides.
+  CHECK(lua.run(std::string("package.path = '") + DEPOT_SOURCE_DIR +
+                "/scripts/?.lua;' .. package.path\n" + R"LUA(
     local info = require "image_cache.info"
-    assert(info.timedelta(321.2844) == "0:05:21.284400", info.timedelta(321.2844))
-    assert(info.timedelta(-321.2844) == "-1 day, 23:54:38.715600", info.timedelta(-321.2844))
-    assert(info.iso_utc(1620973821.2844) == "2021-05-14T06:30:21.284400+00:00")
+    for _, case in ipairs({
+      {1620973821.2844, 1620973500.0, "2021-05-14T06:30:21.284400+00:00 (remaining: 0:05:21.284400)"},
+      -- micros rounding to 1,000,000 carry into the next second, for the time and the remaining
+      {1620973821.9999995, 1620973821.5, "2021-05-14T06:30:22+00:00 (remaining: 0:00:00.500000)"},
+      {1620973881.9999998, 1620973822.0, "2021-05-14T06:31:22+00:00 (remaining: 0:01:00)"},
+      -- ... and across midnight, into the next day
+      {1620950399.9999998, 1620864000.25, "2021-05-14T00:00:00+00:00 (remaining: 23:59:59.750000)"},
+      {1620973821.0, 1620973821.0, "2021-05-14T06:30:21+00:00 (remaining: 0:00:00)"},
+      {1577836799.5, 1577836799.0, "2019-12-31T23:59:59.500000+00:00 (remaining: 0:00:00.500000)"},
+      -- expired: negative remaining time, "-1 day", big day counts either way
+      {1620973821.2844, 1620974142.5688, "2021-05-14T06:30:21.284400+00:00 (remaining: -1 day, 23:54:38.715600)"},
+      {1620973821.0, 1621060221.0, "2021-05-14T06:30:21+00:00 (remaining: -1 day, 0:00:00)"},
+      {1620973821.5, 1707373822.25, "2021-05-14T06:30:21.500000+00:00 (remaining: -1001 days, 23:59:59.250000)"},
+      {1620973821.0, 1534573819.75, "2021-05-14T06:30:21+00:00 (remaining: 1000 days, 0:00:01.250000)"},
+      {1620950400.0, 1620864000.0, "2021-05-14T00:00:00+00:00 (remaining: 1 day, 0:00:00)"},
+    }) do
+      local got = info.expiration(case[1], case[2])
+      assert(got == case[3], string.format("%.17g, %.17g: %s", case[1], case[2], got))
+    end
   )LUA") == "");
 }
 
@@ -305,6 +332,52 @@ TEST_CASE("image cache: /info streams the listing in the original's byte format"
   CHECK(types == std::set<std::string>{"image", "api_error"});
   CHECK(std::is_sorted(ids.begin(), ids.end()));
   CHECK(http_request(cache.port(), "GET", "/image/" + pending).status == 200);
+}
+
+TEST_CASE("image cache: /info pages through the listing index and escapes the ids that need it",
+          "[image_cache]") {
+  ImageCache cache;
+  auto seed_script = depot::testing::make_temp_dir("depot-image-cache-") / "seed.lua";
+  // Listing rows written straight into the index: 450 plain ids (three pages), ids that only
+  // json.encode writes right, an expiry in layout 3's decimal spelling next to the same one in
+  // hexadecimal, and a row without an expiry.
+  std::ofstream(seed_script) << R"LUA(
+    local kv = require "kv"
+    local service = ...
+    service:post("/write", function()
+      local expiry = 1620973821.2844
+      kv.open("image_cache"):update(function(tx)
+        for i = 1, 450 do tx:put(string.format("active:%03d", i), "image|" .. i .. "|" .. string.format("%a", expiry + i)) end
+        for i, id in ipairs({ '200"quote', "200\\back", "200\1control", "200é" }) do
+          tx:put("active:" .. id, "image|" .. i .. "|" .. string.format("%a", expiry))
+        end
+        tx:put("active:decimal", "api_error|7|" .. string.format("%.17g", expiry))
+        tx:put("active:hexadecimal", "api_error|7|" .. string.format("%a", expiry))
+        tx:put("active:none", "api_request|0|")
+      end)
+      return { written = true }
+    end)
+  )LUA";
+  REQUIRE(cache.server->server().add_service({"seed", seed_script, {"/seed"}}).empty());
+  REQUIRE(http_request(cache.port(), "POST", "/seed/write").status == 200);
+  auto info = http_request(cache.port(), "GET", "/info");
+  REQUIRE(info.status == 200);
+  auto listing = json::parse(info.body);
+  CHECK(info.body == listing.dump());  // json.encode's escapes and key order, compact
+  CHECK(listing["active_count"] == 457);
+  REQUIRE(listing["active_entries"].size() == 457);
+  std::map<std::string, json> rows;
+  for (const auto& row : listing["active_entries"]) rows[row["id"].get<std::string>()] = row;
+  CHECK(rows.size() == 457);
+  for (const char* id : {"200\"quote", "200\\back", "200\1control", "200é"})
+    CHECK(rows.count(id) == 1);
+  CHECK(rows["001"]["size"] == 1);
+  CHECK(rows["450"]["type"] == "image");
+  CHECK(rows["decimal"]["expiration"] == rows["hexadecimal"]["expiration"]);
+  CHECK(rows["decimal"]["expiration"].get<std::string>().rfind(
+            "2021-05-14T06:30:21.284400+00:00 (remaining: -", 0) == 0);
+  CHECK(rows["none"]["expiration"] == "<invalid>");
+  CHECK(rows["none"]["type"] == "api_request");
 }
 
 TEST_CASE(
