@@ -229,7 +229,10 @@ post_requests_load() { # port seconds label
   pending_count() { curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pending_count"])'; }
   pending_before=$(pending_count)
   cat >"$WORK_DIR/post.lua" <<'LUA'
-local threads, counter, run, thread_number = 0, 0, "", 0
+-- thread:set writes a global of the thread's own state: thread_number must be one (as a local,
+-- every thread kept 0 and sent the other's queries, half of them answered from the cache).
+local threads, counter, run = 0, 0, ""
+thread_number = 0
 function setup(thread) threads = threads + 1; thread:set("thread_number", threads) end
 function init(args) run = args[1] end
 local padding = string.rep("y", 3700)

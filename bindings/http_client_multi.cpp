@@ -12,6 +12,10 @@ namespace depot {
 namespace {
 
 constexpr size_t kMaxIdleHandles = 16;
+// Idle upstream connections kept per worker. curl's default keeps four per transfer still
+// running, so a dip in concurrency closed the connections a moment later's burst then opened
+// again (one fetch in six of the image cache's under load paid a TCP handshake).
+constexpr long kMaxCachedConnections = 64;
 
 void initialize_curl_once() {
   static std::once_flag once;
@@ -78,6 +82,7 @@ HttpClientMulti::HttpClientMulti(Worker& worker) : worker_(worker) {
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpClientMulti::on_timer);
   curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, kMaxCachedConnections);
 }
 
 HttpClientMulti::~HttpClientMulti() {

@@ -5,7 +5,9 @@
 //   depot.monotonic()             seconds on a clock that never jumps (for durations)
 //   depot.wait(name [, timeout])  waits until depot.notify(name) (true) or the timeout (false)
 //   depot.notify(name)            wakes every task waiting on name, on every worker; returns the
-//   count depot.deadline(seconds)       stops the running task once it waited `seconds` from now
+//                                 count
+//   depot.notify_local(name)      the same within this process only (no other replica is told)
+//   depot.deadline(seconds)       stops the running task once it waited `seconds` from now
 //   depot.fail(status, message [, headers])  ends the request with an error answer
 //   depot.progress(label, done [, total])     an admin command's progress on stderr
 //   depot.worker_id, depot.workers, depot.generation
@@ -84,6 +86,16 @@ int notify(lua_State* L) {
   return 1;
 }
 
+// For events only this process waits on (a worker's own group commit): no relay round trip,
+// so no PostgreSQL NOTIFY per call.
+int notify_local(lua_State* L) {
+  std::string name = luaL_checkstring(L, 1);
+  require_serving(L, "depot.notify_local");
+  size_t woken = binding_context(L).worker->core().events().wake_local(name);
+  lua_pushinteger(L, static_cast<lua_Integer>(woken));
+  return 1;
+}
+
 int deadline(lua_State* L) {
   auto span = seconds_argument(L, 1, "depot.deadline");
   if (span.count() == 0) luaL_error(L, "depot.deadline: seconds must be > 0");
@@ -111,8 +123,11 @@ int report_progress(lua_State* L) {
 
 int open_depot(lua_State* L) {
   const luaL_Reg functions[] = {
-      {"sleep", sleep},   {"now", now},           {"monotonic", monotonic},      {"wait", wait},
-      {"notify", notify}, {"deadline", deadline}, {"progress", report_progress}, {nullptr, nullptr},
+      {"sleep", sleep},         {"now", now},
+      {"monotonic", monotonic}, {"wait", wait},
+      {"notify", notify},       {"notify_local", notify_local},
+      {"deadline", deadline},   {"progress", report_progress},
+      {nullptr, nullptr},
   };
   lua_newtable(L);
   luaL_register(L, nullptr, functions);

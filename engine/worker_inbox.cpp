@@ -21,10 +21,15 @@ void WorkerInbox::push(std::function<void()> work) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!closed_) {
+      // Only the first of a batch wakes the worker: the rest ride along (on_ready drains the
+      // eventfd before it takes the queue, so a push after the take wakes it again).
+      bool wake = queue_.empty();
       queue_.push_back(std::move(work));
       // Written under the lock: once close() returns, no thread is still about to wake a worker.
-      uint64_t one = 1;
-      [[maybe_unused]] ssize_t n = ::write(fd_.get(), &one, sizeof one);
+      if (wake) {
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(fd_.get(), &one, sizeof one);
+      }
       return;
     }
   }

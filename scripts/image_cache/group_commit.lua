@@ -23,7 +23,7 @@ local function flush(self, group)
     for _, item in ipairs(group.items) do item.result = { self.apply(tx, item) } end
   end)
   group.done, group.error = true, not ok and err or nil
-  depot.notify(group.event)
+  depot.notify_local(group.event) -- its waiters are tasks of this worker
 end
 
 -- Adds `item` to this worker's next group commit and waits until it committed; returns what

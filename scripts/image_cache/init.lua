@@ -70,10 +70,15 @@ end
 
 local function not_found(id) return 404, { loc = id, msg = "Image not found", type = "error" } end
 
-local function fetch(id)
-  local entry = entries:get(id)
-  if not entry or entry.state ~= "pending" then return end
-  local ok, outcome = pcall(upstream.fetch, settings, entries:query(id))
+-- `query_text`: the query of the entry the caller just created (no need to read it back); without
+-- it, the entry is read and fetched only if still pending.
+local function fetch(id, query_text)
+  if not query_text then
+    local entry = entries:get(id)
+    if not entry or entry.state ~= "pending" then return end
+    query_text = entries:query(id)
+  end
+  local ok, outcome = pcall(upstream.fetch, settings, query_text)
   if not ok then outcome = { status_code = 502, msgs = { "fetch failed: " .. tostring(outcome) } } end
   entries:settle(id, outcome)
   log.info("image fetched", { id = id, status_code = outcome.status_code, type = outcome.type })
@@ -108,7 +113,9 @@ service:post("/requests", function(req)
     local expiry = depot.now() + ttl
     return ids.make(query_text, expiry), expiry
   end)
-  if created then jobs.after(0, function(premature) if not premature then fetch(id) end end) end
+  if created then
+    jobs.after(0, function(premature) if not premature then fetch(id, query_text) end end)
+  end
   return { id = id }
 end, api.create_request)
 
