@@ -82,7 +82,7 @@ function M:answer(token)
   local ok, seconds
   ok, answer, seconds = pcall(self.introspect, self, token)
   self.lookups[key] = nil
-  depot.notify(lookup)
+  depot.notify_local(lookup)
   if not ok then error(answer, 0) end
   self:remember(key, answer, seconds)
   return answer

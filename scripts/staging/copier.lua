@@ -110,7 +110,7 @@ local function in_lanes(count, name, lane)
       end
       if not ok and first_error == nil then first_error, state.failed = err, true end
       remaining = remaining - 1
-      if remaining == 0 then depot.notify(name) end
+      if remaining == 0 then depot.notify_local(name) end
     end)
   end
   while remaining > 0 do depot.wait(name, 1) end
