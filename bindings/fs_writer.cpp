@@ -186,8 +186,7 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
   bool start_commit(Worker& worker, TaskHandle waiting) {
     begin_flight();
     std::shared_ptr<WriteStream> self = shared_from_this();
-    Worker* home = &worker;
-    bool queued = offload(worker, [self, waiting, home]() -> std::function<void()> {
+    bool queued = offload(worker, [self, waiting]() -> std::function<void()> {
       disk::AtomicFile::Result result;
       std::string failure;
       try {
@@ -196,8 +195,8 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
       } catch (const std::exception& e) {
         failure = e.what();
       }
-      return [self, waiting, home, result, failure] {
-        self->on_committed(home, failure);
+      return [self, waiting, result, failure] {
+        self->on_committed(failure);
         waiting.resume_here(self->commit_pusher(result));
       };
     });
@@ -219,7 +218,7 @@ class WriteStream final : public WriterFeed, public std::enable_shared_from_this
     }
   }
 
-  void on_committed(Worker* worker, const std::string& failure) {
+  void on_committed(const std::string& failure) {
     in_flight = false;
     pending.drop_slices();
     flushing.drop_slices();
@@ -477,7 +476,7 @@ int writer_commit(lua_State* L) {
     } catch (const std::exception& e) {
       failure = e.what();
     }
-    stream.on_committed(nullptr, failure);
+    stream.on_committed(failure);
     return stream.commit_pusher(result)(L);
   }
   Task& task = *Task::of_state(L);
