@@ -151,7 +151,7 @@ TEST_CASE("depot.deadline while running moves the cut of a loop to it", "[lua_li
   CHECK(http_request(server.port(), "GET", "/hello").body == "hello");
 }
 
-TEST_CASE("handlers run without a hook; the one a loop got is gone after it was cut",
+TEST_CASE("handlers run without a hook, and the one a loop got is gone after it was cut",
           "[lua_limits]") {
   TestServer server("app", kRoutes, one_worker);
   CHECK(http_request(server.port(), "GET", "/hook").body == "nil");
