@@ -11,8 +11,18 @@
 # PROFILE=<a..e> instead runs that step once under LuaJIT's sampling profiler (jit.profile on one
 # worker, bench/scripts/lua_profile) and prints where its Lua time went.
 #
+# COSTS=1 instead times the pieces of a POST one by one in a worker (GET /lua_profile/costs).
+#
+# CALLGRIND=<a..e> instead runs Depot under callgrind and prints the instructions per POST of POSTS
+# (1000) POSTs to that step, and the functions that cost most (load-independent figures).
+#
+# SYSCALLS=<a..e> instead sends POSTS (1000) distinct POSTs to that step over 16 connections with
+# `strace -c -f` attached to Depot, and prints pwrite64, fdatasync and all syscalls per POST.
+#
 # Environment: DURATION (8 s per step), ROUNDS (2: the steps in turn, each round in the opposite
-# order), STEPS ("a b c d e"), PROFILE, DEPOT_BINARY (build/depot). Not run in CI.
+# order), STEPS ("a b c d e"), PROFILE, SYSCALLS, POSTS, DEPOT_BINARY (build/depot), SCRIPTS_DIR
+# (the repo's scripts/: another version's, with its binary, measures that version's step (e)). Not
+# run in CI.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -20,6 +30,7 @@ DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-2}
 STEPS=${STEPS:-a b c d e}
 PROFILE=${PROFILE:-}
+SCRIPTS_DIR=${SCRIPTS_DIR:-$REPO_DIR/scripts}
 
 declare -A STEP_PATH=([a]=/floor/parse [b]=/floor/record [c]=/floor/fetch [d]=/floor/kentik [e]=/requests)
 declare -A STEP_TITLE=(
@@ -60,6 +71,74 @@ profile_step() { # port step
   report "$(curl -sS -X POST "http://127.0.0.1:$1/lua_profile/stop")"
 }
 
+# Prints the syscalls per POST of `count` POSTs to `step`, fetches and the stub included.
+count_syscalls() { # port step count
+  local port=$1 step=$2 count=$3 strace_pid
+  require_command strace strace
+  strace -c -f -o "$WORK_DIR/strace.txt" -p "$DEPOT_PID" 2>/dev/null &
+  strace_pid=$!
+  sleep 1 # attached to every thread
+  /usr/bin/python3 - "$port" "${STEP_PATH[$step]}" "$count" <<'PY'
+import http.client, json, sys, threading
+port, path, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+padding = "z" * 3700
+def post(first):
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    for i in range(first, count, 16):
+        query = {"api_query": {"imageType": "png", "padding": padding, "stub": {"name": "strace-%d" % i}}, "ttl": 600}
+        connection.request("POST", path, json.dumps(query), {"Content-Type": "application/json"})
+        assert connection.getresponse().read()
+threads = [threading.Thread(target=post, args=(first,)) for first in range(16)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+PY
+  while [ "$("$(pending_command "$step")" "$port")" -gt 0 ]; do sleep 0.1; done
+  kill -INT "$strace_pid"
+  wait "$strace_pid" 2>/dev/null || true
+  report "${STEP_TITLE[$step]}: syscalls per POST over $count POSTs (strace -c -f):" \
+    "$(awk -v n="$count" '$NF == "pwrite64" || $NF == "fdatasync" { printf "%s %.2f, ", $NF, $4 / n } $NF == "total" { printf "all %.1f", $4 / n }' "$WORK_DIR/strace.txt")"
+}
+
+# Prints the instructions per POST (callgrind, load-independent) of `count` POSTs to `step`, fetches
+# and the stub included, after 100 to warm up; by object file, the most first.
+count_instructions() { # port step count
+  local port=$1 step=$2 count=$3
+  require_command callgrind_control valgrind
+  post_once() { # count name
+    /usr/bin/python3 - "$port" "${STEP_PATH[$step]}" "$1" "$2" <<'PY'
+import http.client, json, sys, threading
+port, path, count, name = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+padding = "w" * 3700
+def post(first):
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    for i in range(first, count, 16):
+        query = {"api_query": {"imageType": "png", "padding": padding, "stub": {"name": "%s-%d" % (name, i)}}, "ttl": 600}
+        connection.request("POST", path, json.dumps(query), {"Content-Type": "application/json"})
+        assert connection.getresponse().read()
+threads = [threading.Thread(target=post, args=(first,)) for first in range(16)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+PY
+    while [ "$("$(pending_command "$step")" "$port")" -gt 0 ]; do sleep 0.2; done
+  }
+  post_once 100 warmup
+  callgrind_control -z "$DEPOT_PID" >/dev/null
+  post_once "$count" counted
+  callgrind_control -d "$DEPOT_PID" >/dev/null
+  sleep 1
+  # callgrind_control -d wrote the counted part (.1); the other is what ran after it.
+  local profile
+  profile=$(ls "$WORK_DIR"/callgrind.out.*.1)
+  report "${STEP_TITLE[$step]}: $(callgrind_annotate --inclusive=no "$profile" 2>/dev/null |
+    awk -v n="$count" '/PROGRAM TOTALS/ { gsub(",", "", $1); printf "%.0f k instructions per POST", $1 / n / 1000 }')" \
+    "over $count POSTs (callgrind); the functions that cost most, per POST (the thread entry points," \
+    "which count what they call, left out):"
+  callgrind_annotate --inclusive=no "$profile" 2>/dev/null | awk -v n="$count" '
+    /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1; next }
+    total && $1 ~ /^[0-9,]+$/ { v = $1; gsub(",", "", v); v += 0; if (v > total / 2 || shown++ >= 15) next
+      $1 = ""; $2 = ""; printf "  %7.1f k %s\n", v / n / 1000, substr($0, 1, 150) }' | tee -a "$RESULTS_FILE"
+}
+
 main() {
   require_command wrk wrk
   require_depot_tools
@@ -69,7 +148,27 @@ main() {
   report_environment
   port=$(free_port)
   write_config "$port"
-  start_depot "$WORK_DIR/depot.json" "$REPO_DIR/scripts" "$port" warn
+  if [ -n "${CALLGRIND:-}" ]; then
+    # Depot under callgrind: a wrapper as the binary, its profile in the scratch directory.
+    printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/callgrind.out.%%p %s "$@"\n' \
+      "$WORK_DIR" "$DEPOT_BINARY" >"$WORK_DIR/depot-callgrind"
+    chmod +x "$WORK_DIR/depot-callgrind"
+    DEPOT_BINARY=$WORK_DIR/depot-callgrind
+  fi
+  start_depot "$WORK_DIR/depot.json" "$SCRIPTS_DIR" "$port" warn
+  if [ -n "${CALLGRIND:-}" ]; then
+    count_instructions "$port" "$CALLGRIND" "${POSTS:-1000}"
+    return
+  fi
+  if [ "${COSTS:-0}" = 1 ]; then
+    report "the pieces of a POST, timed alone in a worker (bench/scripts/lua_profile):"
+    report "$(curl -sS "http://127.0.0.1:$port/lua_profile/costs")"
+    return
+  fi
+  if [ -n "${SYSCALLS:-}" ]; then
+    count_syscalls "$port" "$SYSCALLS" "${POSTS:-1000}"
+    return
+  fi
   if [ -n "$PROFILE" ]; then
     profile_step "$port" "$PROFILE"
     return

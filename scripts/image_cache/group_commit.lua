@@ -3,13 +3,18 @@
 -- every B-tree page it dirtied, one pwrite each (~10 for an image cache entry, whose keys lie in
 -- five parts of the tree): writes that share a commit share those pages, and on a durable handle
 -- its fsync. A group commits durably when one of its items asks for it; the others then become
--- durable too, at no extra cost since the commit happens anyway. A task that asks waits one turn
--- of the loop more (the flush is a timer at 0 s), then for the commit.
+-- durable too, at no extra cost since the commit happens anyway. A task that asks for a durable
+-- write waits one turn of the loop more (the flush is a timer at 0 s), then for the commit. A group
+-- of batched writes alone waits up to BATCHED_DELAY for one to come (then it flushes at the next
+-- turn): batched writes rarely come in the same turn as durable ones (an image cache settle ends a
+-- fetch, a creation starts with a POST), and each commit of their own cost its page writes.
 local depot = require "depot"
 local jobs = require "jobs"
 
 local M = {}
 M.__index = M
+
+M.BATCHED_DELAY = 0.01
 
 -- `durable_db`, `batched_db`: handles of one database, with and without durability (kv.open's
 -- `durable`); `name` tells the groups' wake-up events apart.
@@ -19,6 +24,8 @@ function M.new(name, durable_db, batched_db)
 end
 
 local function flush(self, group)
+  if group.flushed then return end -- its delayed timer, once a durable item brought it forward
+  group.flushed = true
   if self.open == group then self.open = nil end -- later items start the next group
   local db = group.durable and self.durable_db or self.batched_db
   local items = group.items
@@ -44,6 +51,8 @@ function M:run(apply, item, durable)
                                                 depot.generation, depot.worker_id, self.serial) }
     self.open = group
     -- Also when premature (a reload or stop): the tasks waiting on the group still need it.
+    jobs.after(durable and 0 or M.BATCHED_DELAY, function() flush(self, group) end)
+  elseif durable and not group.durable then
     jobs.after(0, function() flush(self, group) end)
   end
   item.apply = apply

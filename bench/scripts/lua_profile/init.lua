@@ -44,3 +44,76 @@ service:post("/lua_profile/stop", function()
   return string.format("%d samples; by vmstate: %s\n\nself:\n%s\n\nwith two callers:\n%s\n", total,
                        table.concat(shares, ", "), top(self_counts, 40), top(stack_counts, 40))
 end)
+
+-- GET /lua_profile/costs: microseconds per call of the pieces of a POST the profile names, each
+-- timed over `n` calls (default 20000) in this worker, count hook on as in every service: what a
+-- POST pays for each of them, apart from the rest.
+local crypto = require "crypto"
+local depot = require "depot"
+local jobs = require "jobs"
+local json = require "json"
+local kv = require "kv"
+local log = require "log"
+local GroupCommit = require "image_cache.group_commit"
+local ids = require "image_cache.ids"
+
+local body = string.format('{"api_query": {"imageType": "png", "padding": "%s", "stub": {"name": "costs"}}, "ttl": 600}',
+                           string.rep("y", 3700))
+local query = json.member_text(body, "api_query")
+local batched = kv.open("lua_profile_costs", { durable = false })
+local writes = GroupCommit.new("lua_profile_costs", kv.open("lua_profile_costs"), batched)
+local Object = {}
+Object.__index = Object
+
+local function per_call(n, fn)
+  local started = os.clock()
+  for _ = 1, n do fn() end
+  return (os.clock() - started) * 1e6 / n
+end
+
+-- Starts `n` tasks each doing `fn`, waits until all ended: the per-task cost, waits included.
+local function per_task(n, fn)
+  local ended, started = 0, depot.monotonic()
+  local cpu_started = os.clock()
+  for _ = 1, n do jobs.after(0, function() fn(); ended = ended + 1 end) end
+  while ended < n do depot.sleep(0) end
+  return (os.clock() - cpu_started) * 1e6 / n, (depot.monotonic() - started) * 1e6 / n
+end
+
+service:get("/lua_profile/costs", function(req)
+  local n = tonumber(req.query.n) or 20000
+  local decoded = json.decode(query)
+  local lines = {}
+  local function add(name, us) lines[#lines + 1] = string.format("%9.2f us  %s", us, name) end
+  add("empty loop turn", per_call(n, function() end))
+  add("log.info below the level, with a fields table", per_call(n, function()
+    log.info("image fetched", { id = "x", status_code = 200, type = "png" })
+  end))
+  add("two objects with a metatable (dispatch's req and res)", per_call(n, function()
+    setmetatable({ _exchange = 1, _route = 2, method = "POST", path = "/requests", id = "r", params = {} }, Object)
+    setmetatable({ _exchange = 1 }, Object)
+  end))
+  add("http.request's options table, as upstream.fetch builds it", per_call(n, function()
+    local _ = { headers = { ["Content-Type"] = "application/json", ["X-CH-Auth-Email"] = "e",
+                            ["X-CH-Auth-API-Token"] = "t", ["User-Agent"] = "depot-image-cache" },
+                body = query, timeout = 60, connect_timeout = 60, retries = 3,
+                retry_on = { 429, 502, 503, 504 }, backoff = 1 }
+  end))
+  add("json.decode of the 3.8 KB body", per_call(n, function() json.decode(body) end))
+  add("json.member_text(body, 'api_query')", per_call(n, function() json.member_text(body, "api_query") end))
+  add("json.python_json of the query", per_call(n, function() json.python_json(query) end))
+  add("json.python_repr of the query", per_call(n, function() json.python_repr(query) end))
+  add("crypto.hex(crypto.sha256(query))", per_call(n, function() crypto.hex(crypto.sha256(query)) end))
+  add("ids.make (python_repr, sha256, expiry text)", per_call(n, function() ids.make(query, 1.8e9) end))
+  add("json.encode of an entry table", per_call(n, function()
+    json.encode({ id = "x_1.5", state = "pending", expiry = 1.8e9, index = "query:abc", created = 1.7e9 })
+  end))
+  add("walk of the decoded query's members (the stub's has_object_null)", per_call(n, function()
+    for _, item in pairs(decoded) do if type(item) == "table" then for _ in pairs(item) do end end end
+  end))
+  local cpu, wall = per_task(math.floor(n / 10), function() end)
+  add(string.format("jobs.after(0, fn) and its task (wall %.1f us)", wall), cpu)
+  cpu, wall = per_task(math.floor(n / 10), function() writes:run(function(tx) tx:put("k", "v") end, {}) end)
+  add(string.format("group_commit:run of one batched put, in groups (wall %.1f us)", wall), cpu)
+  return table.concat(lines, "\n") .. "\n"
+end)
