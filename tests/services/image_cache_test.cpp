@@ -13,6 +13,7 @@
 #include "tests/support/http_client.hpp"
 #include "tests/support/lua_fixture.hpp"
 #include "tests/support/s3_server.hpp"
+#include "tests/support/stub_server.hpp"
 #include "tests/support/test_server.hpp"
 
 using depot::testing::http_request;
@@ -28,19 +29,14 @@ struct ImageCache {
   std::unique_ptr<TestServer> server;
 
   explicit ImageCache(json extra = json::object(), std::filesystem::path data_dir = {}) {
-    server = std::make_unique<TestServer>(
-        std::vector<TestServer::Service>{}, [&](depot::Options& options) {
-          options.threads = 2;
-          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-          if (!data_dir.empty()) options.data_dir = data_dir;
-          if (depot::testing::S3Server* s3 = depot::testing::s3_for_services())
-            options.config["storage"] = s3->storage();
-          options.services.push_back(
-              {"kentik_api", DEPOT_SOURCE_DIR "/tests/stubs/kentik_api", {"/kentik"}});
-        });
+    server = depot::testing::serve_stubs({{"kentik_api", "/kentik"}}, [&](depot::Options& options) {
+      if (!data_dir.empty()) options.data_dir = data_dir;
+      if (depot::testing::S3Server* s3 = depot::testing::s3_for_services())
+        options.config["storage"] = s3->storage();
+    });
     json config = {{"KT_AUTH_EMAIL", "test@example.com"},
                    {"KT_AUTH_TOKEN", "secret-token"},
-                   {"KENTIK_API_URL", "http://127.0.0.1:" + std::to_string(port()) + "/kentik"},
+                   {"KENTIK_API_URL", depot::testing::url_on(*server, "/kentik")},
                    {"KENTIK_API_RETRIES", 2},
                    {"KENTIK_API_TIMEOUT", 1},
                    {"KENTIK_API_BACKOFF", 0.05},
@@ -48,7 +44,7 @@ struct ImageCache {
     // On S3 every image is an object (none inline in kv), so that the suite runs through blob.
     if (depot::testing::s3_for_services()) config["INLINE_IMAGE_BYTES"] = 0;
     config.update(extra);
-    REQUIRE(server->server().add_service({"image_cache", "image_cache", {"/"}, config}).empty());
+    depot::testing::add_service(*server, {"image_cache", "image_cache", {"/"}, config});
   }
   uint16_t port() const { return server->port(); }
 };
@@ -202,6 +198,13 @@ TEST_CASE("image cache: unknown and expired ids are 404", "[image_cache]") {
                                            {"msg", "Image not found"},
                                            {"type", "error"}}));
   CHECK(http_request(cache.port(), "GET", "/image/nonsense").status == 404);
+  // Longer than any id (and than a kv key may be): still the 404, not a 500.
+  for (const std::string& id : {std::string(600, 'a') + "_9999999999.0",
+                                std::string(64, 'a') + "_" + std::string(600, '9')}) {
+    auto too_long = http_request(cache.port(), "GET", "/image/" + id);
+    CHECK(too_long.status == 404);
+    CHECK(json::parse(too_long.body)["msg"] == "Image not found");
+  }
   std::string born_expired =
       request_id(cache.port(), {{"api_query", query("png", {{"name", "expired"}})}, {"ttl", -5}});
   CHECK(http_request(cache.port(), "GET", "/image/" + born_expired).status == 404);
