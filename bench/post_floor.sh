@@ -71,41 +71,10 @@ profile_step() { # port step
   report "$(curl -sS -X POST "http://127.0.0.1:$1/lua_profile/stop")"
 }
 
-# Prints the syscalls per POST of `count` POSTs to `step`, fetches and the stub included.
-count_syscalls() { # port step count
-  local port=$1 step=$2 count=$3 strace_pid
-  require_command strace strace
-  strace -c -f -o "$WORK_DIR/strace.txt" -p "$DEPOT_PID" 2>/dev/null &
-  strace_pid=$!
-  sleep 1 # attached to every thread
-  /usr/bin/python3 - "$port" "${STEP_PATH[$step]}" "$count" <<'PY'
-import http.client, json, sys, threading
-port, path, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-padding = "z" * 3700
-def post(first):
-    connection = http.client.HTTPConnection("127.0.0.1", port)
-    for i in range(first, count, 16):
-        query = {"api_query": {"imageType": "png", "padding": padding, "stub": {"name": "strace-%d" % i}}, "ttl": 600}
-        connection.request("POST", path, json.dumps(query), {"Content-Type": "application/json"})
-        assert connection.getresponse().read()
-threads = [threading.Thread(target=post, args=(first,)) for first in range(16)]
-for thread in threads: thread.start()
-for thread in threads: thread.join()
-PY
-  while [ "$("$(pending_command "$step")" "$port")" -gt 0 ]; do sleep 0.1; done
-  kill -INT "$strace_pid"
-  wait "$strace_pid" 2>/dev/null || true
-  report "${STEP_TITLE[$step]}: syscalls per POST over $count POSTs (strace -c -f):" \
-    "$(awk -v n="$count" '$NF == "pwrite64" || $NF == "fdatasync" { printf "%s %.2f, ", $NF, $4 / n } $NF == "total" { printf "all %.1f", $4 / n }' "$WORK_DIR/strace.txt")"
-}
-
-# Prints the instructions per POST (callgrind, load-independent) of `count` POSTs to `step`, fetches
-# and the stub included, after 100 to warm up; by object file, the most first.
-count_instructions() { # port step count
-  local port=$1 step=$2 count=$3
-  require_command callgrind_control valgrind
-  post_once() { # count name
-    /usr/bin/python3 - "$port" "${STEP_PATH[$step]}" "$1" "$2" <<'PY'
+# POSTs `count` distinct 3.8 KB queries (named after `name`) to `step` over 16 connections, then
+# waits until every background request they caused ended.
+post_distinct() { # port step count name
+  /usr/bin/python3 - "$1" "${STEP_PATH[$2]}" "$3" "$4" <<'PY'
 import http.client, json, sys, threading
 port, path, count, name = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 padding = "w" * 3700
@@ -119,11 +88,31 @@ threads = [threading.Thread(target=post, args=(first,)) for first in range(16)]
 for thread in threads: thread.start()
 for thread in threads: thread.join()
 PY
-    while [ "$("$(pending_command "$step")" "$port")" -gt 0 ]; do sleep 0.2; done
-  }
-  post_once 100 warmup
+  while [ "$("$(pending_command "$2")" "$1")" -gt 0 ]; do sleep 0.1; done
+}
+
+# Prints the syscalls per POST of `count` POSTs to `step`, fetches and the stub included.
+count_syscalls() { # port step count
+  local port=$1 step=$2 count=$3 strace_pid
+  require_command strace strace
+  strace -c -f -o "$WORK_DIR/strace.txt" -p "$DEPOT_PID" 2>/dev/null &
+  strace_pid=$!
+  sleep 1 # attached to every thread
+  post_distinct "$port" "$step" "$count" strace
+  kill -INT "$strace_pid"
+  wait "$strace_pid" 2>/dev/null || true
+  report "${STEP_TITLE[$step]}: syscalls per POST over $count POSTs (strace -c -f):" \
+    "$(awk -v n="$count" '$NF == "pwrite64" || $NF == "fdatasync" { printf "%s %.2f, ", $NF, $4 / n } $NF == "total" { printf "all %.1f", $4 / n }' "$WORK_DIR/strace.txt")"
+}
+
+# Prints the instructions per POST (callgrind, load-independent) of `count` POSTs to `step`, fetches
+# and the stub included, after 100 to warm up, and the functions that cost most.
+count_instructions() { # port step count
+  local port=$1 step=$2 count=$3
+  require_command callgrind_control valgrind
+  post_distinct "$port" "$step" 100 warmup
   callgrind_control -z "$DEPOT_PID" >/dev/null
-  post_once "$count" counted
+  post_distinct "$port" "$step" "$count" counted
   callgrind_control -d "$DEPOT_PID" >/dev/null
   sleep 1
   # callgrind_control -d wrote the counted part (.1); the other is what ran after it.
