@@ -122,7 +122,7 @@ count_instructions() { # port step count
     awk -v n="$count" '/PROGRAM TOTALS/ { gsub(",", "", $1); printf "%.0f k instructions per POST", $1 / n / 1000 }')" \
     "over $count POSTs (callgrind); the functions that cost most, per POST (the thread entry points," \
     "which count what they call, left out):"
-  callgrind_annotate --inclusive=no "$profile" 2>/dev/null | awk -v n="$count" '
+  callgrind_annotate --inclusive=no --threshold=100 "$profile" 2>/dev/null | awk -v n="$count" '
     /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1; next }
     total && $1 ~ /^[0-9,]+$/ { v = $1; gsub(",", "", v); v += 0; if (v > total / 2 || shown++ >= 15) next
       $1 = ""; $2 = ""; printf "  %7.1f k %s\n", v / n / 1000, substr($0, 1, 150) }' | tee -a "$RESULTS_FILE"
