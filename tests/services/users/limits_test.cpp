@@ -59,7 +59,7 @@ TEST_CASE("users: registrations that hash a password are limited per client addr
   CHECK(body_of(refused)["message"].get<std::string>().rfind(
             "Too many registrations from this address. Try again in ", 0) == 0);
   CHECK(std::stoi(refused.header("retry-after")) > 0);
-  // What is answered without a hash still is (and is not counted).
+  // What is answered without a hash still is.
   check_answer(users.register_user("a@example.org"), 200,
                {{"message", "User a@example.org already exists"}});
 }
