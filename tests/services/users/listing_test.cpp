@@ -75,7 +75,7 @@ TEST_CASE("users: GET /users and /pending stream thousands of users, byte for by
   // A client that asks for the listing and does not read it: the answer (~700 KB) waits on the
   // socket while the same worker answers others.
   RawConnection stalled(users->port());
-  stalled.set_receive_buffer(4096);
+  stalled.set_receive_buffer(65536);
   stalled.send("GET /users HTTP/1.1\r\nHost: 127.0.0.1\r\n" + admin + "\r\n\r\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   for (int i = 0; i < 5; ++i) CHECK(users->get("/servicex").status == 200);
