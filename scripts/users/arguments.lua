@@ -1,6 +1,7 @@
 -- Request arguments as Flask-RESTful's reqparse finds them (location ('json', 'values')): from a
 -- JSON body first, then the query string, then a form body (urlencoded or multipart); missing
--- required ones answer 400 {"message": {"<name>": "This field cannot be blank"}}.
+-- required ones answer 400 {"message": {"<name>": "This field cannot be blank"}}, over-long ones
+-- 400 {"message": {"<name>": "Field cannot be longer than <n> characters."}}.
 local json = require "json"
 
 local M = {}
@@ -36,8 +37,9 @@ local function as_text(value)
   return nil
 end
 
--- `specs`: a list of { name, required = bool }. Returns the arguments by name (strings), or nil,
--- 400, body for a malformed JSON body or a missing or blank required argument.
+-- `specs`: a list of { name, required = bool, max = bytes }. Returns the arguments by name
+-- (strings), or nil, 400, body for a malformed JSON body, a missing or blank required argument or
+-- one longer than its max.
 function M.parse(req, specs)
   local sources = {}
   local media = media_type(req)
@@ -71,6 +73,9 @@ function M.parse(req, specs)
     end
     if spec.required and (args[name] == nil or args[name]:match("^%s*$")) then
       return nil, 400, { message = { [name] = BLANK } }
+    end
+    if spec.max and args[name] and #args[name] > spec.max then
+      return nil, 400, { message = { [name] = string.format("Field cannot be longer than %d characters.", spec.max) } }
     end
   end
   return args

@@ -10,6 +10,7 @@ local jwt = require "jwt"
 local service = ...
 local config = require("config").of(service)
 local store = require "users.store"
+local stream = require "users.stream"
 local Policy = require "users.policy"
 local LoginLimit = require "users.login_limit"
 local arguments = require "users.arguments"
@@ -34,6 +35,7 @@ local hash_options = {
 local login_limit = LoginLimit.new({
   max_per_account = config.integer("LOGIN_MAX_FAILURES", 5),
   max_per_address = config.integer("LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
+  max_registrations = config.integer("REGISTRATION_MAX_PER_ADDRESS", 10),
   window = config.number("LOGIN_FAILURE_WINDOW", 300),
 })
 local versions = {
@@ -99,47 +101,55 @@ local function new_access_token(user)
   return jwt.encode(policy.secret, jwt.claims(user.sub, "access", depot.now(), access_lifetime))
 end
 
+-- 429 with when to come back (`what`: what there were too many of).
+local function too_many(what, wait)
+  return 429, { message = string.format("Too many %s. Try again in %d seconds.", what, wait) },
+    { ["Retry-After"] = tostring(wait) }
+end
+
+-- Always a pending non-admin (spec §4.8): the e-mail is typed, never verified, so JWT_ADMIN's
+-- address makes no admin here; admins come from the start hook and the CLI only.
 service:post("/registration", function(req)
   local args, status, body = arguments.parse(req, {
-    { "full_name", required = true }, { "email", required = true }, { "password", required = true },
-    { "confirm_password", required = true }, { "institution" }, { "experiment" },
+    { "full_name", required = true }, { "email", required = true, max = store.MAX_EMAIL },
+    { "password", required = true }, { "confirm_password", required = true }, { "institution" }, { "experiment" },
   })
   if not args then return status, body end
   local email = args.email
   if store.by_email(email) then return { message = string.format("User %s already exists", email) } end
   if args.password ~= args.confirm_password then return { message = "Passwords do not match" } end
+  local wait = login_limit:registration(req.remote_addr)
+  if wait then return too_many("registrations from this address", wait) end
   local hash = assert(crypto.password_hash(args.password, hash_options))
-  local admin = is_admin_email(email)
   local user = sign_up({
     sub = jwt.uuid4(), email = email, name = args.full_name, institution = args.institution,
-    experiment = args.experiment, admin = admin, pending = not admin, password_hash = hash,
+    experiment = args.experiment, admin = false, pending = true, password_hash = hash,
   })
   if not user then return { message = string.format("User %s already exists", email) } end
   return { message = string.format("User %s added to pending user list", email) }
 end, api.registration)
 
+local function no_such_user(email) return 404, { message = string.format("User %s doesn't exist", email) } end
+
+-- The attempt is counted before the password is checked (login_limit.lua says why).
 service:post("/login", function(req)
   local args, status, body = arguments.parse(req, { { "email", required = true }, { "password", required = true } })
   if not args then return status, body end
   local email, address = args.email, req.remote_addr
-  local wait = login_limit:blocked(email, address)
-  if wait then
-    return 429, { message = string.format("Too many failed login attempts. Try again in %d seconds.", wait) },
-      { ["Retry-After"] = tostring(wait) }
-  end
+  -- No account has a longer one (registration refuses it): nothing to look up, nothing to count.
+  if #email > store.MAX_EMAIL then return no_such_user(email) end
+  local wait = login_limit:login(email, address)
+  if wait then return too_many("failed login attempts", wait) end
   local user = store.by_email(email)
-  if not user then
-    login_limit:failed(email, address)
-    return 404, { message = string.format("User %s doesn't exist", email) }
-  end
+  if not user then return no_such_user(email) end
   if user.pending then
+    login_limit:not_failed(email, address)
     return 401, { message = string.format("User %s is still pending. Contact administrator to approve request", email) }
   end
   if not (user.password_hash and crypto.password_verify(user.password_hash, args.password)) then
-    login_limit:failed(email, address)
     return 401, { message = "Wrong credentials" }
   end
-  login_limit:succeeded(email)
+  login_limit:succeeded(email, address)
   return {
     message = "Logged in as " .. email,
     access_token = new_access_token(user),
@@ -159,19 +169,21 @@ service:post("/token/refresh", function(req)
   return { access_token = new_access_token(user) }
 end, api.refresh)
 
-local function summaries(users, with_pending)
-  local list = setmetatable({}, json.array_mt)
-  for _, user in ipairs(users) do
-    local entry = { email = user.email, id = user.id, admin = user.admin == true }
-    if with_pending then entry.pending = user.pending == true end
-    list[#list + 1] = entry
-  end
-  return list
+-- {"users": [{"email", "id", "admin"[, "pending"]}]} of the users `keep` accepts (all without
+-- it), streamed a page at a time in the bytes json.encode gives the whole (compact, keys sorted).
+local function list_users(res, keep, with_pending)
+  stream.list(res, '{"users":[', "]}", function(after)
+    local users, next_after = store.page(after, stream.PAGE, keep)
+    local entries = {}
+    for i, user in ipairs(users) do
+      entries[i] = { email = user.email, id = user.id, admin = user.admin == true }
+      if with_pending then entries[i].pending = user.pending == true end
+    end
+    return entries, next_after
+  end)
 end
 
-service:get("/users", admin_only(function()
-  return { users = summaries(store.list(), true) }
-end), api.users)
+service:get("/users", admin_only(function(_, res) list_users(res, nil, true) end), api.users)
 
 -- Unlike the original, admins are kept: an admin cannot lock everyone out with one call.
 service:delete("/users", admin_only(function()
@@ -189,9 +201,7 @@ end), api.delete_user)
 
 local function is_pending(user) return user.pending == true end
 
-service:get("/pending", admin_only(function()
-  return { users = summaries(store.list(is_pending), false) }
-end), api.pending)
+service:get("/pending", admin_only(function(_, res) list_users(res, is_pending, false) end), api.pending)
 
 service:delete("/pending", admin_only(function()
   return { message = string.format("%d row(s) deleted", store.delete_where(is_pending)) }
@@ -283,18 +293,26 @@ require("users.web.routes")(service, config, { sign_up = sign_up, new_refresh_to
 -- Transformation requests and the worker protocol that runs them (scripts/users/transformation/).
 require("users.transformation.api").mount(service, policy, config)
 
--- Makes `email` an approved admin, created if needed; a password replaces the stored one.
+-- Makes `email` an approved admin, created if needed; a password replaces the stored one. Returns
+-- the admin, or nil and why. An account of that e-mail that is no admin is never promoted: its
+-- e-mail is whatever its holder typed (at /registration or /profile/edit), so promoting it would
+-- hand the admin role to whoever typed the address first.
 local function ensure_admin(email, password)
-  local hash = password ~= "" and assert(crypto.password_hash(password, hash_options)) or nil
   local user = store.by_email(email)
+  if user and not user.admin then
+    log.warn("admin not made: a non-admin account holds its e-mail (delete that account)", { id = user.id })
+    return nil, "a non-admin account holds this e-mail; delete that account first"
+  end
+  local hash = password ~= "" and assert(crypto.password_hash(password, hash_options)) or nil
   if user then
     return store.change(user.id, function(stored)
-      stored.admin, stored.pending = true, false
+      stored.pending = false
       if hash then stored.password_hash = hash end
     end)
   end
-  return store.create({ sub = jwt.uuid4(), email = email, name = email, admin = true, pending = false,
+  local created = store.create({ sub = jwt.uuid4(), email = email, name = email, admin = true, pending = false,
     password_hash = hash })
+  return created, not created and "another account took this e-mail meanwhile" or nil
 end
 
 -- JWT_ADMIN (with JWT_ADMIN_PASSWORD or the legacy JWT_PASS) is an approved admin from the start.
@@ -302,7 +320,7 @@ service:on_start(function()
   mail:start()
   if admin_email == "" then return end
   local user = ensure_admin(admin_email, admin_password)
-  log.info("admin ready", { id = user and user.id })
+  if user then log.info("admin ready", { id = user.id }) end
 end)
 
 local USAGE = "usage: depot admin users pending | approve EMAIL | create-admin EMAIL (password on stdin)"
@@ -312,16 +330,19 @@ local USAGE = "usage: depot admin users pending | approve EMAIL | create-admin E
 service:command("users", function(args)
   local action, email = args[1], args[2]
   if action == "pending" then
-    for _, user in ipairs(store.list(is_pending)) do
-      print(string.format("%d\t%s\t%s", user.id, user.email, user.name or ""))
-    end
+    local users, after = nil, nil
+    repeat
+      users, after = store.page(after, stream.PAGE, is_pending)
+      for _, user in ipairs(users) do print(string.format("%d\t%s\t%s", user.id, user.email, user.name or "")) end
+    until not after
   elseif action == "approve" and email then
     if not accept(email) then error("depot admin users approve: no user registered with email: " .. email, 0) end
     print(string.format("user %s now ready for access", email))
   elseif action == "create-admin" and email then
     local password = io.read("*l") or ""
     if password == "" then error("depot admin users create-admin: the password (on stdin) is empty", 0) end
-    local user = ensure_admin(email, password)
+    local user, refused = ensure_admin(email, password)
+    if not user then error("depot admin users create-admin: " .. email .. ": " .. refused, 0) end
     print(string.format("user %s (id %d) is an admin", email, user.id))
   else
     error(USAGE, 0)

@@ -21,6 +21,11 @@ local BLANK = schema.object({
   message = required(schema.map(schema.string({ const = "This field cannot be blank" }),
     { description = "The missing argument's name → the message" })),
 }, { description = "A required argument is missing or blank" })
+local TOO_LONG = schema.object({
+  message = required(schema.map(schema.string({ pattern = "^Field cannot be longer than [0-9]+ characters[.]$",
+    examples = { "Field cannot be longer than 320 characters." } }),
+    { description = "The argument's name → the message" })),
+}, { description = "An argument is longer than its limit" })
 
 local ADMIN_ERRORS = {
   [401] = { description = "No token, an expired one, or not an admin's",
@@ -58,7 +63,8 @@ M.info = {
 
 M.registration = {
   summary = "Sign up",
-  description = "The new user waits for an admin's approval (JWT_ADMIN is approved at once).",
+  description = "The new user waits for an admin's approval (JWT_ADMIN's e-mail too: admins come from the start "
+    .. "and the CLI only).",
   body = arguments({
     full_name = required(schema.string()), email = required(schema.string()), password = required(schema.string()),
     confirm_password = required(schema.string()), institution = schema.string(), experiment = schema.string(),
@@ -66,8 +72,11 @@ M.registration = {
   responses = {
     [200] = { description = "Added, or why not", json = message({ "User a@b.c added to pending user list",
       "User a@b.c already exists", "Passwords do not match" }) },
-    [400] = { description = "A required argument missing, or malformed JSON",
-      json = schema.one_of({ BLANK, message({ "Failed to decode JSON object: ..." }) }) },
+    [400] = { description = "A required argument missing, an e-mail over 320 bytes, or malformed JSON",
+      json = schema.one_of({ BLANK, TOO_LONG, message({ "Failed to decode JSON object: ..." }) }) },
+    [429] = { description = "Too many registrations from this address",
+      json = message({ "Too many registrations from this address. Try again in 300 seconds." }),
+      headers = { ["Retry-After"] = schema.integer({ description = "Seconds to wait" }) } },
   },
 }
 

@@ -7,6 +7,14 @@ local depot = require "depot"
 
 local M = {}
 
+-- The longest e-mail a user may have (the original's column, specs/users.md §4.2).
+M.MAX_EMAIL = 320
+-- kv's longest key (docs/lua-api.md#kv): a longer one names nothing stored.
+local MAX_KEY = 511
+-- Users deleted per write transaction by M.delete_where: short enough that other writers,
+-- which wait for it, hardly notice.
+local DELETE_BATCH = 200
+
 local db = kv.open("users")
 
 -- Fixed-width ids keep the records in id order in the database.
@@ -15,6 +23,7 @@ local function email_key(email) return "email:" .. email:lower() end
 local function sub_key(sub) return "sub:" .. sub end
 
 local function by_index(key)
+  if #key > MAX_KEY then return nil end
   local id = db:get(key)
   return id and db:get(record_key(id)) or nil
 end
@@ -23,13 +32,16 @@ function M.by_email(email) return by_index(email_key(email)) end
 function M.by_sub(sub) return by_index(sub_key(sub)) end
 function M.by_id(id) return db:get(record_key(id)) end
 
--- Every user, in id order, for which `keep(user)` is true (all without it).
-function M.list(keep)
+-- The users among the next `limit` records in id order after the record key `after` (nil: from
+-- the start) for which `keep(user)` is true (all without it), and the key to go on from (nil at
+-- the end).
+function M.page(after, limit, keep)
+  local items = db:iter({ prefix = "user:", from = after and after .. "\0" or nil, limit = limit })
   local users = {}
-  for _, item in ipairs(db:iter({ prefix = "user:" })) do
+  for _, item in ipairs(items) do
     if not keep or keep(item.value) then users[#users + 1] = item.value end
   end
-  return users
+  return users, #items == limit and items[#items].key or nil
 end
 
 local function remove_in(tx, user)
@@ -86,18 +98,28 @@ function M.delete(id)
   end)
 end
 
--- Deletes every user for which `doomed(user)` is true; how many.
+-- Deletes every user for which `doomed(user)` is true; how many. A transaction per batch of
+-- records, with a pause between batches so the worker serves other requests meanwhile: a user
+-- registered during the call may or may not be deleted. Only inside a request (it waits).
 function M.delete_where(doomed)
-  return db:update(function(tx)
-    local count = 0
-    for _, item in ipairs(tx:iter({ prefix = "user:" })) do
-      if doomed(item.value) then
-        remove_in(tx, item.value)
-        count = count + 1
+  local count, after = 0, nil
+  repeat
+    local deleted
+    deleted, after = db:update(function(tx)
+      local items = tx:iter({ prefix = "user:", from = after and after .. "\0" or nil, limit = DELETE_BATCH })
+      local n = 0
+      for _, item in ipairs(items) do
+        if doomed(item.value) then
+          remove_in(tx, item.value)
+          n = n + 1
+        end
       end
-    end
-    return count
-  end)
+      return n, #items == DELETE_BATCH and items[#items].key or nil
+    end)
+    count = count + deleted
+    if after then depot.sleep(0) end
+  until not after
+  return count
 end
 
 -- Gives the user `id` the provider identity `sub` (its JWT identity from now on) and records the

@@ -9,7 +9,7 @@ local jwt = require "jwt"
 local store = require "users.transformation.store"
 local views = require "users.transformation.views"
 local submit = require "users.transformation.submit"
-local stream = require "users.transformation.stream"
+local stream = require "users.stream"
 local api = require "users.transformation.openapi"
 
 local M = {}

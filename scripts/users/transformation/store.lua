@@ -19,6 +19,9 @@ local queue = require "queue"
 local M = {}
 
 local db = kv.open("servicex_requests")
+-- Request ids are uuid4s (36 characters) and int ids fit in 12 digits: a longer reference (from a
+-- URL) names no request, and would be over kv's key length.
+local MAX_REFERENCE = 36
 M.TERMINAL = { Complete = true, Fatal = true, Canceled = true }
 
 local function request_key(request_id) return "request:" .. request_id end
@@ -67,6 +70,7 @@ end
 
 -- The record of `reference`: a request id, or the int id as digits; nil if there is none.
 function M.get(reference)
+  if #reference > MAX_REFERENCE then return nil end
   local request_id = reference
   if reference:match("^%d+$") then request_id = db:get(id_key(tonumber(reference))) end
   return request_id and db:get(request_key(request_id)) or nil
@@ -98,6 +102,7 @@ end
 -- may return false to write nothing). Returns nil when there is no such request.
 -- helpers: finish(status), add_file(fields), file(id), result(file id) / put_result, add_error.
 function M.change(request_id, time, renew, change)
+  if #request_id > MAX_REFERENCE then return nil end
   return db:update(function(tx)
     local record = tx:get(request_key(request_id))
     if not record then return nil end

@@ -130,8 +130,8 @@ return function(service, config, account)
   end
 
   -- The stored user of a provider identity: by its subject or one of its linked identities
-  -- (Globus's identity_set), or JWT_ADMIN's account on its first sign-in with that e-mail as the
-  -- provider asserts it.
+  -- (Globus's identity_set), or JWT_ADMIN's admin account on its first sign-in with that e-mail as
+  -- the provider asserts it (a non-admin account holding that e-mail typed it: never linked).
   local function known_user(claims)
     local user = store.by_sub(claims.sub)
     if user then return user end
@@ -143,7 +143,7 @@ return function(service, config, account)
       return nil
     end
     local admin = store.by_email(claims.email)
-    if admin and not admin.identity_provider then
+    if admin and admin.admin and not admin.identity_provider then
       log.info("admin linked to the identity provider", { id = admin.id })
       return store.set_identity(admin.id, claims.sub, provider.issuer)
     end

@@ -62,6 +62,20 @@ TEST_CASE("users: registration takes JSON, form or query arguments, as reqparse"
                           {{"email", "cy@example.org"}, {"id", 4}, {"admin", false}}}}});
 }
 
+TEST_CASE("users: registering JWT_ADMIN's e-mail makes a pending user, never an admin", "[users]") {
+  // Auth off to see the flags; the start hook made the admin (id 1), whose account is then
+  // deleted (or its e-mail edited away): the address is free for anyone to type.
+  Users users(json{{"ENABLE_AUTH", "false"}});
+  check_answer(users.remove("/users/1"), 200, {{"message", "user 1 has been deleted"}});
+  check_answer(users.register_user(kAdmin, "typed-password"), 200,
+               {{"message", "User " + kAdmin + " added to pending user list"}});
+  check_answer(users.login(kAdmin, "typed-password"), 401,
+               {{"message", "User " + kAdmin +
+                                " is still pending. Contact administrator to approve request"}});
+  check_answer(users.get("/users"), 200,
+               {{"users", {{{"email", kAdmin}, {"id", 2}, {"admin", false}, {"pending", true}}}}});
+}
+
 TEST_CASE("users: login refuses unknown, pending and wrong credentials, then logs in", "[users]") {
   Users users;
   check_answer(users.login("zed@example.org", "pw"), 404,

@@ -65,3 +65,27 @@ TEST_CASE("users cli: pending, approve and create-admin next to a running server
   CHECK(admin_users(users, "create-admin empty@example.org", "").status != 0);
   CHECK(admin_users(users, "frobnicate").status != 0);
 }
+
+TEST_CASE("users cli: create-admin never promotes an account that holds the e-mail", "[users]") {
+  Users users;
+  // Bob typed the address at /registration (pending) and Cy got approved: neither is an admin,
+  // and neither becomes one, whatever the operator asks.
+  REQUIRE(users.register_user("bob@example.org", "bob-password").status == 200);
+  json cy = users.approved_user("cy@example.org", "cy-password");
+  for (const std::string email : {"bob@example.org", "cy@example.org"}) {
+    Outcome refused = admin_users(users, "create-admin " + email, "operator-password\n");
+    CHECK(refused.status != 0);
+    CHECK(refused.output.empty());
+    CHECK(users.login(email, "operator-password").status == 401);
+  }
+  check_answer(
+      users.login("bob@example.org", "bob-password"), 401,
+      {{"message",
+        "User bob@example.org is still pending. Contact administrator to approve request"}});
+  CHECK(users.get("/users", bearer(cy["access_token"])).status == 401);
+  // The admin's own account is an admin already: its password is replaced.
+  Outcome again = admin_users(users, "create-admin " + kAdmin, "new-admin-password\n");
+  CHECK(again.status == 0);
+  CHECK(again.output == "user " + kAdmin + " (id 1) is an admin\n");
+  CHECK(users.login(kAdmin, "new-admin-password").status == 200);
+}

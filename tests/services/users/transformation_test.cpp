@@ -374,6 +374,13 @@ TEST_CASE("transformation: a user sees and cancels only their own requests, an a
   CHECK(users.get("/servicex/transformation/" + bobs, users.admin_header()).status == 200);
   check_answer(users.get("/servicex/transformation/no-such-id", users.admin_header()), 404,
                {{"message", "Transformation request not found with id: no-such-id"}});
+  // Ids longer than any request's (and than a kv key may be), or numbers beyond any int id.
+  for (const std::string reference : {std::string(600, 'a'), std::string(20, '9')}) {
+    for (const std::string path : {"", "/status", "/errors", "/cancel"}) {
+      check_answer(users.get("/servicex/transformation/" + reference + path, users.admin_header()),
+                   404, {{"message", "Transformation request not found with id: " + reference}});
+    }
+  }
 
   // The owner cancels; a second cancel finds it no longer in progress; an admin may cancel any.
   check_answer(users.get("/servicex/transformation/" + bobs + "/cancel", bob.header), 200,
@@ -431,6 +438,12 @@ TEST_CASE("transformation: the worker API needs SERVICEX_WORKER_TOKEN and the to
   CHECK(Worker(users, "w1").lease().status == 204);
   check_answer(Worker(users, "w1").call("POST", "no-such-id", "/start"), 404,
                {{"message", "Request not found with id: 'no-such-id'"}});
+  std::string too_long(600, 'a');
+  check_answer(Worker(users, "w1").call("POST", too_long, "/start"), 404,
+               {{"message", "Request not found with id: '" + too_long + "'"}});
+  check_answer(
+      users.get("/servicex/internal/transformation/" + too_long + "/files", bearer(kWorkerToken)),
+      404, {{"message", "Request not found with id: '" + too_long + "'"}});
 }
 
 TEST_CASE(

@@ -97,13 +97,18 @@ inline std::string bearer(const std::string& token) {
 }
 
 // The users service's settings in the tests: auth on, kSecret, kAdmin with kAdminPassword and the
-// cheapest argon2id. The failed-login limits are out of the way of admin_login_when_ready (the
-// limits' own test sets its own).
+// cheapest argon2id. The failed-login limits are out of the way of admin_login_when_ready, the
+// registration limit out of the way of tests that register many (the limits' own tests set theirs).
 inline json test_settings() {
-  return {{"ENABLE_AUTH", "true"},       {"JWT_SECRET_KEY", kSecret},
-          {"JWT_ADMIN", kAdmin},         {"JWT_ADMIN_PASSWORD", kAdminPassword},
-          {"PASSWORD_HASH_OPS", 1},      {"PASSWORD_HASH_MEM", 8192},
-          {"LOGIN_MAX_FAILURES", 10000}, {"LOGIN_MAX_FAILURES_PER_ADDRESS", 10000}};
+  return {{"ENABLE_AUTH", "true"},
+          {"JWT_SECRET_KEY", kSecret},
+          {"JWT_ADMIN", kAdmin},
+          {"JWT_ADMIN_PASSWORD", kAdminPassword},
+          {"PASSWORD_HASH_OPS", 1},
+          {"PASSWORD_HASH_MEM", 8192},
+          {"LOGIN_MAX_FAILURES", 10000},
+          {"LOGIN_MAX_FAILURES_PER_ADDRESS", 10000},
+          {"REGISTRATION_MAX_PER_ADDRESS", 10000}};
 }
 
 // The login answer of `email` (password kAdminPassword) at `login_path`, once the server's start
@@ -146,11 +151,12 @@ class Users {
   // `config`: settings merged over auth on, kSecret, kAdmin with kAdminPassword and the cheapest
   // argon2id. Returns once the admin (id 1), if any, exists.
   // `scripts_dir`: another copy of the scripts (to edit them on the running server).
+  // `threads`: its workers (1 to have every request on the same one).
   explicit Users(json config = json::object(),
-                 std::filesystem::path scripts_dir = DEPOT_SOURCE_DIR "/scripts") {
+                 std::filesystem::path scripts_dir = DEPOT_SOURCE_DIR "/scripts", int threads = 2) {
     server_ =
         std::make_unique<TestServer>(std::vector<TestServer::Service>{}, [&](Options& options) {
-          options.threads = 2;
+          options.threads = threads;
           options.scripts_dir = scripts_dir;
         });
     json settings = test_settings();
