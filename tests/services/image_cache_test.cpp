@@ -13,6 +13,7 @@
 #include "tests/support/http_client.hpp"
 #include "tests/support/lua_fixture.hpp"
 #include "tests/support/s3_server.hpp"
+#include "tests/support/stub_server.hpp"
 #include "tests/support/test_server.hpp"
 
 using depot::testing::http_request;
@@ -28,19 +29,14 @@ struct ImageCache {
   std::unique_ptr<TestServer> server;
 
   explicit ImageCache(json extra = json::object(), std::filesystem::path data_dir = {}) {
-    server = std::make_unique<TestServer>(
-        std::vector<TestServer::Service>{}, [&](depot::Options& options) {
-          options.threads = 2;
-          options.scripts_dir = DEPOT_SOURCE_DIR "/scripts";
-          if (!data_dir.empty()) options.data_dir = data_dir;
-          if (depot::testing::S3Server* s3 = depot::testing::s3_for_services())
-            options.config["storage"] = s3->storage();
-          options.services.push_back(
-              {"kentik_api", DEPOT_SOURCE_DIR "/tests/stubs/kentik_api", {"/kentik"}});
-        });
+    server = depot::testing::serve_stubs({{"kentik_api", "/kentik"}}, [&](depot::Options& options) {
+      if (!data_dir.empty()) options.data_dir = data_dir;
+      if (depot::testing::S3Server* s3 = depot::testing::s3_for_services())
+        options.config["storage"] = s3->storage();
+    });
     json config = {{"KT_AUTH_EMAIL", "test@example.com"},
                    {"KT_AUTH_TOKEN", "secret-token"},
-                   {"KENTIK_API_URL", "http://127.0.0.1:" + std::to_string(port()) + "/kentik"},
+                   {"KENTIK_API_URL", depot::testing::url_on(*server, "/kentik")},
                    {"KENTIK_API_RETRIES", 2},
                    {"KENTIK_API_TIMEOUT", 1},
                    {"KENTIK_API_BACKOFF", 0.05},
@@ -48,7 +44,7 @@ struct ImageCache {
     // On S3 every image is an object (none inline in kv), so that the suite runs through blob.
     if (depot::testing::s3_for_services()) config["INLINE_IMAGE_BYTES"] = 0;
     config.update(extra);
-    REQUIRE(server->server().add_service({"image_cache", "image_cache", {"/"}, config}).empty());
+    depot::testing::add_service(*server, {"image_cache", "image_cache", {"/"}, config});
   }
   uint16_t port() const { return server->port(); }
 };
@@ -202,6 +198,13 @@ TEST_CASE("image cache: unknown and expired ids are 404", "[image_cache]") {
                                            {"msg", "Image not found"},
                                            {"type", "error"}}));
   CHECK(http_request(cache.port(), "GET", "/image/nonsense").status == 404);
+  // Longer than any id (and than a kv key may be): still the 404, not a 500.
+  for (const std::string& id : {std::string(600, 'a') + "_9999999999.0",
+                                std::string(64, 'a') + "_" + std::string(600, '9')}) {
+    auto too_long = http_request(cache.port(), "GET", "/image/" + id);
+    CHECK(too_long.status == 404);
+    CHECK(json::parse(too_long.body)["msg"] == "Image not found");
+  }
   std::string born_expired =
       request_id(cache.port(), {{"api_query", query("png", {{"name", "expired"}})}, {"ttl", -5}});
   CHECK(http_request(cache.port(), "GET", "/image/" + born_expired).status == 404);
@@ -551,4 +554,79 @@ TEST_CASE("image cache: what no route handles answers like FastAPI", "[image_cac
   CHECK(http_request(cache.port(), "POST", "/requests", body,
                      "Content-Type: application/vnd.api+json")
             .status == 200);
+}
+
+// scripts/image_cache/group_commit.lua, with two databases standing for its durable and batched
+// handles so that the keys tell which commit carried an item: what tasks of one turn ask shares
+// one transaction, durable when one item is; a batched group alone is batched, and a durable item
+// that comes while it waits brings its commit forward.
+TEST_CASE("image cache: group commits carry batched and durable writes of a turn together",
+          "[image_cache]") {
+  const std::string script = std::string("package.path = '") + DEPOT_SOURCE_DIR +
+                             "/scripts/?.lua;' .. package.path\n" + R"LUA(
+local depot = require "depot"
+local jobs = require "jobs"
+local json = require "json"
+local kv = require "kv"
+local GroupCommit = require "image_cache.group_commit"
+local service = ...
+local durable, batched = kv.open("group_durable"), kv.open("group_batched", { durable = false })
+local writes = GroupCommit.new("test", durable, batched)
+
+local function put(tx, item)
+  tx:put(item.key, tostring(tx))
+  if item.fail then error("refused") end
+  return item.key
+end
+
+-- Each item {key, durable, after (seconds before it asks), fail} asks from a task of its own;
+-- answers, per key: its result (or error), the transaction that wrote it in each database, and
+-- the seconds it waited.
+service:post("/run", function(req)
+  local items, outcome, ended, delay = req:json(), {}, 0, GroupCommit.BATCHED_DELAY
+  GroupCommit.BATCHED_DELAY = tonumber(req.query.delay) or delay
+  for _, item in ipairs(items) do
+    jobs.after(item.after or 0, function()
+      local started = depot.monotonic()
+      local ok, result = pcall(writes.run, writes, put, { key = item.key, fail = item.fail }, item.durable)
+      outcome[item.key] = { result = ok and result or tostring(result), waited = depot.monotonic() - started,
+                            durable = durable:get(item.key) or "", batched = batched:get(item.key) or "" }
+      ended = ended + 1
+    end)
+  end
+  while ended < #items do depot.sleep(0.001) end
+  GroupCommit.BATCHED_DELAY = delay
+  return outcome
+end)
+)LUA";
+  TestServer server("group_commit", script);
+  auto run = [&](const json& items, const std::string& delay = "") {
+    auto response = http_request(server.port(), "POST", "/run" + delay, items.dump(), kJson);
+    REQUIRE(response.status == 200);
+    return json::parse(response.body);
+  };
+
+  json mixed = run({{{"key", "settle"}}, {{"key", "create"}, {"durable", true}}});
+  CHECK(mixed["settle"]["result"] == "settle");
+  CHECK(mixed["create"]["result"] == "create");
+  CHECK(mixed["settle"]["durable"] != "");  // in the durable commit, with the creation
+  CHECK(mixed["settle"]["durable"] == mixed["create"]["durable"]);
+  CHECK(mixed["settle"]["batched"] == "");
+
+  json alone = run({{{"key", "lonely"}}});
+  CHECK(alone["lonely"]["batched"] != "");
+  CHECK(alone["lonely"]["durable"] == "");
+
+  // The batched item would wait 2 s for company; the durable one comes 20 ms later.
+  json joined =
+      run({{{"key", "early"}}, {{"key", "late"}, {"durable", true}, {"after", 0.02}}}, "?delay=2");
+  CHECK(joined["early"]["durable"] != "");
+  CHECK(joined["early"]["durable"] == joined["late"]["durable"]);
+  CHECK(joined["early"]["waited"].get<double>() < 1.5);
+
+  json failed = run({{{"key", "kept?"}}, {{"key", "bad"}, {"durable", true}, {"fail", true}}});
+  CHECK(failed["kept?"]["result"].get<std::string>().find("refused") != std::string::npos);
+  CHECK(failed["bad"]["result"].get<std::string>().find("refused") != std::string::npos);
+  CHECK(failed["kept?"]["durable"] == "");
+  CHECK(failed["kept?"]["batched"] == "");
 }
