@@ -7,9 +7,11 @@
 // table comes back as a table, with json.null for JSON nulls), tagged 's' and 'j' on every
 // backend. Keys are strings of 1..511 bytes.
 //
-// A backend completes at once (LMDB) or later (a server): then the task waits, and when it is
-// resumed the results come back through bindings/kv_methods.lua, which raises `failed, message`
-// (a resumed C function cannot raise) and loops db:update's steps until fn's writes commit.
+// A backend completes at once (LMDB's reads, and any LMDB call outside a task) or later (LMDB's
+// writes inside a task, once its writer thread committed them; every call on a server): then the
+// task waits, and when it is resumed the results come back through bindings/kv_methods.lua, which
+// raises `failed, message` (a resumed C function cannot raise) and loops db:update's steps until
+// fn's writes commit.
 //
 // db:update calls fn through a C boundary, so a wait inside fn raises "attempt to yield across
 // C-call boundary" and nothing is written; db writes (and another db:update) inside fn raise at

@@ -4,9 +4,11 @@
 //
 // Keys and values are bytes here; kv.cpp encodes Lua values (the same encoding on every backend).
 // Keys order bytewise. Every operation ends by calling its `done` exactly once: at once, or later
-// on the calling task's worker thread (a backend that waits for a server). `worker` is that
-// thread's worker inside a task, and null elsewhere (load time, `depot admin`, unit tests), where
-// a backend that must wait blocks instead.
+// — on the calling task's worker thread (PostgreSQL, whose connections live there) or on a thread
+// of the backend's own (LMDB's writer and syncer threads); `done` resumes the task through its
+// TaskHandle, which any thread may do. `worker` is the calling task's worker inside a task, and
+// null elsewhere (load time, `depot admin`, unit tests, a coroutine the script created), where a
+// backend completes at once: it works on the calling thread, blocking if it must.
 //
 // db:update promises that `fn` runs against one consistent state and that its writes commit
 // atomically, only if nothing it read changed meanwhile — across every process sharing the store.
@@ -80,8 +82,9 @@ struct KvCall {
 class KvBackend {
  public:
   virtual ~KvBackend() = default;
-  // Whether calls wait for a server (then a coroutine the script made itself cannot call them:
-  // it could only block the worker thread).
+  // Whether calls wait for a server even without a worker (then a coroutine the script made
+  // itself cannot call them: it could only block the worker thread). LMDB does not: without a
+  // worker it works on the calling thread, as it always did.
   virtual bool waits() const = 0;
   // kv.open(name): creates the named database where the backend has such a thing (LMDB; the
   // metrics list its queues' databases from the moment they are opened). May throw.
@@ -94,11 +97,12 @@ class KvBackend {
   virtual void count(const KvCall& call, const std::string& prefix, KvDone done) = 0;
   // One step of db:update: runs `fn` and commits what it wrote. done.raised: fn raised, nothing
   // was written. done.flag: run the step again with the same attempt (a conflict, or fn read
-  // what the attempt had not fetched yet). `fn` runs before update returns, never later.
+  // what the attempt had not fetched yet, or a database LMDB's snapshot had no handle for).
+  // `fn` runs before update returns, never later.
   virtual void update(const KvCall& call, const std::shared_ptr<KvAttempt>& attempt,
                       const KvFunction& fn, KvDone done) = 0;
   virtual std::shared_ptr<KvAttempt> new_attempt() = 0;
-  // kv.sync: every write so far on disk.
+  // kv.sync: every write so far on disk (inside a task, the task waits for it).
   virtual void sync(Worker* worker, KvDone done) = 0;
 };
 

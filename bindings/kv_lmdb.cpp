@@ -1,83 +1,35 @@
-// kv on LMDB in the data directory (see kv_backend.hpp): every call is one LMDB transaction on
-// the calling thread, so it completes at once; only a durable write's fsync waits, on the
-// syncer thread shared by every writer (lmdb_env.hpp). db:update runs fn inside the write
-// transaction, which LMDB serialises: it runs once and never conflicts.
+// kv on LMDB in the data directory (see kv_backend.hpp).
+//
+// Reads (get, exists, iter, count) are a read transaction on the calling thread: they complete at
+// once and never wait for a writer.
+//
+// Writes inside a task go to the environment's writer thread (lmdb_env.hpp), and the task waits
+// until they are committed (on a durable handle: and on disk), so that a reactor thread never
+// waits on LMDB's writer lock nor writes pages, and the writes of every worker share commits.
+// db:put and db:delete send their one write. db:update runs fn on the worker against a read
+// transaction, a snapshot (kv_lmdb_update.cpp), recording what fn read (each key with its value
+// or its absence, each iter with its rows) and buffering what it wrote (fn's later reads see
+// them). Inside the shared write transaction, the writer checks that every one of those reads
+// still gives the same answer — on the state after the batches before it in that transaction and
+// after every other process's commits, which LMDB serialises with it — and only then applies the
+// writes: the update is atomic and isolated across processes. If a read changed, nothing of it
+// is written and fn runs again on a fresh snapshot (fn may run more than once, as on PostgreSQL).
+// A read only changes when another batch committed, so some update always gets through.
+//
+// Outside a task (load time, `depot admin`, unit tests, a coroutine the script created) every
+// call is one transaction on the calling thread and completes at once: db:update runs fn inside
+// the write transaction (it never conflicts; it runs again only if the map had to grow), and a
+// durable write fsyncs on the calling thread.
 #include "bindings/kv_lmdb.hpp"
 
-#include <algorithm>
 #include <map>
 
+#include "bindings/kv_lmdb_access.hpp"
+#include "bindings/kv_lmdb_update.hpp"
 #include "bindings/lmdb_env.hpp"
 
 namespace depot {
 namespace {
-
-MDB_val as_val(std::string_view bytes) {
-  return MDB_val{bytes.size(), const_cast<char*>(bytes.data())};
-}
-
-std::optional<std::string> get_in(MDB_txn* txn, MDB_dbi dbi, std::string_view key) {
-  MDB_val k = as_val(key);
-  MDB_val v;
-  int code = mdb_get(txn, dbi, &k, &v);
-  if (code == MDB_NOTFOUND) return std::nullopt;
-  if (code != MDB_SUCCESS) throw LmdbError("mdb_get", code);
-  return std::string(static_cast<const char*>(v.mv_data), v.mv_size);
-}
-
-void put_in(MDB_txn* txn, MDB_dbi dbi, std::string_view key, const std::string& value) {
-  MDB_val k = as_val(key);
-  MDB_val v = as_val(value);
-  int code = mdb_put(txn, dbi, &k, &v, 0);
-  if (code != MDB_SUCCESS) throw LmdbError("mdb_put", code);
-}
-
-bool delete_in(MDB_txn* txn, MDB_dbi dbi, std::string_view key) {
-  MDB_val k = as_val(key);
-  int code = mdb_del(txn, dbi, &k, nullptr);
-  if (code == MDB_NOTFOUND) return false;
-  if (code != MDB_SUCCESS) throw LmdbError("mdb_del", code);
-  return true;
-}
-
-// Key/value pairs of `range` in order.
-KvPairs scan_in(MDB_txn* txn, MDB_dbi dbi, const KvRange& range, bool keys_only = false) {
-  KvPairs found;
-  MDB_cursor* cursor = nullptr;
-  int code = mdb_cursor_open(txn, dbi, &cursor);
-  if (code != MDB_SUCCESS) throw LmdbError("mdb_cursor_open", code);
-  std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> owner(cursor, mdb_cursor_close);
-  std::string low = range.low();
-  std::string high = range.high();
-  MDB_val k, v;
-  if (!range.reverse) {
-    k = as_val(low);
-    code = low.empty() ? mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
-                       : mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
-  } else if (high.empty()) {
-    code = mdb_cursor_get(cursor, &k, &v, MDB_LAST);
-  } else {
-    k = as_val(high);
-    code = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
-    code = code == MDB_SUCCESS ? mdb_cursor_get(cursor, &k, &v, MDB_PREV)
-                               : mdb_cursor_get(cursor, &k, &v, MDB_LAST);
-  }
-  while (code == MDB_SUCCESS && found.size() < range.limit) {
-    std::string key(static_cast<const char*>(k.mv_data), k.mv_size);
-    if (!high.empty() && key >= high) {
-      if (!range.reverse) break;
-    } else if (key < low) {
-      if (range.reverse) break;
-    } else {
-      found.emplace_back(
-          std::move(key),
-          keys_only ? std::string() : std::string(static_cast<const char*>(v.mv_data), v.mv_size));
-    }
-    code = mdb_cursor_get(cursor, &k, &v, range.reverse ? MDB_PREV : MDB_NEXT);
-  }
-  if (code != MDB_SUCCESS && code != MDB_NOTFOUND) throw LmdbError("mdb_cursor_get", code);
-  return found;
-}
 
 // Runs `work`, turning LMDB failures into the outcome's error.
 template <typename Work>
@@ -92,64 +44,65 @@ void guarded(const KvDone& done, Work&& work) {
   done(std::move(outcome));
 }
 
-// The tx of db:update on the open write transaction; tx:db(name) opens other databases in it.
+// db:update's tx outside a task: the open write transaction itself.
 class LmdbTransaction final : public KvTransaction {
  public:
-  explicit LmdbTransaction(MDB_txn* txn) : txn_(txn) {}
+  explicit LmdbTransaction(LmdbWriting& writing) : writing_(writing) {}
   std::optional<std::string> get(const std::string& db, std::string_view key) override {
-    return get_in(txn_, dbi(db), key);
+    return get_in(writing_.txn(), writing_.database(db), key);
   }
   void put(const std::string& db, std::string_view key, const std::string& value) override {
-    put_in(txn_, dbi(db), key, value);
+    put_in(writing_.txn(), writing_.database(db), key, value);
   }
   bool remove(const std::string& db, std::string_view key) override {
-    return delete_in(txn_, dbi(db), key);
+    return delete_in(writing_.txn(), writing_.database(db), key);
   }
   KvPairs scan(const std::string& db, const KvRange& range) override {
-    return scan_in(txn_, dbi(db), range);
+    return scan_in(writing_.txn(), writing_.database(db), range);
   }
 
  private:
-  // Opened in this transaction: LmdbEnv::database would need a write transaction of its own.
-  MDB_dbi dbi(const std::string& db) {
-    auto found = dbis_.find(db);
-    if (found != dbis_.end()) return found->second;
-    MDB_dbi dbi = 0;
-    int code = mdb_dbi_open(txn_, db.c_str(), MDB_CREATE, &dbi);
-    if (code != MDB_SUCCESS) throw LmdbError("mdb_dbi_open", code);
-    dbis_.emplace(db, dbi);
-    return dbi;
-  }
-
-  MDB_txn* txn_;
-  std::map<std::string, MDB_dbi> dbis_;
+  LmdbWriting& writing_;
 };
 
 struct LuaErrorPending {};  // unwinds the write transaction of an fn that raised
 
 class NoAttempt final : public KvAttempt {};
 
+// db:put (a value) or db:delete (nullopt) inside a task; a delete's outcome.flag: the key existed.
+class KeyWrite final : public KvLmdbBatch {
+ public:
+  KeyWrite(const KvCall& call, MDB_dbi dbi, std::string_view key, std::optional<std::string> value,
+           KvDone done)
+      : KvLmdbBatch(call.durable, std::move(done)),
+        dbi_(dbi),
+        key_(key),
+        value_(std::move(value)) {}
+
+  bool apply(LmdbWriting& writing) override {
+    if (value_) {
+      put_in(writing.txn(), dbi_, key_, *value_);
+      return true;
+    }
+    outcome_.flag = delete_in(writing.txn(), dbi_, key_);
+    return outcome_.flag;
+  }
+
+ private:
+  MDB_dbi dbi_;
+  std::string key_;
+  std::optional<std::string> value_;
+};
+
 }  // namespace
 
 LmdbBackend::LmdbBackend(const std::filesystem::path& directory, size_t map_size)
     : env_(LmdbEnv::open(directory, map_size)) {}
 
-void LmdbBackend::finish_write(const KvCall& call, bool wrote, KvOutcome outcome, KvDone done) {
-  if (!call.durable || !wrote || !outcome.error.empty()) {
-    done(std::move(outcome));
-    return;
-  }
-  if (call.worker == nullptr) {
-    guarded(done, [&](KvOutcome& out) {
-      env_->sync_now();
-      out = std::move(outcome);
-    });
-    return;
-  }
-  // On the syncer thread: done (which resumes a task through its TaskHandle) may run anywhere.
-  env_->sync_async([outcome = std::move(outcome), done = std::move(done)]() mutable {
-    done(std::move(outcome));
-  });
+void LmdbBackend::write_here(const KvCall& call, const std::function<bool(LmdbWriting&)>& work) {
+  bool wrote = false;
+  env_->write([&](LmdbWriting& writing) { wrote = work(writing); });
+  if (call.durable && wrote) env_->sync_now();
 }
 
 void LmdbBackend::open_database(const std::string& name) {
@@ -166,26 +119,37 @@ void LmdbBackend::get(const KvCall& call, std::string_view key, KvDone done) {
 void LmdbBackend::exists(const KvCall& call, std::string_view key, KvDone done) {
   MDB_dbi dbi = env_->database(call.db);
   guarded(done, [&](KvOutcome& out) {
-    env_->read([&](MDB_txn* txn) { out.flag = get_in(txn, dbi, key).has_value(); });
+    env_->read([&](MDB_txn* txn) { out.flag = find_in(txn, dbi, key).has_value(); });
   });
 }
 
 void LmdbBackend::put(const KvCall& call, std::string_view key, std::string value, KvDone done) {
   MDB_dbi dbi = env_->database(call.db);
-  guarded([&](KvOutcome outcome) { finish_write(call, true, std::move(outcome), std::move(done)); },
-          [&](KvOutcome&) { env_->write([&](MDB_txn* txn) { put_in(txn, dbi, key, value); }); });
+  if (call.worker != nullptr) {
+    env_->write_async(
+        std::make_unique<KeyWrite>(call, dbi, key, std::move(value), std::move(done)));
+    return;
+  }
+  guarded(done, [&](KvOutcome&) {
+    write_here(call, [&](LmdbWriting& writing) {
+      put_in(writing.txn(), dbi, key, value);
+      return true;
+    });
+  });
 }
 
 void LmdbBackend::remove(const KvCall& call, std::string_view key, KvDone done) {
   MDB_dbi dbi = env_->database(call.db);
-  guarded(
-      [&](KvOutcome outcome) {
-        bool existed = outcome.flag;
-        finish_write(call, existed, std::move(outcome), std::move(done));
-      },
-      [&](KvOutcome& out) {
-        env_->write([&](MDB_txn* txn) { out.flag = delete_in(txn, dbi, key); });
-      });
+  if (call.worker != nullptr) {
+    env_->write_async(std::make_unique<KeyWrite>(call, dbi, key, std::nullopt, std::move(done)));
+    return;
+  }
+  guarded(done, [&](KvOutcome& out) {
+    write_here(call, [&](LmdbWriting& writing) {
+      out.flag = delete_in(writing.txn(), dbi, key);
+      return out.flag;
+    });
+  });
 }
 
 void LmdbBackend::scan(const KvCall& call, const KvRange& range, KvDone done) {
@@ -214,27 +178,35 @@ void LmdbBackend::count(const KvCall& call, const std::string& prefix, KvDone do
 
 void LmdbBackend::update(const KvCall& call, const std::shared_ptr<KvAttempt>&,
                          const KvFunction& fn, KvDone done) {
+  if (call.worker != nullptr) {
+    update_on_snapshot(*env_, call.durable, fn, std::move(done));
+    return;
+  }
   KvOutcome outcome;
   try {
-    // A retry after the map grew runs fn again on a fresh transaction (fn resets its stack).
-    env_->write([&](MDB_txn* txn) {
-      LmdbTransaction tx(txn);
+    write_here(call, [&](LmdbWriting& writing) {
+      LmdbTransaction tx(writing);
+      // A retry after the map grew runs fn again on a fresh transaction (fn resets its stack).
       if (!fn(tx)) throw LuaErrorPending{};
+      return true;
     });
   } catch (const LuaErrorPending&) {
     outcome.raised = true;
   } catch (const std::exception& e) {
     outcome.error = e.what();
   }
-  bool wrote = !outcome.raised;
-  finish_write(call, wrote, std::move(outcome), std::move(done));
+  done(std::move(outcome));
 }
 
 std::shared_ptr<KvAttempt> LmdbBackend::new_attempt() {
   return std::make_shared<NoAttempt>();
 }
 
-void LmdbBackend::sync(Worker*, KvDone done) {
+void LmdbBackend::sync(Worker* worker, KvDone done) {
+  if (worker != nullptr) {
+    env_->sync_async([done = std::move(done)] { done(KvOutcome{}); });
+    return;
+  }
   guarded(done, [&](KvOutcome&) { env_->sync_now(); });
 }
 

@@ -1,7 +1,9 @@
-// kv on LMDB in the data directory: the default backend (see kv_backend.hpp and kv_lmdb.cpp).
+// kv on LMDB in the data directory: the default backend (see kv_backend.hpp, and kv_lmdb.cpp for
+// which thread does what).
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "bindings/kv_backend.hpp"
@@ -9,6 +11,7 @@
 namespace depot {
 
 class LmdbEnv;
+class LmdbWriting;
 
 class LmdbBackend final : public KvBackend {
  public:
@@ -30,9 +33,9 @@ class LmdbBackend final : public KvBackend {
   void sync(Worker* worker, KvDone done) override;
 
  private:
-  // After a write: a durable one waits for the disk (inside a task, on the syncer thread; done
-  // then runs there) or blocks (elsewhere).
-  void finish_write(const KvCall& call, bool wrote, KvOutcome outcome, KvDone done);
+  // Outside a task: `work` in a write transaction on this thread (it returns whether it changed
+  // the store), then a durable write's fsync, here too. Throws.
+  void write_here(const KvCall& call, const std::function<bool(LmdbWriting&)>& work);
 
   std::shared_ptr<LmdbEnv> env_;
 };

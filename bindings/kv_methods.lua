@@ -1,8 +1,8 @@
 -- The Lua half of the kv module's db methods (bindings/kv.cpp calls this once per state, with
 -- the db methods table, which it changes in place). A backend that waits for a server resumes
 -- the task with `failed, message` instead of raising (a resumed C function cannot raise), so
--- every method raises here; and db:update steps until fn's writes commit (see
--- bindings/kv_postgres.cpp: fn runs again after a read it had not fetched, or a conflict).
+-- every method raises here; and db:update steps until fn's writes commit (fn runs again after a
+-- conflict, or a read PostgreSQL had not fetched: bindings/kv_postgres.cpp, bindings/kv_lmdb.cpp).
 return function(methods, update_step, new_attempt, failed, again)
   local error, pairs = error, pairs
 

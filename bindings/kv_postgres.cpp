@@ -22,6 +22,8 @@
 #include <map>
 #include <tuple>
 
+#include "bindings/kv_write_buffer.hpp"
+
 namespace depot {
 namespace {
 
@@ -106,59 +108,32 @@ class PostgresAttempt final : public KvAttempt {
 // The tx of one run of fn: reads from the attempt, writes buffered (and seen by later reads).
 class PostgresTransaction final : public KvTransaction {
  public:
-  using Key = std::pair<std::string, std::string>;
-
   explicit PostgresTransaction(PostgresAttempt& attempt) : attempt_(attempt) {}
 
   std::optional<std::string> get(const std::string& db, std::string_view key) override {
-    auto written = writes_.find(Key{db, std::string(key)});
-    if (written != writes_.end()) return written->second;
+    if (const auto* written = buffer_.find(db, key)) return *written;
     const KvPairs& pairs = fetched(point_read(db, key));
     if (pairs.empty() || pairs[0].first != key) return std::nullopt;
     return pairs[0].second;
   }
 
   void put(const std::string& db, std::string_view key, const std::string& value) override {
-    writes_[Key{db, std::string(key)}] = value;
+    buffer_.put(db, key, value);
   }
 
   bool remove(const std::string& db, std::string_view key) override {
     bool existed = get(db, key).has_value();
-    writes_[Key{db, std::string(key)}] = std::nullopt;
+    buffer_.remove(db, key);
     return existed;
   }
 
   KvPairs scan(const std::string& db, const KvRange& range) override {
-    // The server's rows overlaid with this run's writes. Fetching `limit` more rows than there
-    // are writes to db keeps the overlay exact: deletes can hide at most that many of them.
-    size_t writes_here = 0;
-    for (const auto& entry : writes_) writes_here += entry.first.first == db;
-    Read read{db, range.low(), range.high(), range.reverse,
-              range.limit == SIZE_MAX ? SIZE_MAX : range.limit + writes_here};
-    std::map<std::string, std::string> merged;
-    for (const auto& [key, value] : fetched(read)) merged.emplace(key, value);
-    for (const auto& [key, value] : writes_) {
-      if (key.first != db || key.second < read.low) continue;
-      if (!read.high.empty() && key.second >= read.high) continue;
-      if (value) {
-        merged[key.second] = *value;
-      } else {
-        merged.erase(key.second);
-      }
-    }
-    KvPairs pairs;
-    auto take = [&](const auto& entry) {
-      if (pairs.size() < range.limit) pairs.emplace_back(entry.first, entry.second);
-    };
-    if (range.reverse) {
-      std::for_each(merged.rbegin(), merged.rend(), take);
-    } else {
-      std::for_each(merged.begin(), merged.end(), take);
-    }
-    return pairs;
+    KvRange stored = buffer_.stored_range(db, range);
+    Read read{db, stored.low(), stored.high(), stored.reverse, stored.limit};
+    return buffer_.overlay(db, range, fetched(read));
   }
 
-  const std::map<Key, std::optional<std::string>>& writes() const { return writes_; }
+  const KvWriteBuffer::Writes& writes() const { return buffer_.writes(); }
 
  private:
   const KvPairs& fetched(const Read& read) {
@@ -169,7 +144,7 @@ class PostgresTransaction final : public KvTransaction {
   }
 
   PostgresAttempt& attempt_;
-  std::map<Key, std::optional<std::string>> writes_;
+  KvWriteBuffer buffer_;
 };
 
 KvOutcome failure(const PostgresResult& result) {

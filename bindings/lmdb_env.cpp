@@ -1,4 +1,5 @@
-// Shared LMDB environments with map growth and group-commit syncing (see lmdb_env.hpp).
+// Shared LMDB environments: map growth, the writer thread's shared commits, group-commit syncing
+// (see lmdb_env.hpp).
 #include "bindings/lmdb_env.hpp"
 
 #include "engine/log.hpp"
@@ -44,10 +45,18 @@ LmdbEnv::LmdbEnv(const std::filesystem::path& directory, size_t map_size) {
     mdb_env_close(env_);
     throw LmdbError("mdb_env_open " + directory.string(), code);
   }
+  writer_ = std::thread([this] { run_writer(); });
   syncer_ = std::thread([this] { run_syncer(); });
 }
 
 LmdbEnv::~LmdbEnv() {
+  // The writer first: what it still commits may queue fsyncs for the syncer.
+  {
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    writer_stopping_ = true;
+  }
+  write_wanted_.notify_all();
+  writer_.join();
   {
     std::lock_guard<std::mutex> lock(sync_mutex_);
     stopping_ = true;
@@ -58,19 +67,29 @@ LmdbEnv::~LmdbEnv() {
   mdb_env_close(env_);
 }
 
-MDB_dbi LmdbEnv::database(const std::string& name) {
-  {
-    std::lock_guard<std::mutex> lock(dbi_mutex_);
-    auto it = databases_.find(name);
-    if (it != databases_.end()) return it->second;
+MDB_dbi LmdbWriting::database(const std::string& name) {
+  if (std::optional<MDB_dbi> known = env_.opened_database(name)) return *known;
+  for (const auto& [opened_name, dbi] : opened_) {
+    if (opened_name == name) return dbi;
   }
   MDB_dbi dbi = 0;
-  write([&](MDB_txn* txn) {
-    check(mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &dbi), "mdb_dbi_open");
-  });
-  std::lock_guard<std::mutex> lock(dbi_mutex_);
-  databases_.emplace(name, dbi);
+  check(mdb_dbi_open(txn_, name.c_str(), MDB_CREATE, &dbi), "mdb_dbi_open");
+  opened_.emplace_back(name, dbi);
   return dbi;
+}
+
+MDB_dbi LmdbEnv::database(const std::string& name) {
+  if (std::optional<MDB_dbi> known = opened_database(name)) return *known;
+  MDB_dbi dbi = 0;
+  write([&](LmdbWriting& writing) { dbi = writing.database(name); });
+  return dbi;
+}
+
+std::optional<MDB_dbi> LmdbEnv::opened_database(const std::string& name) {
+  std::lock_guard<std::mutex> lock(dbi_mutex_);
+  auto found = databases_.find(name);
+  if (found == databases_.end()) return std::nullopt;
+  return found->second;
 }
 
 MDB_txn* LmdbEnv::begin(unsigned flags, std::shared_lock<std::shared_mutex>& shared) {
@@ -99,14 +118,16 @@ void LmdbEnv::read(const std::function<void(MDB_txn*)>& work) {
   mdb_txn_abort(txn);  // read-only: nothing to commit
 }
 
-void LmdbEnv::write(const std::function<void(MDB_txn*)>& work) {
+void LmdbEnv::write(const std::function<void(LmdbWriting&)>& work) {
   for (int attempt = 0;; ++attempt) {
     int code = MDB_SUCCESS;
+    std::vector<std::pair<std::string, MDB_dbi>> opened;
     {
       std::shared_lock<std::shared_mutex> shared(resize_mutex_);
       MDB_txn* txn = begin(0, shared);
+      LmdbWriting writing(*this, txn);
       try {
-        work(txn);
+        work(writing);
         code = mdb_txn_commit(txn);
       } catch (const LmdbError& e) {
         mdb_txn_abort(txn);
@@ -116,13 +137,74 @@ void LmdbEnv::write(const std::function<void(MDB_txn*)>& work) {
         mdb_txn_abort(txn);
         throw;
       }
+      opened = std::move(writing.opened_);
     }
-    if (code == MDB_SUCCESS) break;
+    if (code == MDB_SUCCESS) {
+      std::lock_guard<std::mutex> lock(dbi_mutex_);
+      for (auto& [name, dbi] : opened) databases_.emplace(std::move(name), dbi);
+      break;
+    }
     if (code != MDB_MAP_FULL || attempt > 8) throw LmdbError("mdb_txn_commit", code);
     grow();
   }
   std::lock_guard<std::mutex> lock(sync_mutex_);
   dirty_ = true;
+}
+
+void LmdbEnv::write_async(std::unique_ptr<LmdbBatch> batch) {
+  {
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    write_queue_.push_back(std::move(batch));
+  }
+  write_wanted_.notify_one();
+}
+
+void LmdbEnv::run_writer() {
+  std::unique_lock<std::mutex> lock(write_mutex_);
+  for (;;) {
+    write_wanted_.wait(lock, [this] { return writer_stopping_ || !write_queue_.empty(); });
+    if (write_queue_.empty()) return;  // stopping, and everything queued is committed
+    // Everything queued while the last round committed: one transaction, one commit.
+    std::vector<std::unique_ptr<LmdbBatch>> batches;
+    batches.swap(write_queue_);
+    lock.unlock();
+    commit_together(batches);
+    lock.lock();
+  }
+}
+
+void LmdbEnv::commit_together(std::vector<std::unique_ptr<LmdbBatch>>& batches) {
+  std::vector<bool> changed(batches.size());
+  std::string error;
+  try {
+    write([&](LmdbWriting& writing) {
+      for (size_t i = 0; i < batches.size(); ++i) changed[i] = batches[i]->apply(writing);
+    });
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!error.empty() && batches.size() > 1) {
+    // The failed transaction is gone whole: each batch alone, to fail only the failing ones.
+    for (auto& batch : batches) {
+      std::vector<std::unique_ptr<LmdbBatch>> alone;
+      alone.push_back(std::move(batch));
+      commit_together(alone);
+    }
+    return;
+  }
+  if (!error.empty()) log::debug("kv write failed", {{"error", error}});
+  auto durable = std::make_shared<std::vector<std::unique_ptr<LmdbBatch>>>();
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (error.empty() && changed[i] && batches[i]->durable()) {
+      durable->push_back(std::move(batches[i]));
+    } else {
+      batches[i]->committed(error);
+    }
+  }
+  if (durable->empty()) return;
+  sync_async([durable] {
+    for (auto& batch : *durable) batch->committed("");
+  });
 }
 
 void LmdbEnv::grow() {
@@ -157,10 +239,13 @@ void LmdbEnv::sync_now() {
 
 void LmdbEnv::run_syncer() {
   std::unique_lock<std::mutex> lock(sync_mutex_);
-  while (!stopping_) {
+  for (;;) {
     sync_wanted_.wait_for(lock, kBackgroundSyncInterval,
                           [this] { return stopping_ || !sync_waiters_.empty(); });
-    if (sync_waiters_.empty() && !dirty_) continue;
+    if (sync_waiters_.empty() && !dirty_) {
+      if (stopping_) return;  // only once every waiter queued before the stop has its fsync
+      continue;
+    }
     std::vector<std::function<void()>> waiters;
     waiters.swap(sync_waiters_);
     dirty_ = false;

@@ -162,9 +162,9 @@ TEST_CASE("file cache: the stored digest is the XXH3-128 of the bytes, an older 
   legacy.erase("xxh128");
   legacy["blake2b"] = std::string(128, 'a');
   std::string value = "j" + legacy.dump();
-  env->write([&](MDB_txn* txn) {
+  env->write([&](depot::LmdbWriting& writing) {
     MDB_val key{id.size(), id.data()}, data{value.size(), value.data()};
-    REQUIRE(mdb_put(txn, dbi, &key, &data, 0) == MDB_SUCCESS);
+    REQUIRE(mdb_put(writing.txn(), dbi, &key, &data, 0) == MDB_SUCCESS);
   });
   REQUIRE(upload(cache.port(), id, "d.bin", "again").status == 200);
   entry = stored_entry(cache, id);
