@@ -375,8 +375,8 @@ TEST_CASE("transformation: a user sees and cancels only their own requests, an a
   check_answer(users.get("/servicex/transformation/no-such-id", users.admin_header()), 404,
                {{"message", "Transformation request not found with id: no-such-id"}});
   // Ids longer than any request's (and than a kv key may be), or numbers beyond any int id.
-  for (const std::string reference : {std::string(600, 'a'), std::string(20, '9')}) {
-    for (const std::string path : {"", "/status", "/errors", "/cancel"}) {
+  for (const std::string& reference : {std::string(600, 'a'), std::string(20, '9')}) {
+    for (const char* path : {"", "/status", "/errors", "/cancel"}) {
       check_answer(users.get("/servicex/transformation/" + reference + path, users.admin_header()),
                    404, {{"message", "Transformation request not found with id: " + reference}});
     }
