@@ -17,8 +17,10 @@ function M.make(query_text, expiry_seconds)
   return crypto.hex(crypto.sha256(json.python_repr(query_text))) .. "_" .. M.expiry_text(expiry_seconds)
 end
 
--- The expiry an id carries, or nil when it carries none.
+-- The expiry an id carries, or nil when it carries none. Longer than 128 bytes it is none that
+-- M.make made (64 hex digits, "_", a float's repr), and it could not even be a kv key.
 function M.expiry(id)
+  if #id > 128 then return nil end
   local text = id:match("^[0-9a-f]+_([0-9.eE+-]+)$")
   return text and tonumber(text)
 end

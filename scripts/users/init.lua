@@ -43,6 +43,7 @@ local versions = {
 }
 for key, value in pairs(versions) do if value == "" then versions[key] = json.null end end
 local slack_secret = config.string("SLACK_SIGNING_SECRET", "")
+local slack_responses = config.string("SLACK_RESPONSE_URL_PREFIX", "https://hooks.slack.com/")
 local signup_webhook = config.string("SIGNUP_WEBHOOK_URL", "")
 local mail = Mail.new({
   api_url = config.string("MAILGUN_API_URL", "https://api.mailgun.net/v3"),
@@ -213,14 +214,27 @@ service:post("/accept", admin_only(function(req)
   return { message = string.format("user %s now ready for access", args.email) }
 end), api.accept)
 
+-- Messages go back only to a response_url under SLACK_RESPONSE_URL_PREFIX (Slack's own): the
+-- refusals are told before the signature is known to be good, and a forged callback must not make
+-- this server POST wherever it names.
+local function slack_response_url(payload)
+  local url = payload.response_url
+  if type(url) == "string" and url:sub(1, #slack_responses) == slack_responses then return url end
+  if url ~= nil then
+    log.warn("slack callback: response_url is not under SLACK_RESPONSE_URL_PREFIX, nothing posted",
+             { response_url = tostring(url):sub(1, 200) })
+  end
+  return nil
+end
+
 -- Slack's interactivity callback for the Approve/Reject buttons of the signup message. Unlike
 -- the original, missing headers are a 400, a timestamp too far in the future is refused like
--- an old one, and Reject deletes the pending user.
+-- an old one, Reject deletes the pending user, and nothing is posted outside Slack.
 service:post("/slack", function(req)
   local raw = req:body()
   local payload = json.decode(arguments.urlencoded(raw).payload or "")
   if type(payload) ~= "table" then return 400, { message = "Missing or malformed payload" } end
-  local response_url = payload.response_url
+  local response_url = slack_response_url(payload)
   if slack_secret == "" then
     slack.ephemeral(response_url, "ServiceX has no Slack app configured.")
     return 403, ""
@@ -245,7 +259,7 @@ service:post("/slack", function(req)
       slack.ephemeral(response_url, "No user registered with email: " .. email)
       return 404, ""
     end
-    slack.post(response_url, slack.decided(payload, "Approved"), "approved")
+    if response_url then slack.post(response_url, slack.decided(payload, "Approved"), "approved") end
   elseif action.action_id == "reject_user" then
     local user = store.by_email(email)
     if not (user and user.pending and store.delete(user.id)) then
@@ -253,7 +267,7 @@ service:post("/slack", function(req)
       return 404, ""
     end
     log.info("user rejected", { id = user.id })
-    slack.post(response_url, slack.decided(payload, "Rejected"), "rejected")
+    if response_url then slack.post(response_url, slack.decided(payload, "Rejected"), "rejected") end
   else
     return 400, { message = "Unknown action" }
   end

@@ -83,25 +83,67 @@ local function mounted_path(service, path)
   return rest == "" and "/" or rest
 end
 
+-- A path as the router sees it: empty segments and a trailing slash do not count, so "/logs/",
+-- "/logs" and "//logs//" are one route and must be one rule.
+local function route_path(path)
+  local normal = path:gsub("/+", "/"):gsub("(.)/$", "%1")
+  return normal
+end
+
 local CHECKS = { user = M.auth_required, admin = M.admin_required }
 
--- Puts the policy in front of `service` when its config says "auth": "users". The rule of a
--- request is the first of its config's auth_rules under "<METHOD> <path>", "<METHOD>" and "*"
--- ("user", "admin" or "none"; default "user"). Handlers find the user in req.user (nil with
--- auth disabled or rule "none").
-function M.guard(service)
-  local settings = require("config").of(service)
-  if settings.string("auth", "") ~= "users" then return end
-  local rules = settings.table("auth_rules", {})
+-- auth_rules as two lookups: "<METHOD> <path>" (exact) and "<METHOD> <path>/*" (that path and
+-- everything under it), by "<METHOD> <normal path>"; "<METHOD>" and "*" as they are.
+local function compile_rules(service, rules)
+  local exact, below = {}, {}
   for key, rule in pairs(rules) do
     if rule ~= "none" and not CHECKS[rule] then
       error(string.format("users.policy: %s: auth_rules[%q] must be \"user\", \"admin\" or \"none\"",
         service.name, key))
     end
+    local method, path = key:match("^(%S+)%s+(/.*)$")
+    if not path then
+      exact[key:upper()] = rule
+    elseif path:sub(-2) == "/*" then
+      below[method:upper() .. " " .. route_path(path:sub(1, -3) .. "/")] = rule
+    else
+      exact[method:upper() .. " " .. route_path(path)] = rule
+    end
   end
+  return exact, below
+end
+
+-- The rule of `method` on `path` (normal): exact, then the nearest "/*" rule above it, then the
+-- method's own; nil if none names the method.
+local function method_rule(exact, below, method, path)
+  local rule = exact[method .. " " .. path]
+  if rule then return rule end
+  local at = path
+  while true do
+    rule = below[method .. " " .. at]
+    if rule then return rule end
+    if at == "/" then break end
+    at = at:match("^(.*)/[^/]*$")
+    if at == "" then at = "/" end
+  end
+  return exact[method]
+end
+
+-- Puts the policy in front of `service` when its config says "auth": "users". The rule of a
+-- request is the first of its config's auth_rules under "<METHOD> <path>", the nearest
+-- "<METHOD> <path>/*" above it, "<METHOD>" and "*" ("user", "admin" or "none"; default "user").
+-- HEAD without rules of its own follows GET's, as the router runs the GET route for it. Handlers
+-- find the user in req.user (nil with auth disabled or rule "none").
+function M.guard(service)
+  local settings = require("config").of(service)
+  if settings.string("auth", "") ~= "users" then return end
+  local exact, below = compile_rules(service, settings.table("auth_rules", {}))
   local policy = M.new(settings)
   service:before(function(req)
-    local rule = rules[req.method .. " " .. mounted_path(service, req.path)] or rules[req.method] or rules["*"] or "user"
+    local path = mounted_path(service, route_path(req.path))
+    local rule = method_rule(exact, below, req.method, path)
+    if not rule and req.method == "HEAD" then rule = method_rule(exact, below, "GET", path) end
+    rule = rule or exact["*"] or "user"
     if rule == "none" then return end
     local user, status, body = CHECKS[rule](policy, req)
     if not user then return status, body end

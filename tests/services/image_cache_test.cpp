@@ -198,6 +198,13 @@ TEST_CASE("image cache: unknown and expired ids are 404", "[image_cache]") {
                                            {"msg", "Image not found"},
                                            {"type", "error"}}));
   CHECK(http_request(cache.port(), "GET", "/image/nonsense").status == 404);
+  // Longer than any id (and than a kv key may be): still the 404, not a 500.
+  for (const std::string& id : {std::string(600, 'a') + "_9999999999.0",
+                                std::string(64, 'a') + "_" + std::string(600, '9')}) {
+    auto too_long = http_request(cache.port(), "GET", "/image/" + id);
+    CHECK(too_long.status == 404);
+    CHECK(json::parse(too_long.body)["msg"] == "Image not found");
+  }
   std::string born_expired =
       request_id(cache.port(), {{"api_query", query("png", {{"name", "expired"}})}, {"ttl", -5}});
   CHECK(http_request(cache.port(), "GET", "/image/" + born_expired).status == 404);

@@ -19,6 +19,7 @@ require("users.policy").guard(service)
 local function who(req) return { email = req.user and req.user.email or json.null } end
 service:get("/files", who)
 service:get("/files/public", who)
+service:get("/web/*file", who)
 service:delete("/files", who)
 service:get("/health", function() return { status = "ok" } end, { summary = "Up?" })
 require("openapi").serve(service, { title = "Files", version = "1" })
@@ -76,6 +77,39 @@ TEST_CASE("users policy: guards another service per method and route, with req.u
                  "Not Authorized: No user found matching this API token. Your account may have "
                  "been deleted. "
                  "Please visit the ServiceX website to obtain a new API token."}});
+}
+
+TEST_CASE("users policy: a rule holds for every spelling of its path and for HEAD", "[users]") {
+  Users* users = nullptr;
+  auto owner = with_staging(
+      users, {{"auth", "users"},
+              {"ENABLE_AUTH", "true"},
+              {"JWT_SECRET_KEY", kSecret},
+              {"auth_rules", {{"GET /files/", "admin"}, {"GET /web/*", "none"}, {"*", "user"}}}});
+  std::string admin = users->admin_header();
+  std::string ann = bearer(users->approved_user("ann@example.org")["access_token"]);
+  const json not_admin = {
+      {"message", "Not Authorized: This resource is restricted to administrators."}};
+  // The router serves all of these from the /files route: the admin rule must hold for each.
+  for (const char* path :
+       {"/staging/files", "/staging/files/", "//staging//files", "/staging/files//"}) {
+    INFO(path);
+    check_answer(users->get(path, ann), 401, not_admin);
+    check_answer(users->get(path, admin), 200, {{"email", kAdmin}});
+  }
+  // HEAD runs the GET route, so it follows the GET rule.
+  CHECK(depot::testing::http_request(users->port(), "HEAD", "/staging/files", "", ann).status ==
+        401);
+  CHECK(depot::testing::http_request(users->port(), "HEAD", "/staging/files", "", admin).status ==
+        200);
+  // An exact rule is only that path; "/*" covers the path and everything under it.
+  check_answer(users->get("/staging/files/public", ann), 200, {{"email", "ann@example.org"}});
+  CHECK(users->get("/staging/files/public").status == 401);
+  for (const char* path :
+       {"/staging/web", "/staging/web/", "/staging/web/app.js", "/staging//web/lib/x.css"}) {
+    INFO(path);
+    check_answer(users->get(path), 200, {{"email", nullptr}});
+  }
 }
 
 TEST_CASE("users policy: a guarded service's API pages open without a token", "[users]") {

@@ -46,7 +46,9 @@ class Hooks {
     server_ = depot::testing::serve_stubs({{"notify_sink", "/sink"}});
     sink_ = depot::testing::url_on(*server_, "/sink/in");
     json settings = test_settings();
-    settings.update({{"SLACK_SIGNING_SECRET", kSlackSecret}, {"MAIL_BACKOFF", 0.05}});
+    settings.update({{"SLACK_SIGNING_SECRET", kSlackSecret},
+                     {"SLACK_RESPONSE_URL_PREFIX", sink_ + "/slack/"},
+                     {"MAIL_BACKOFF", 0.05}});
     settings = with_config(settings, config, sink_);
     depot::testing::add_service(*server_, {"users", "users", {"/"}, settings});
     admin_header();  // the start hook has made the admin (id 1)
@@ -76,11 +78,18 @@ class Hooks {
         kJson);
   }
 
-  // A signed interactivity callback for `action` on `email`, sent `skew` seconds off now.
+  // A signed interactivity callback for `action` on `email`, sent `skew` seconds off now, whose
+  // messages go to the sink's "slack/<response_name>" (under SLACK_RESPONSE_URL_PREFIX).
   HttpResponse interact(const std::string& action, const std::string& email,
                         const std::string& response_name, long long skew = 0,
                         const std::string& secret = kSlackSecret) {
-    json payload = {{"response_url", sink_ + "/" + response_name},
+    return interact_at(action, email, sink_ + "/slack/" + response_name, skew, secret);
+  }
+
+  HttpResponse interact_at(const std::string& action, const std::string& email,
+                           const std::string& response_url, long long skew = 0,
+                           const std::string& secret = kSlackSecret) {
+    json payload = {{"response_url", response_url},
                     {"actions", {{{"action_id", action}, {"value", email}}}},
                     {"user", {{"id", "U123"}}},
                     {"message", {{"blocks", json::parse(slack_blocks(email))}}}};
@@ -171,13 +180,13 @@ TEST_CASE("users slack: interactivity callbacks are verified, then approve or re
   CHECK(hooks.interact("accept_user", "ann@example.org", "old", -301).status == 403);
   CHECK(hooks.interact("accept_user", "ann@example.org", "future", 301).status == 403);
   CHECK(hooks.interact("accept_user", "ann@example.org", "forged", 0, "wrong").status == 401);
-  CHECK(json::parse(hooks.received("old")[0]["body"].get<std::string>()) ==
+  CHECK(json::parse(hooks.received("slack/old")[0]["body"].get<std::string>()) ==
         json{{"response_type", "ephemeral"},
              {"replace_original", false},
              {"text", "Sorry, this request has expired."}});
-  CHECK(json::parse(hooks.received("future")[0]["body"].get<std::string>())["text"] ==
+  CHECK(json::parse(hooks.received("slack/future")[0]["body"].get<std::string>())["text"] ==
         "Sorry, this request has expired.");
-  CHECK(json::parse(hooks.received("forged")[0]["body"].get<std::string>())["text"] ==
+  CHECK(json::parse(hooks.received("slack/forged")[0]["body"].get<std::string>())["text"] ==
         "Slack Verification Failed: Signatures did not match.");
   // Missing headers are a client error, not the original's 500.
   CHECK(http_request(hooks.port(), "POST", "/slack", "payload=%7B%7D", kForm).status == 400);
@@ -189,17 +198,17 @@ TEST_CASE("users slack: interactivity callbacks are verified, then approve or re
   auto approved = hooks.interact("accept_user", "ann@example.org", "approved");
   CHECK(approved.status == 200);
   CHECK(approved.body.empty());
-  json update = json::parse(hooks.received("approved")[0]["body"].get<std::string>());
+  json update = json::parse(hooks.received("slack/approved")[0]["body"].get<std::string>());
   CHECK(update["replace_original"] == true);
   CHECK(update["blocks"][0] == json::parse(Hooks::slack_blocks("ann@example.org"))[0]);
   CHECK(update["blocks"][1]["elements"][0]["text"] == "Approved by <@U123>");
 
   CHECK(hooks.interact("reject_user", "bob@example.org", "rejected").status == 200);
-  CHECK(json::parse(hooks.received("rejected")[0]["body"]
+  CHECK(json::parse(hooks.received("slack/rejected")[0]["body"]
                         .get<std::string>())["blocks"][1]["elements"][0]["text"] ==
         "Rejected by <@U123>");
   CHECK(hooks.interact("accept_user", "zed@example.org", "unknown").status == 404);
-  CHECK(json::parse(hooks.received("unknown")[0]["body"].get<std::string>())["text"] ==
+  CHECK(json::parse(hooks.received("slack/unknown")[0]["body"].get<std::string>())["text"] ==
         "No user registered with email: zed@example.org");
   json users = json::parse(http_request(hooks.port(), "GET", "/users", "", admin).body)["users"];
   REQUIRE(users.size() == 2);
@@ -207,10 +216,32 @@ TEST_CASE("users slack: interactivity callbacks are verified, then approve or re
   CHECK(users[1]["pending"] == false);
 }
 
+TEST_CASE("users slack: a callback naming a response_url outside Slack gets nothing posted there",
+          "[users]") {
+  Hooks hooks(json::object());
+  REQUIRE(hooks.register_user("ann@example.org").status == 200);
+  std::string elsewhere = hooks.sink() + "/elsewhere";
+  // Forged, expired, then properly signed: each message is posted before the answer, so the
+  // sink would hold them by now.
+  CHECK(hooks.interact_at("accept_user", "ann@example.org", elsewhere, 0, "wrong").status == 401);
+  CHECK(hooks.interact_at("accept_user", "ann@example.org", elsewhere, -301).status == 403);
+  CHECK(hooks.interact_at("accept_user", "ann@example.org", elsewhere).status == 200);
+  json requests =
+      json::parse(http_request(hooks.port(), "GET", "/sink/out/elsewhere").body)["requests"];
+  CHECK(requests.empty());
+  Hooks unconfigured(json{{"SLACK_SIGNING_SECRET", ""}});
+  CHECK(
+      unconfigured.interact_at("accept_user", "ann@example.org", unconfigured.sink() + "/elsewhere")
+          .status == 403);
+  CHECK(
+      json::parse(http_request(unconfigured.port(), "GET", "/sink/out/elsewhere").body)["requests"]
+          .empty());
+}
+
 TEST_CASE("users slack: without SLACK_SIGNING_SECRET callbacks are refused with 403", "[users]") {
   Hooks hooks(json{{"SLACK_SIGNING_SECRET", ""}});
   CHECK(hooks.interact("accept_user", "ann@example.org", "unconfigured").status == 403);
-  CHECK(json::parse(hooks.received("unconfigured")[0]["body"].get<std::string>())["text"] ==
+  CHECK(json::parse(hooks.received("slack/unconfigured")[0]["body"].get<std::string>())["text"] ==
         "ServiceX has no Slack app configured.");
 }
 
