@@ -68,6 +68,7 @@ TEST_CASE("staging guard: the web page and its files open without a token, the A
     INFO(path);
     CHECK(staging.users.get(path).status == 200);
   }
+  CHECK(staging.users.get("/staging/web/missing.js").status == 404);
   CHECK(staging.users.get("/staging").status == 307);
   CHECK(staging.users.get("/staging/config/allowed-methods/").status == 200);
   CHECK(staging.users.get("/staging/stage-data/records").status == 401);
