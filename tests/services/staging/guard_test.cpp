@@ -9,6 +9,7 @@
 
 using namespace depot::testing::users;
 using depot::testing::http_request;
+using depot::testing::HttpResponse;
 using depot::testing::staging::write_file;
 namespace stdfs = std::filesystem;
 
@@ -17,7 +18,8 @@ namespace {
 // The staging section of the shipped config/users.json.
 json shipped_staging_section() {
   std::ifstream in(DEPOT_SOURCE_DIR "/config/users.json");
-  for (const json& service : json::parse(in)["services"]) {
+  json config = json::parse(in);
+  for (const json& service : config["services"]) {
     if (service["name"] == "staging") return service["config"];
   }
   throw std::runtime_error("config/users.json has no staging service");
