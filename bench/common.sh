@@ -224,10 +224,13 @@ ORIGINAL_POST_REQUESTS_PER_SECOND=360
 # Depot's CPU per request from the first request until the last fetch settled (fetches and the
 # same-server Kentik stub included, so a backlog of fetches cannot flatter the figure), and
 # Depot's peak RSS over the same span.
-post_requests_load() { # port seconds label
-  local port=$1 seconds=$2 label=$3 ticks_before ticks_after requests rate pending_before rss_before rss_peak
-  pending_count() { curl -sS "http://127.0.0.1:$port/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pending_count"])'; }
-  pending_before=$(pending_count)
+# `path` (default /requests) and `pending` (a command given the port that prints how many fetches
+# are unsettled; default: the image cache's /info) let bench/post_floor.sh load its floor routes.
+# Leaves the figures in POST_RATE (req/s), POST_P99 and POST_CPU_MS (per request).
+post_requests_load() { # port seconds label [path [pending]]
+  local port=$1 seconds=$2 label=$3 path=${4:-/requests} pending=${5:-image_cache_pending_count}
+  local ticks_before ticks_after requests rate pending_before rss_before rss_peak
+  pending_before=$("$pending" "$port")
   cat >"$WORK_DIR/post.lua" <<'LUA'
 -- thread:set writes a global of the thread's own state: thread_number must be one (as a local,
 -- every thread kept 0 and sent the other's queries, half of them answered from the cache).
@@ -240,26 +243,32 @@ request = function()
   counter = counter + 1
   local body = string.format('{"api_query": {"imageType": "png", "padding": "%s", "stub": {"name": "post-%s-%d-%d"}}, "ttl": 600}',
     padding, run, thread_number, counter)
-  return wrk.format("POST", "/requests", { ["Content-Type"] = "application/json" }, body)
+  return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
 end
 LUA
   rss_before=$(memory_kb "$DEPOT_PID" VmRSS)
   start_rss_sampler "$DEPOT_PID"
   ticks_before=$(cpu_ticks "$DEPOT_PID")
-  wrk -t2 -c16 -d"${seconds}s" --latency -s "$WORK_DIR/post.lua" "http://127.0.0.1:$port/requests" -- "$label" \
+  wrk -t2 -c16 -d"${seconds}s" --latency -s "$WORK_DIR/post.lua" "http://127.0.0.1:$port$path" -- "$label" \
     >"$WORK_DIR/wrk.txt"
-  while [ "$(pending_count)" -gt "$pending_before" ]; do sleep 0.1; done
+  while [ "$("$pending" "$port")" -gt "$pending_before" ]; do sleep 0.1; done
   ticks_after=$(cpu_ticks "$DEPOT_PID")
   rss_peak=$(stop_rss_sampler)
   requests=$(awk '/requests in/ {print $1}' "$WORK_DIR/wrk.txt")
   rate=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK_DIR/wrk.txt")
-  report "POST /requests, 16 connections, distinct 3.8 KB queries: $rate req/s" \
+  POST_RATE=$rate
+  POST_P99=$(awk '/ 99%/ {print $2}' "$WORK_DIR/wrk.txt")
+  POST_CPU_MS=$(awk -v t=$((ticks_after - ticks_before)) -v n="$requests" -v hz="$CLOCK_TICKS_PER_SECOND" 'BEGIN { printf "%.3f", t / hz * 1000 / n }')
+  report "POST $path, 16 connections, distinct 3.8 KB queries: $rate req/s" \
     "($(awk -v r="$rate" -v o="$ORIGINAL_POST_REQUESTS_PER_SECOND" 'BEGIN { printf "%.1f", r / o }')x the original's" \
-    "$ORIGINAL_POST_REQUESTS_PER_SECOND), p99 $(awk '/ 99%/ {print $2}' "$WORK_DIR/wrk.txt"), server CPU" \
-    "$(awk -v t=$((ticks_after - ticks_before)) -v n="$requests" -v hz="$CLOCK_TICKS_PER_SECOND" 'BEGIN { printf "%.3f ms", t / hz * 1000 / n }')" \
+    "$ORIGINAL_POST_REQUESTS_PER_SECOND), p99 $POST_P99, server CPU $POST_CPU_MS ms" \
     "per request (its fetch and the stub included), Depot's RSS $((rss_before / 1024)) MB before, peak" \
     "$((rss_peak / 1024)) MB (the original's: 63 MB), after: $(($(memory_kb "$DEPOT_PID" RssAnon) / 1024)) MB" \
     "anonymous + $(($(memory_kb "$DEPOT_PID" RssFile) / 1024)) MB file pages (LMDB's map); errors: $(awk '/Non-2xx|Socket errors/' "$WORK_DIR/wrk.txt" | tr -s ' ' | tr '\n' ' ')"
+}
+
+image_cache_pending_count() { # port
+  curl -sS "http://127.0.0.1:$1/info" | python3 -c 'import json, sys; print(json.load(sys.stdin)["pending_count"])'
 }
 
 # --- S3 (blob_s3.sh, scale_out.sh) ---

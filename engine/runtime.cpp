@@ -12,6 +12,7 @@
 #include "engine/lua_api.hpp"
 #include "engine/metrics.hpp"
 #include "engine/metrics_text.hpp"
+#include "engine/preemption.hpp"
 #include "engine/server_core.hpp"
 #include "engine/spec_files.hpp"
 #include "engine/worker.hpp"
@@ -19,9 +20,6 @@
 namespace depot {
 namespace {
 const char* const kRuntimeKey = "depot.runtime";
-// VM instructions between preemption checks: a few microseconds of interpreted code, so a check
-// (a registry lookup and a clock read) costs well under 1%.
-constexpr int kHookInterval = 10000;
 
 int traceback(lua_State* L) {
   if (lua_istable(L, 1)) {  // a configuration error (see bindings/config.lua) keeps its shape
@@ -35,30 +33,12 @@ int traceback(lua_State* L) {
   return 1;
 }
 
-// Stops runaway code: runs in every coroutine of the state, also the ones a script creates (hooks
-// are per state in LuaJIT), but never inside compiled traces (hence the JIT off by default).
-// A task that must stop has its own coroutine yielded from the hook, which no pcall can catch;
-// Task::run then ends it without resuming. Where that cannot be done (inside a coroutine the
-// script created, under a C call such as table.sort's comparator) an error unwinds toward the
-// task's coroutine instead, and the next hook there yields it.
-void preemption_hook(lua_State* L, lua_Debug*) {
-  Task* task = Task::running_in(L);
-  if (task == nullptr) return;
-  task->instructions += kHookInterval;
-  const char* reason = task->must_stop(Clock::now());
-  if (reason == nullptr) return;
-  if (L == task->coroutine() && lua_isyieldable(L)) {
-    lua_yield(L, 0);  // does not return here
-    return;
-  }
-  luaL_error(L, "%s", reason);
-}
-
 // A script's top level runs outside any task, on the thread building the runtime, with nothing to
 // yield to: past limits.load_deadline the hook raises an error, and from then on it does so at
 // every instruction, so a pcall inside the script cannot catch it and loop on (`while true do
 // pcall(f) end` fails at its next `pcall`). The load fails; for a reload the previous generation
-// keeps serving.
+// keeps serving. Loading is rare, so this hook is always on while it lasts, unlike the preemption
+// hook of tasks, which a watchdog installs only on a task that overran (preemption.hpp).
 thread_local Clock::time_point load_deadline = Clock::time_point::max();
 
 void load_deadline_hook(lua_State* L, lua_Debug*) {
@@ -67,13 +47,13 @@ void load_deadline_hook(lua_State* L, lua_Debug*) {
   luaL_error(L, "loading took longer than limits.load_deadline");
 }
 
-// Arms the load deadline for one script's top level; the preemption hook replaces it afterwards.
+// Arms the load deadline for one script's top level, and leaves the state without a hook.
 class LoadDeadline {
  public:
   LoadDeadline(lua_State* L, std::chrono::milliseconds span) : L_(L) {
     if (span.count() <= 0) return;
     load_deadline = Clock::now() + span;
-    lua_sethook(L_, load_deadline_hook, LUA_MASKCOUNT, kHookInterval);
+    lua_sethook(L_, load_deadline_hook, LUA_MASKCOUNT, kPreemptionHookInterval);
   }
   ~LoadDeadline() {
     load_deadline = Clock::time_point::max();
@@ -182,7 +162,7 @@ Runtime::Runtime(Worker* worker, std::shared_ptr<const Generation> generation)
     load_services();
     build_router();
     prepare_metrics();
-    lua_sethook(L_, preemption_hook, LUA_MASKCOUNT, kHookInterval);
+    if (counts_instructions()) install_counting_hook(L_);
   } catch (...) {
     memory_->restore();
     lua_close(L_);

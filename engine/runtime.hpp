@@ -80,6 +80,9 @@ class Runtime final : public RequestHandler {
   lua_State* acquire_coroutine(int& ref);
   void release_coroutine(int ref, lua_State* coroutine, bool reusable);
 
+  // limits.instruction_budget is set: the preemption hook is installed for good, to count.
+  bool counts_instructions() const { return generation_->limits.instruction_budget > 0; }
+
   size_t task_count() const { return tasks_; }
   void task_started() { ++tasks_; }
   void task_ended() { --tasks_; }

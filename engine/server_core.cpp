@@ -31,7 +31,8 @@ ServerCore::ServerCore(Options options, std::vector<UniqueFd> listen_fds)
       workers_(listen_fds_.size(), nullptr),
       max_connections_(resolve_max_connections(options_.limits.max_connections)),
       metrics_(listen_fds_.size()),
-      pool_(options_.blocking_threads, 4096) {
+      pool_(options_.blocking_threads, 4096),
+      watchdog_(listen_fds_.size(), PreemptionWatchdog::period_for(options_.limits)) {
   // With the kv store on PostgreSQL, depot.wait/notify reach every replica sharing it.
   std::string kv = kv_url(options_.config);
   if (is_postgres_url(kv)) events_.set_relay(postgres_events_relay(kv, events_));

@@ -1,6 +1,6 @@
 // State shared by all workers of one server: options, listening sockets, the workers themselves,
-// named events, the metrics and the blocking-work pool. Created by Server before the reactor
-// starts.
+// named events, the metrics, the blocking-work pool and the preemption watchdog. Created by Server
+// before the reactor starts.
 #pragma once
 
 #include <atomic>
@@ -11,6 +11,7 @@
 #include "engine/metrics.hpp"
 #include "engine/named_events.hpp"
 #include "engine/options.hpp"
+#include "engine/preemption.hpp"
 #include "engine/thread_pool.hpp"
 #include "engine/unique_fd.hpp"
 
@@ -37,6 +38,7 @@ class ServerCore {
   metrics::ServerMetrics& metrics() { return metrics_; }
   NamedEvents& events() { return events_; }
   ThreadPool& pool() { return pool_; }
+  PreemptionWatchdog& watchdog() { return watchdog_; }
 
  private:
   Options options_;
@@ -48,6 +50,7 @@ class ServerCore {
   metrics::ServerMetrics metrics_;
   NamedEvents events_;
   ThreadPool pool_;
+  PreemptionWatchdog watchdog_;
 };
 
 }  // namespace depot

@@ -1,11 +1,14 @@
 // Coroutines run by the engine (see task.hpp).
 #include "engine/task.hpp"
 
+#include <algorithm>
+
 #include "bindings/binding.hpp"
 #include "engine/error_answer.hpp"
 #include "engine/exchange.hpp"
 #include "engine/log.hpp"
 #include "engine/lua_memory.hpp"
+#include "engine/preemption.hpp"
 #include "engine/runtime.hpp"
 #include "engine/worker.hpp"
 
@@ -50,6 +53,13 @@ void Task::set_deadline(std::chrono::milliseconds span, Clock::time_point now) {
   deadline_span_ = span;
   deadline_ = span.count() > 0 ? now + span : Clock::time_point::max();
   body_seen_ = exchange_ ? exchange_->body_received() : 0;
+  Worker& worker = runtime_.worker();
+  if (worker.running_task() == this) worker.preemption().reschedule(check_at());  // depot.deadline
+}
+
+Clock::time_point Task::check_at() const {
+  std::chrono::milliseconds slice = runtime_.generation().limits.cpu_slice;
+  return slice.count() > 0 ? std::min(deadline_, running_since_ + slice) : deadline_;
 }
 
 bool Task::overdue(Clock::time_point now) {
@@ -124,11 +134,15 @@ void Task::run(int argument_count) {
   Task* outer = worker.running_task();
   worker.set_running_task(this);
   running_since_ = Clock::now();
+  // A state that counts instructions has its hook installed for good: nothing for the watchdog.
+  PreemptionSlot::Published previous = worker.preemption().enter(
+      runtime_.counts_instructions() ? nullptr : runtime_.state(), check_at());
   int status;
   {
     LuaMemory::Enforced enforced(runtime_.memory());
     status = lua_resume(coroutine_, argument_count);
   }
+  worker.preemption().leave(previous);
   worker.set_running_task(outer);
   if (stop_reason_ != nullptr && status != 0) {
     // The preemption hook yielded the coroutine (or its error escaped every pcall): it never runs

@@ -44,7 +44,9 @@ class Task {
   Exchange* exchange() const { return exchange_.get(); }
   const std::shared_ptr<Exchange>& exchange_pointer() const { return exchange_; }
   const std::string& request_id() const;
-  uint64_t instructions = 0;  // counted by the preemption hook
+  // Counted by the preemption hook: from the first instruction with limits.instruction_budget
+  // (the hook is then always installed), otherwise only while a watchdog armed it.
+  uint64_t instructions = 0;
   // "service: GET /pattern" for a request task, for the log.
   std::string route;
 
@@ -55,9 +57,10 @@ class Task {
   // The worker's once-a-second sweep: true when the deadline passed without progress.
   bool overdue(Clock::time_point now);
 
-  // The preemption hook, every few thousand VM instructions of the running task: why the task
-  // must stop now (deadline, cpu_slice, instruction budget), or nullptr. Once a task was told
-  // to stop it stays stopped: every later call says so again, so pcall cannot swallow it.
+  // The preemption hook, every few thousand VM instructions of the running task once installed
+  // (preemption.hpp): why the task must stop now (deadline, cpu_slice, instruction budget), or
+  // nullptr. Once a task was told to stop it stays stopped: every later call says so again, so
+  // pcall cannot swallow it.
   const char* must_stop(Clock::time_point now);
   // The HTTP status the stop is answered with (503 for time, 500 for the budget).
   int stop_status() const { return stop_status_; }
@@ -85,6 +88,9 @@ class Task {
  private:
   void run(int argument_count);
   void finish(const char* error);
+  // When the running task must be stopped unless it waited: its cpu_slice ends or its deadline
+  // passes, whichever comes first (what must_stop checks but the budget).
+  Clock::time_point check_at() const;
 
   Runtime& runtime_;
   Kind kind_;

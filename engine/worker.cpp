@@ -142,7 +142,11 @@ class Worker::Ticker final : public EventSource {
 };
 
 Worker::Worker(ServerCore& core, size_t index)
-    : core_(core), index_(index), metrics_(core.metrics().worker(index)), now_(Clock::now()) {}
+    : core_(core),
+      index_(index),
+      metrics_(core.metrics().worker(index)),
+      now_(Clock::now()),
+      preemption_(core.watchdog().slot(index)) {}
 
 Worker::~Worker() {
   // Runs on the thread destroying the reactor, after the worker thread has been joined. First of

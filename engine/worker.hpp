@@ -29,6 +29,7 @@ class ServerCore;
 class Connection;
 class RequestHandler;
 class Runtime;
+class PreemptionSlot;
 class Task;
 class WorkerInbox;
 struct Generation;
@@ -111,6 +112,8 @@ class Worker final : public Pistache::Aio::Handler {
   void remove_task(uint64_t id);
   Task* running_task() const { return running_task_; }
   void set_running_task(Task* task) { running_task_ = task; }
+  // Where the running task is published for the preemption watchdog (preemption.hpp).
+  PreemptionSlot& preemption() { return preemption_; }
 
   // Graceful shutdown: stop accepting, close idle connections; `done` runs (on this thread)
   // once every connection and request task has finished.
@@ -155,6 +158,7 @@ class Worker final : public Pistache::Aio::Handler {
   std::vector<std::unique_ptr<Runtime>> retired_;
   std::unordered_map<uint64_t, std::unique_ptr<Task>> tasks_;
   Task* running_task_ = nullptr;
+  PreemptionSlot& preemption_;
   RequestHandler* request_handler_ = nullptr;
 
   bool draining_ = false;

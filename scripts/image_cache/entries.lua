@@ -125,9 +125,9 @@ function M.new(store)
     batched = kv.open("image_cache", { durable = false }),
     store = store,
   }, M)
-  self.creations = GroupCommit.new("image_cache:creations", self.db, find_or_create_in)
-  self.settles = GroupCommit.new("image_cache:settles", self.batched,
-                                 function(tx, item) return settle_in(store, tx, item) end)
+  -- Creations and settles of one loop turn share a commit (durable when it has a creation).
+  self.writes = GroupCommit.new("image_cache", self.db, self.batched)
+  self.settle_in = function(tx, item) return settle_in(store, tx, item) end
   return self
 end
 
@@ -135,14 +135,15 @@ end
 -- group commit with the POSTs that came with it). Returns id, created.
 function M:find_or_create(query_text, make_id)
   -- Hashed before the group's transaction, which holds every writer of the process.
-  return self.creations:run({ query_text = query_text, index = query_key(query_text), make_id = make_id })
+  return self.writes:run(find_or_create_in,
+                         { query_text = query_text, index = query_key(query_text), make_id = make_id }, true)
 end
 
 -- Records the outcome of a fetch: an image (a file first, or inline bytes in the entry's commit)
 -- or an error.
 function M:settle(id, outcome)
   local file = outcome.image and self.store:put_file(id, outcome.image)
-  local kept = self.settles:run({ id = id, outcome = outcome, file = file })
+  local kept = self.writes:run(self.settle_in, { id = id, outcome = outcome, file = file })
   if file and not kept then self.store:remove_files({ id }) end
 end
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tests/support/lua_fixture.hpp"
 
@@ -156,6 +157,47 @@ TEST_CASE("json.encode: arrays, objects, numbers and round trips", "[json]") {
                            '[0.1,-2,1e-07,"\\u0000"]', '[[[]],{"x":{}}]'}) do
       assert(json.encode(json.decode(text)) == text, text)
     end
+  )") == "");
+}
+
+// json.encode writes its text itself; nlohmann::json's dump(), which it replaced, is the reference.
+TEST_CASE("json.encode writes what nlohmann::json's dump() writes for the same value", "[json]") {
+  depot::testing::LuaFixture lua;
+  std::string controls;  // every control character as a \u escape
+  for (int c = 0; c < 0x20; ++c) {
+    controls += "\\u00";
+    controls += "01"[c >> 4];
+    controls += "0123456789abcdef"[c & 15];
+  }
+  const std::vector<std::string> texts = {
+      "[\"" + controls + "\"]",
+      R"({"z":1,"a":[true,false,null],"é":"\u007f/\\\"x","\u00e9t\u00e9":{"b":"\ud83d\ude00"}})",
+      R"([0.1,-2.5,1e-07,123.456,-2.5e-300,1.7976931348623157e308,9007199254740991,-42])",
+      R"({"Z":"","a":"日本語","aa":{},"b":[[],[{}]],"~":"~","\u0080":"\u07ff\u0800\uffff"})",
+  };
+  lua_State* L = lua.state();
+  for (const std::string& text : texts) {
+    INFO(text);
+    lua_pushlstring(L, text.data(), text.size());
+    lua_setglobal(L, "text");
+    REQUIRE(lua.run("local json = require 'json'; encoded = json.encode(json.decode(text))") == "");
+    lua_getglobal(L, "encoded");
+    std::string encoded = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    CHECK(encoded == nlohmann::json::parse(text).dump());
+  }
+  CHECK(lua.run(R"(
+    local json = require "json"
+    -- A key written twice (a number and a string) is written once, as dump() did.
+    local text = json.encode({[1] = "a", ["1"] = "b", x = 1})
+    assert(text == '{"1":"a","x":1}' or text == '{"1":"b","x":1}', text)
+    -- dump() read the whole value before it checked UTF-8: other errors come first.
+    local ok, message = pcall(json.encode, {"\255", print})
+    assert(not ok and message:find("cannot encode a function", 1, true), message)
+    ok, message = pcall(json.encode, {a = "ok", b = {"\237\160\128"}})  -- a lone surrogate
+    assert(not ok and message:find("strings must be valid UTF-8", 1, true), message)
+    ok, message = pcall(json.encode, {["\192\128"] = 1})  -- an overlong key
+    assert(not ok and message:find("strings must be valid UTF-8", 1, true), message)
   )") == "");
 }
 

@@ -1,5 +1,6 @@
 // Runaway Lua is stopped and the worker serves again: endless loops (also under pcall and in a
-// coroutine) cut at limits.cpu_slice or the request deadline, memory hogs at limits.lua_memory,
+// coroutine) cut at limits.cpu_slice or the request deadline by a hook that only a task that
+// overran gets (other code runs without one), memory hogs at limits.lua_memory,
 // deadlines that count waits without progress (not a body still arriving), route deadlines, and
 // a `depot serve` that exits on SIGTERM whatever its workers are doing.
 #include <signal.h>
@@ -26,6 +27,8 @@ local depot = require "depot"
 local service = ...
 service:get("/hello", function() return "hello" end)
 service:get("/spin", function() while true do end end)
+service:get("/deadline-spin", function() depot.deadline(0.25); while true do end end)
+service:get("/hook", function() return tostring(debug.gethook()) end)
 service:get("/swallow", function()
   while true do pcall(function() while true do end end) end
 end)
@@ -87,6 +90,7 @@ TEST_CASE("an endless loop is cut at cpu_slice with 503 and the worker serves th
   double held = seconds_since(start);
   CHECK(response.status == 503);
   CHECK(response.body.find("request_id") != std::string::npos);  // the service's error shape
+  CHECK(held >= 0.3);                                            // not before its cpu_slice
   CHECK(held < 2.0);
   INFO("a looping handler held its worker for " << held << " s");
   for (int i = 0; i < 20; ++i) CHECK(http_request(server.port(), "GET", "/hello").body == "hello");
@@ -132,6 +136,37 @@ TEST_CASE("running code is also cut at the request deadline when cpu_slice is of
   CHECK(http_request(server.port(), "GET", "/spin").status == 503);
   CHECK(seconds_since(start) < 2.0);
   CHECK(http_request(server.port(), "GET", "/hello").body == "hello");
+}
+
+TEST_CASE("depot.deadline while running moves the cut of a loop to it", "[lua_limits]") {
+  TestServer server("app", kRoutes, [](depot::Options& options) {
+    options.threads = 1;
+    options.limits.cpu_slice = 0ms;  // only the deadline the route set, 0.25 s, can cut it
+  });
+  auto start = Clock::now();
+  CHECK(http_request(server.port(), "GET", "/deadline-spin").status == 503);
+  double held = seconds_since(start);
+  CHECK(held >= 0.25);
+  CHECK(held < 2.0);
+  CHECK(http_request(server.port(), "GET", "/hello").body == "hello");
+}
+
+TEST_CASE("handlers run without a hook, and the one a loop got is gone after it was cut",
+          "[lua_limits]") {
+  TestServer server("app", kRoutes, one_worker);
+  CHECK(http_request(server.port(), "GET", "/hook").body == "nil");
+  CHECK(http_request(server.port(), "GET", "/spin").status == 503);
+  CHECK(http_request(server.port(), "GET", "/hook").body == "nil");
+  CHECK(http_request(server.port(), "GET", "/sorted").status >= 500);  // cut by an error there
+  CHECK(http_request(server.port(), "GET", "/hook").body == "nil");
+  // Counting instructions needs the hook from the first one: it stays.
+  TestServer counting("app", kRoutes, [](depot::Options& options) {
+    options.threads = 1;
+    options.limits.instruction_budget = 50'000'000;
+  });
+  CHECK(http_request(counting.port(), "GET", "/hook").body == "external hook");
+  CHECK(http_request(counting.port(), "GET", "/spin").status == 500);
+  CHECK(http_request(counting.port(), "GET", "/hook").body == "external hook");
 }
 
 TEST_CASE("a memory hog fails with 500 at lua_memory, the state collects and serves again",

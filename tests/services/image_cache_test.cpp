@@ -555,3 +555,78 @@ TEST_CASE("image cache: what no route handles answers like FastAPI", "[image_cac
                      "Content-Type: application/vnd.api+json")
             .status == 200);
 }
+
+// scripts/image_cache/group_commit.lua, with two databases standing for its durable and batched
+// handles so that the keys tell which commit carried an item: what tasks of one turn ask shares
+// one transaction, durable when one item is; a batched group alone is batched, and a durable item
+// that comes while it waits brings its commit forward.
+TEST_CASE("image cache: group commits carry batched and durable writes of a turn together",
+          "[image_cache]") {
+  const std::string script = std::string("package.path = '") + DEPOT_SOURCE_DIR +
+                             "/scripts/?.lua;' .. package.path\n" + R"LUA(
+local depot = require "depot"
+local jobs = require "jobs"
+local json = require "json"
+local kv = require "kv"
+local GroupCommit = require "image_cache.group_commit"
+local service = ...
+local durable, batched = kv.open("group_durable"), kv.open("group_batched", { durable = false })
+local writes = GroupCommit.new("test", durable, batched)
+
+local function put(tx, item)
+  tx:put(item.key, tostring(tx))
+  if item.fail then error("refused") end
+  return item.key
+end
+
+-- Each item {key, durable, after (seconds before it asks), fail} asks from a task of its own;
+-- answers, per key: its result (or error), the transaction that wrote it in each database, and
+-- the seconds it waited.
+service:post("/run", function(req)
+  local items, outcome, ended, delay = req:json(), {}, 0, GroupCommit.BATCHED_DELAY
+  GroupCommit.BATCHED_DELAY = tonumber(req.query.delay) or delay
+  for _, item in ipairs(items) do
+    jobs.after(item.after or 0, function()
+      local started = depot.monotonic()
+      local ok, result = pcall(writes.run, writes, put, { key = item.key, fail = item.fail }, item.durable)
+      outcome[item.key] = { result = ok and result or tostring(result), waited = depot.monotonic() - started,
+                            durable = durable:get(item.key) or "", batched = batched:get(item.key) or "" }
+      ended = ended + 1
+    end)
+  end
+  while ended < #items do depot.sleep(0.001) end
+  GroupCommit.BATCHED_DELAY = delay
+  return outcome
+end)
+)LUA";
+  TestServer server("group_commit", script);
+  auto run = [&](const json& items, const std::string& delay = "") {
+    auto response = http_request(server.port(), "POST", "/run" + delay, items.dump(), kJson);
+    REQUIRE(response.status == 200);
+    return json::parse(response.body);
+  };
+
+  json mixed = run({{{"key", "settle"}}, {{"key", "create"}, {"durable", true}}});
+  CHECK(mixed["settle"]["result"] == "settle");
+  CHECK(mixed["create"]["result"] == "create");
+  CHECK(mixed["settle"]["durable"] != "");  // in the durable commit, with the creation
+  CHECK(mixed["settle"]["durable"] == mixed["create"]["durable"]);
+  CHECK(mixed["settle"]["batched"] == "");
+
+  json alone = run({{{"key", "lonely"}}});
+  CHECK(alone["lonely"]["batched"] != "");
+  CHECK(alone["lonely"]["durable"] == "");
+
+  // The batched item would wait 2 s for company; the durable one comes 20 ms later.
+  json joined =
+      run({{{"key", "early"}}, {{"key", "late"}, {"durable", true}, {"after", 0.02}}}, "?delay=2");
+  CHECK(joined["early"]["durable"] != "");
+  CHECK(joined["early"]["durable"] == joined["late"]["durable"]);
+  CHECK(joined["early"]["waited"].get<double>() < 1.5);
+
+  json failed = run({{{"key", "kept?"}}, {{"key", "bad"}, {"durable", true}, {"fail", true}}});
+  CHECK(failed["kept?"]["result"].get<std::string>().find("refused") != std::string::npos);
+  CHECK(failed["bad"]["result"].get<std::string>().find("refused") != std::string::npos);
+  CHECK(failed["kept?"]["durable"] == "");
+  CHECK(failed["kept?"]["batched"] == "");
+}
