@@ -12,6 +12,7 @@ local Journal = require "staging.journal"
 local Jupyter = require "staging.jupyter"
 local paths = require "staging.paths"
 local Records = require "staging.records"
+local utf8 = require "staging.utf8"
 local validation = require "staging.validation"
 local api = require "staging.openapi"
 
@@ -36,12 +37,24 @@ local function allowed(method)
   return false
 end
 
--- Python's repr of a string, for the log lines the original printed from pydantic models (a
--- string that is not UTF-8 cannot come from Python: shown as "?").
-local function repr(text)
-  local encoded, list = pcall(json.encode, { text })
-  list = encoded and json.python_repr(list) or "['?']"
-  return list:sub(2, -2)
+-- Python's repr of a (valid UTF-8) string, for the log lines the original printed from pydantic
+-- models.
+local function repr(text) return json.python_repr(json.encode({ text })):sub(2, -2) end
+
+-- With the users guard on (config/users.json), a signed-in user who is not an admin stages for,
+-- and reads the records of, one username only: their e-mail address, lower-cased (unique among
+-- the users service's accounts, and JupyterHub's user name with most OAuth setups). Admins, routes
+-- the guard leaves open, and a service without the guard (the original) are not restricted: nil.
+local function own_username(req)
+  local user = req.user
+  if not user or user.admin then return nil end
+  return user.email:lower()
+end
+
+local function not_yours(own, username)
+  local detail = "Forbidden: you may only use your own username, " .. own
+  journal:warning(detail .. " (asked for " .. username .. ")")
+  return 403, { detail = detail }
 end
 
 local running_as_root
@@ -185,9 +198,13 @@ service:route("POST", "/stage-data/", function(req, res)
   if status then return status, { detail = detail } end
   local item = validation.staging_request(body, errors)
   if #errors > 0 then return 422, { detail = errors } end
+  local method, username = utf8.valid(query.method), utf8.valid(query.username)
+  item.local_path_on_storage, item.relative_path = utf8.valid(item.local_path_on_storage), utf8.valid(item.relative_path)
+  local own = own_username(req)
+  if own and username ~= own then return not_yours(own, username) end
   journal:info(string.format("Received request with method=%s, username=%s, data=local_path_on_storage=%s relative_path=%s",
-    query.method, query.username, repr(item.local_path_on_storage), repr(item.relative_path)))
-  return stage(res, query.method, query.username, item, req.query.jupyter_token)
+    method, username, repr(item.local_path_on_storage), repr(item.relative_path)))
+  return stage(res, method, username, item, req.query.jupyter_token)
 end, api.stage)
 
 ------------------------------------------------------------------------------------------------
@@ -209,13 +226,17 @@ service:route("GET", "/stage-data/records", function(req)
   local errors = {}
   local limit = parse_limit(req.query.limit, errors)
   if #errors > 0 then return 422, { detail = errors } end
-  local function filter(value) return value ~= "" and value or nil end
-  return { records = records:list(filter(req.query.username), filter(req.query.status), limit) }
+  local function filter(value) return value ~= "" and value and utf8.valid(value) or nil end
+  local username, own = filter(req.query.username), own_username(req)
+  if own and username and username ~= own then return not_yours(own, username) end
+  return { records = records:list(username or own, filter(req.query.status), limit) }
 end, api.records)
 
 service:route("GET", "/stage-data/records/:id", function(req)
   local record = Records.valid_id(req.params.id) and records:get(req.params.id)
-  if not record then return 404, { detail = "Record not found" } end
+  local own = own_username(req)
+  -- Another user's record is answered as missing: its existence is not theirs to know either.
+  if not record or (own and record.username ~= own) then return 404, { detail = "Record not found" } end
   return record
 end, api.record)
 
@@ -244,6 +265,7 @@ service:route("POST", "/create-file/", function(req)
   if status then return status, { detail = detail } end
   local fields = validation.embedded_strings(body, { "filename", "content" }, errors)
   if #errors > 0 then return 422, { detail = errors } end
+  fields.filename = utf8.valid(fields.filename)
   local shown = paths.joined(settings.source, fields.filename)
   local path, refused = paths.under(settings.source, fields.filename)
   if not path then

@@ -2,9 +2,11 @@
 -- <JUPYTERHUB_URL>/hub/api, called with the admin token (JUPYTERHUB_API_TOKEN); a stopped server
 -- is started and its progress event stream followed until it is ready; the file then goes through
 -- the Jupyter server's contents API, <JUPYTERHUB_URL>/user/<u>/api/contents/<path>, with the
--- user's own token when the request gave one. Fixed from the original: its doubled /hub/api and
--- wrong contents URL, its server name, its text-only upload ("format": "base64" for anything not
--- UTF-8 text) and its "Authorization: token None".
+-- user's own token when the request gave one, else a token the hub mints for that user for this
+-- copy (expiring soon, limited to their servers, revoked after the copy). The admin token never
+-- goes to the user's server: that server runs code the user controls. Fixed from the original:
+-- its doubled /hub/api and wrong contents URL, its server name, its text-only upload ("format":
+-- "base64" for anything not UTF-8 text) and its "Authorization: token None".
 local crypto = require "crypto"
 local fs = require "fs"
 local http = require "http"
@@ -12,6 +14,9 @@ local json = require "json"
 
 local M = {}
 M.__index = M
+
+-- Seconds a minted token lives if its revocation is lost: one copy's worth of contents calls.
+local MINTED_TOKEN_SECONDS = 600
 
 -- requests' HTTPError text needs the reason phrase.
 local REASONS = {
@@ -125,6 +130,30 @@ function M:put(contents, path, token, model)
   end
 end
 
+-- A token for `username`'s own server from the hub (POST /hub/api/users/<u>/tokens, as the admin),
+-- and its id for the revocation.
+function M:mint_token(username)
+  local url = self.api .. "/users/" .. escape_segment(username) .. "/tokens"
+  local response, err = self:request("POST", url, self.settings.hub_token, {
+    expires_in = MINTED_TOKEN_SECONDS, note = "depot staging: jupyter_copy",
+    scopes = setmetatable({ "access:servers!user=" .. username }, json.array_mt),
+  })
+  local failed = "Unexpected error: Failed to get a token for the server of user " .. username .. ": "
+  if not response then fail(500, failed .. err) end
+  local model = (response.status == 200 or response.status == 201) and json.decode(response.body)
+  if not (type(model) == "table" and type(model.token) == "string" and model.token ~= "") then
+    fail(500, failed .. http_error_text(response.status, url))
+  end
+  return model.token, model.id
+end
+
+-- Best effort: the token expires by itself anyway.
+function M:revoke_token(username, id)
+  if type(id) ~= "string" and type(id) ~= "number" then return end
+  self:request("DELETE", self.api .. "/users/" .. escape_segment(username) .. "/tokens/" .. escape_segment(tostring(id)),
+    self.settings.hub_token)
+end
+
 -- Checks the user on the hub (the original does this before looking at the source path).
 function M:check_user(username)
   local ok, err = pcall(self.user, self, username)
@@ -137,6 +166,7 @@ end
 -- model from check_user. Returns bytes copied (0 when the file was already there) or nil,
 -- status, detail.
 function M:copy(user, username, source, relative_path, user_token)
+  local minted_id
   local ok, result = pcall(function()
     local status = fs.stat(source, { follow = true })
     if not status or status.type ~= "file" then
@@ -148,7 +178,8 @@ function M:copy(user, username, source, relative_path, user_token)
     end
     local server = default_server(user)
     if not (server and server.ready == true) then self:start_server(username) end
-    local token = (user_token ~= nil and user_token ~= "") and user_token or self.settings.hub_token
+    local token = user_token
+    if token == nil or token == "" then token, minted_id = self:mint_token(username) end
     local contents = self.settings.hub_url .. "/user/" .. escape_segment(username) .. "/api/contents"
     local path = relative_path:gsub("^/+", ""):gsub("/+$", "")
     if self:exists(contents, path, token) then return 0 end
@@ -168,6 +199,7 @@ function M:copy(user, username, source, relative_path, user_token)
     self:put(contents, path, token, model)
     return #data
   end)
+  if minted_id then self:revoke_token(username, minted_id) end
   if ok then return result end
   if getmetatable(result) == Failure then return nil, result.status, result.detail end
   return nil, 500, "Unexpected error: " .. tostring(result)

@@ -59,7 +59,8 @@ M.stage = {
     .. "the source path (400); then copies, links, sends or uploads. direct_download answers the file itself.",
   query = {
     method = required(schema.string({ description = "The staging method (one of ALLOWED_METHODS)", enum = METHODS })),
-    username = required(schema.string({ description = "The user whose area receives the data", pattern = "^[a-z_][a-z0-9_-]{0,31}$" })),
+    username = required(schema.string({ description = "The user whose area receives the data: a POSIX name or a lower-case e-mail address (under the users guard, a user who is not an admin may only give their own e-mail)",
+      pattern = "^([a-z_][a-z0-9_-]{0,31}|[a-z0-9_][a-z0-9_.+-]*@[a-z0-9][a-z0-9.-]*)$" })),
     jupyter_token = schema.string({ description = "jupyter_copy: the user's own token for their server" }),
   },
   body = { json = schema.object({
@@ -73,6 +74,7 @@ M.stage = {
       content = { ["application/json"] = SUCCESS.json, ["application/octet-stream"] = schema.binary() } },
     [400] = { description = "An invalid method, username, source or relative path, a missing source",
       json = DETAIL },
+    [403] = { description = "Under the users guard: another user's username", json = DETAIL },
     [422] = VALIDATION_ERROR,
     [500] = { description = "A copy, link, download or Jupyter call that failed", json = DETAIL },
   },
@@ -82,12 +84,13 @@ M.records = {
   summary = "List the records",
   description = "Newest first.",
   query = {
-    username = schema.string({ description = "Only this user's (empty: all)" }),
+    username = schema.string({ description = "Only this user's (empty: all; under the users guard, a user who is not an admin sees only their own)" }),
     status = schema.string({ description = "Only those with this status (empty: all)", enum = { "", "running", "success", "failed" } }),
     limit = schema.integer({ description = "At most this many (clamped to 1..1000)", default = 100 }),
   },
   responses = {
     [200] = { description = "The records", json = schema.object({ records = required(schema.array(RECORD)) }) },
+    [403] = { description = "Under the users guard: another user's username", json = DETAIL },
     [422] = VALIDATION_ERROR,
   },
 }
@@ -97,7 +100,7 @@ M.record = {
   path = { id = schema.string({ description = "The record's id" }) },
   responses = {
     [200] = { description = "The record", json = RECORD },
-    [404] = { description = "No such record (detail \"Record not found\")", json = DETAIL },
+    [404] = { description = "No such record, or under the users guard another user's (detail \"Record not found\")", json = DETAIL },
   },
 }
 

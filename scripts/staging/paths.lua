@@ -9,9 +9,12 @@ local fs = require "fs"
 
 local M = {}
 
--- A conservative POSIX account name (useradd's default NAME_REGEX, without the trailing "$").
+-- A conservative POSIX account name (useradd's default NAME_REGEX, without the trailing "$"), or
+-- a lower-case e-mail address (the username of a user signed in through the users service, see
+-- init.lua): either is always one plain path component.
 function M.valid_username(name)
-  return #name <= 32 and name:match("^[a-z_][a-z0-9_%-]*$") ~= nil
+  if #name <= 32 and name:match("^[a-z_][a-z0-9_%-]*$") then return true end
+  return #name <= 254 and name:match("^[a-z0-9_][a-z0-9_%.%+%-]*@[a-z0-9][a-z0-9%.%-]*$") ~= nil
 end
 
 -- os.path.join(base, path), only to name paths in messages as the original did.

@@ -64,7 +64,7 @@ describe("staging", function()
 
   it("copies a file into the user's Jupyter server", function()
     assert.equals(200, stage("jupyter_copy", "from-depot/a.txt").status)
-    local file = hub:get("/user/alice/api/contents/from-depot/a.txt", { headers = { Authorization = "token admin-token" } })
+    local file = hub:get("/user/alice/api/contents/from-depot/a.txt", { headers = { Authorization = "token user-token-alice" } })
     assert.equals(200, file.status)
     assert.equals("staged bytes", file:json().content)
   end)

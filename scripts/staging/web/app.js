@@ -22,15 +22,40 @@ function serviceUrl(path, query = {}) {
   return url;
 }
 
+// Behind the users guard (config/users.json) the API wants "Authorization: Bearer <access token>":
+// the reader pastes one into the sign-in field; it lives in this tab's session storage only.
+const TOKEN_KEY = 'staging-access-token';
+
+function serviceFetch(path, query, options = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { ...(options.headers || {}) };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return fetch(serviceUrl(path, query), { ...options, headers });
+}
+
+function setUpSignIn() {
+  const field = $('access-token');
+  field.value = sessionStorage.getItem(TOKEN_KEY) || '';
+  $('sign-in-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = field.value.trim();
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    refreshRecords();
+    refreshLogs();
+  });
+}
+
 async function readBody(response) {
   const type = response.headers.get('content-type') || '';
   if (type.includes('json')) return response.json();
   return response.text();
 }
 
-// FastAPI's error bodies: {"detail": "text"} or pydantic's [{loc, msg, type}, ...].
+// FastAPI's error bodies: {"detail": "text"} or pydantic's [{loc, msg, type}, ...]; the users
+// guard's: {"message": "text"} or {"msg": "text"}.
 function describeError(status, body) {
-  const detail = body && typeof body === 'object' ? body.detail : body;
+  const detail = body && typeof body === 'object' ? (body.detail ?? body.message ?? body.msg) : body;
   if (typeof detail === 'string' && detail !== '') return detail;
   if (Array.isArray(detail)) {
     return detail.map((item) => `${(item.loc || []).join(' → ')}: ${item.msg}`).join('\n');
@@ -129,7 +154,7 @@ function setUpCreator() {
     whileBusy(form, async () => {
       const payload = { filename: $('creator-filename').value, content: $('creator-content').value };
       try {
-        const response = await fetch(serviceUrl('create-file/'), {
+        const response = await serviceFetch('create-file/', {}, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify(payload),
@@ -148,7 +173,7 @@ function setUpCreator() {
 async function loadMethods() {
   const select = $('stage-method');
   try {
-    const response = await fetch(serviceUrl('config/allowed-methods/'));
+    const response = await serviceFetch('config/allowed-methods/');
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const { allowed_methods: methods } = await response.json();
     select.replaceChildren(...methods.map((method) => element('option', { value: method }, method)));
@@ -201,7 +226,7 @@ function setUpStager() {
       // The answer comes when the copy is over: show its running record (and progress) meanwhile.
       const showRunning = setTimeout(refreshRecords, STAGE_RECORD_DELAY_MS);
       try {
-        const response = await fetch(serviceUrl('stage-data/', query), {
+        const response = await serviceFetch('stage-data/', query, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify({ data }),
@@ -277,12 +302,12 @@ let anyRunning = false;
 async function loadRecords() {
   const statusLine = $('records-status-line');
   try {
-    const response = await fetch(serviceUrl('stage-data/records', {
+    const response = await serviceFetch('stage-data/records', {
       username: $('records-username').value.trim(),
       status: $('records-status').value,
       limit: RECORDS_LIMIT,
-    }));
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    });
+    if (!response.ok) throw new Error(describeError(response.status, await readBody(response)));
     const { records } = await response.json();
     anyRunning = records.some((record) => record.status === 'running');
     const body = $('records-table').tBodies[0];
@@ -295,7 +320,7 @@ async function loadRecords() {
     statusLine.classList.remove('error');
   } catch (error) {
     anyRunning = false;
-    statusLine.textContent = 'Failed to fetch records';
+    statusLine.textContent = `Failed to fetch records: ${error.message}`;
     statusLine.classList.add('error');
   }
 }
@@ -319,7 +344,7 @@ async function loadLogs() {
   const view = $('logs-text');
   const atEnd = view.scrollHeight - view.scrollTop - view.clientHeight < 24;
   try {
-    const response = await fetch(serviceUrl('logs/'));
+    const response = await serviceFetch('logs/');
     // 404 is the original's "Log file not found": nothing was logged yet, which is no failure.
     if (!response.ok && response.status !== 404) throw new Error(`HTTP ${response.status}`);
     const text = response.ok ? await response.text() : 'No log lines yet.';
@@ -341,6 +366,7 @@ document.addEventListener('visibilitychange', () => {
   refreshRecords();
 });
 
+setUpSignIn();
 setUpCreator();
 setUpStager();
 setUpRecordsFilter();

@@ -341,3 +341,30 @@ TEST_CASE("staging api: records beyond RECORDS_MAX are pruned, oldest first", "[
   CHECK(all.size() <= 10 + 2 * 64);  // each worker prunes every 64 records it creates
   CHECK(all[0]["method"] == "m139");
 }
+
+TEST_CASE("staging api: text that is not UTF-8 is echoed with U+FFFD, as starlette decodes it",
+          "[staging]") {
+  Staging staging;
+  const std::string body =
+      R"({"data": {"local_path_on_storage": "data/file1.txt", "relative_path": "p/f.txt"}})";
+  check_detail(staging.post("/stage-data/?method=%FF&username=a", body), 400,
+               "Invalid staging method: \xEF\xBF\xBD");
+  check_detail(staging.post("/stage-data/?method=local_copy&username=x%E2%82", body), 400,
+               "Invalid username: x\xEF\xBF\xBD");
+  // A lone surrogate in the JSON body decodes to bytes that are not UTF-8 either (ED A0 80: three
+  // invalid sequences, as Python's decoder counts them).
+  check_success(
+      staging.post(
+          "/stage-data/?method=local_copy&username=michele",
+          R"({"data": {"local_path_on_storage": "data/file1.txt", "relative_path": "p/\ud800.txt"}})"),
+      "Data staged for user michele with method local_copy");
+  const std::string replaced = "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD";
+  CHECK(read_file(staging.target() / ("michele/p/" + replaced + ".txt")) == "This is a test file");
+  auto records = staging.records();
+  REQUIRE(records.size() == 3);
+  CHECK(records[0]["target"] == (staging.target() / ("michele/p/" + replaced + ".txt")).string());
+  CHECK(records[2]["method"] == "\xEF\xBF\xBD");
+  CHECK(staging.records("?username=x%E2%82").size() == 1);
+  CHECK(staging.get("/logs/").body.find("Invalid staging method: \xEF\xBF\xBD\n") !=
+        std::string::npos);
+}

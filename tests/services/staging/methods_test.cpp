@@ -184,6 +184,40 @@ TEST_CASE("staging methods: jupyter_copy with the user's own token", "[staging]"
   CHECK(staging.get("/logs/").body.find("user-token-alice") == std::string::npos);
 }
 
+TEST_CASE(
+    "staging methods: jupyter_copy without a token mints one for the user, never sends the "
+    "admin token to the user's server",
+    "[staging]") {
+  Staging staging;
+  check_success(staging.stage("jupyter_copy", "alice", "data/file1.txt", "deep/er/file1.txt"),
+                "Data staged for user alice with method jupyter_copy");
+  CHECK(staging.jupyter_file("alice", "deep/er/file1.txt")["content"] == "This is a test file");
+  check_success(staging.stage("jupyter_copy", "bob", "data/file2.txt", "file2.txt"),
+                "Data staged for user bob with method jupyter_copy");
+  CHECK(staging.jupyter_file("bob", "file2.txt")["content"] == "This is another test file");
+  auto calls = staging.hub_calls();
+  CHECK(calls.value("contents_admin_token", 0) == 0);
+  CHECK(calls["token"] == 2);  // one per copy, asked with the admin token
+  auto minted = staging.minted_tokens();
+  REQUIRE(minted.size() == 2);
+  for (const auto& token : minted) {
+    INFO(token.dump());
+    CHECK(token["revoked"] == true);  // once the copy is done
+    CHECK(token["asked"]["expires_in"].get<int>() <= 600);
+    std::string user = token["user"];
+    CHECK(token["asked"]["scopes"] == json::array({"access:servers!user=" + user}));
+  }
+  // The user's own token needs none.
+  check_success(staging.stage("jupyter_copy", "alice", "data/file2.txt", "own.txt",
+                              "&jupyter_token=user-token-alice"),
+                "Data staged for user alice with method jupyter_copy");
+  CHECK(staging.hub_calls()["token"] == 2);
+  // Only the admin token mints.
+  CHECK(http_request(staging.port(), "POST", "/jhub/hub/api/users/alice/tokens", "{}",
+                     "Authorization: token user-token-alice")
+            .status == 403);
+}
+
 TEST_CASE("staging methods: jupyter_copy checks the hub before the source path", "[staging]") {
   Staging staging;
   auto response = staging.stage("jupyter_copy", "zed", "data/none.txt", "f.txt");

@@ -106,10 +106,12 @@ class Staging {
     return json::parse(get("/stage-data/records" + query).body)["records"];
   }
   json hub_calls() { return json::parse(http_request(port(), "GET", "/jhub/calls").body); }
+  // The tokens the hub stub minted and nobody revoked, each with the request that asked for it.
+  json minted_tokens() { return json::parse(http_request(port(), "GET", "/jhub/tokens").body); }
   // A file as the hub stub's contents API stores it (null when absent).
   json jupyter_file(const std::string& user, const std::string& path) {
     auto response = http_request(port(), "GET", "/jhub/user/" + user + "/api/contents/" + path, "",
-                                 "Authorization: token admin-token");
+                                 "Authorization: token user-token-" + user);
     return response.status == 200 ? json::parse(response.body) : json();
   }
 

@@ -3,11 +3,15 @@
 --   GET  /hub/api/users/:name                 the user model (servers[""].ready); 404 unknown
 --   POST /hub/api/users/:name/server          202, spawning ("carol"'s spawn fails)
 --   GET  /hub/api/users/:name/server/progress the spawn's event stream ("data: {json}" lines)
+--   POST /hub/api/users/:name/tokens          201, a new token for the user's servers (its model)
+--   DELETE /hub/api/users/:name/tokens/:id    204, the token revoked
 --   GET|PUT /user/:name/api/contents/*path    the contents API, files and directories kept in kv
 --   GET  /calls                               how many requests each route had, for assertions
+--   GET  /tokens                              every token minted: user, request body, revoked
 -- Users: "alice" (running), "bob" (stopped; spawns fine), "carol" (stopped; spawn fails); any
 -- other name is unknown. The hub API wants "Authorization: token admin-token"; the contents API
--- also takes the user's own "user-token-<name>".
+-- takes the user's own "user-token-<name>" or a token minted for them, and refuses the admin
+-- token (counted as "contents_admin_token": it must never reach a user's server).
 local crypto = require "crypto"
 local json = require "json"
 local kv = require "kv"
@@ -74,11 +78,50 @@ service:get("/hub/api/users/:name/server/progress", function(req)
   return 200, table.concat(lines), { ["Content-Type"] = "text/event-stream" }
 end)
 
+service:post("/hub/api/users/:name/tokens", function(req)
+  local name, status = hub_call(req, "token")
+  if not name then return status, { status = status, message = "Not Found" } end
+  local asked = json.decode(req:body())
+  local token = { id = "a" .. crypto.hex(crypto.random_bytes(4)), token = crypto.hex(crypto.random_bytes(16)),
+                  user = name }
+  state:put("token:" .. token.token, token)
+  state:put("minted:" .. token.id, { token = token.token, user = name, asked = asked, revoked = false })
+  return 201, token
+end)
+
+service:delete("/hub/api/users/:name/tokens/:id", function(req)
+  local name, status = hub_call(req, "revoke")
+  if not name then return status, { status = status, message = "Not Found" } end
+  local minted = state:get("minted:" .. req.params.id)
+  if not minted or minted.revoked then return 404, { status = 404, message = "Not Found" } end
+  state:delete("token:" .. minted.token)
+  minted.revoked = true
+  state:put("minted:" .. req.params.id, minted)
+  return 204, ""
+end)
+
+service:get("/tokens", function()
+  local minted = setmetatable({}, json.array_mt)
+  for _, row in ipairs(state:iter({ prefix = "minted:" })) do
+    minted[#minted + 1] = { user = row.value.user, asked = row.value.asked, revoked = row.value.revoked }
+  end
+  return minted
+end)
+
+local function minted_for(authorization, name)
+  local token = authorization and state:get("token:" .. (authorization:match("^token (.+)$") or ""))
+  return token ~= nil and token.user == name
+end
+
 local function contents_call(req)
   count("contents_" .. req.method:lower())
   local name = req.params.name
   local authorization = req:header("Authorization")
-  if authorization ~= ADMIN and authorization ~= "token user-token-" .. name then return nil, 403 end
+  if authorization == ADMIN then
+    count("contents_admin_token")
+    return nil, 403
+  end
+  if authorization ~= "token user-token-" .. name and not minted_for(authorization, name) then return nil, 403 end
   if not running(name) then return nil, 503 end
   return name, (req.params.path or ""):gsub("/+$", "")
 end
