@@ -204,7 +204,11 @@ std::shared_ptr<KvAttempt> LmdbBackend::new_attempt() {
 
 void LmdbBackend::sync(Worker* worker, KvDone done) {
   if (worker != nullptr) {
-    env_->sync_async([done = std::move(done)] { done(KvOutcome{}); });
+    env_->sync_async([done = std::move(done)](const std::string& error) {
+      KvOutcome outcome;
+      outcome.error = error;
+      done(std::move(outcome));
+    });
     return;
   }
   guarded(done, [&](KvOutcome&) { env_->sync_now(); });

@@ -202,8 +202,8 @@ void LmdbEnv::commit_together(std::vector<std::unique_ptr<LmdbBatch>>& batches) 
     }
   }
   if (durable->empty()) return;
-  sync_async([durable] {
-    for (auto& batch : *durable) batch->committed("");
+  sync_async([durable](const std::string& sync_error) {
+    for (auto& batch : *durable) batch->committed(sync_error);
   });
 }
 
@@ -225,7 +225,7 @@ void LmdbEnv::adopt_map_size() {
   log::info("kv map grown by another process, adopted", {{"bytes", info.me_mapsize}});
 }
 
-void LmdbEnv::sync_async(std::function<void()> done) {
+void LmdbEnv::sync_async(std::function<void(const std::string&)> done) {
   {
     std::lock_guard<std::mutex> lock(sync_mutex_);
     sync_waiters_.push_back(std::move(done));
@@ -246,13 +246,19 @@ void LmdbEnv::run_syncer() {
       if (stopping_) return;  // only once every waiter queued before the stop has its fsync
       continue;
     }
-    std::vector<std::function<void()>> waiters;
+    std::vector<std::function<void(const std::string&)>> waiters;
     waiters.swap(sync_waiters_);
     dirty_ = false;
     lock.unlock();
     int code = mdb_env_sync(env_, 1);
-    if (code != MDB_SUCCESS) log::error("kv sync failed", {{"error", mdb_strerror(code)}});
-    for (auto& done : waiters) done();
+    // A durable write whose fsync failed is not on disk: its caller gets the error, never a
+    // success (after a failed fsync the kernel may have dropped the dirty pages).
+    std::string error;
+    if (code != MDB_SUCCESS) {
+      error = std::string("kv sync: ") + mdb_strerror(code);
+      log::error("kv sync failed", {{"error", mdb_strerror(code)}});
+    }
+    for (auto& done : waiters) done(error);
     lock.lock();
   }
 }

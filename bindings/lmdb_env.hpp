@@ -106,8 +106,9 @@ class LmdbEnv {
   void write_async(std::unique_ptr<LmdbBatch> batch);
 
   // Asks for everything committed so far to reach the disk; `done` runs on the syncer thread
-  // after the fsync (one fsync serves every request queued meanwhile).
-  void sync_async(std::function<void()> done);
+  // after the fsync (one fsync serves every request queued meanwhile), with the fsync's error or
+  // "".
+  void sync_async(std::function<void(const std::string& error)> done);
   void sync_now();
 
  private:
@@ -136,7 +137,7 @@ class LmdbEnv {
 
   std::mutex sync_mutex_;
   std::condition_variable sync_wanted_;
-  std::vector<std::function<void()>> sync_waiters_;
+  std::vector<std::function<void(const std::string&)>> sync_waiters_;
   bool dirty_ = false;
   bool stopping_ = false;
   std::thread syncer_;

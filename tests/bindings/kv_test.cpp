@@ -207,7 +207,7 @@ service:post("/order/:id", function(req) db:put(req.params.id, "placed"); return
     env = depot::LmdbEnv::open(server.data_dir() / "kv", 1 << 20);
     std::promise<void> holding;
     auto held = holding.get_future();
-    env->sync_async([&holding, released = release.get_future().share()] {
+    env->sync_async([&holding, released = release.get_future().share()](const std::string&) {
       holding.set_value();
       released.wait();
     });
@@ -231,6 +231,6 @@ service:post("/order/:id", function(req) db:put(req.params.id, "placed"); return
   // its worker gone; under ASan a use of the freed worker aborts here).
   std::promise<void> synced;
   auto done = synced.get_future();
-  env->sync_async([&synced] { synced.set_value(); });
+  env->sync_async([&synced](const std::string&) { synced.set_value(); });
   CHECK(done.wait_for(10s) == std::future_status::ready);
 }
